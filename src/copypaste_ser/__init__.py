@@ -1,0 +1,3 @@
+"""copypaste-ser: speech emotion recognition with CopyPaste augmentation."""
+
+__version__ = "0.1.0"
