@@ -1,0 +1,148 @@
+"""The ``copypaste-ser`` command: a thin typer layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Speech emotion recognition with CopyPaste augmentation.")
+
+
+@app.command()
+def prepare(
+    corpus: str = typer.Argument(..., help="emodb, ravdess, crema-d, iemocap, msp-podcast, folder or synthetic"),
+    out: Path = typer.Option(..., "--out", help="Folder for manifest.jsonl, corpus.json, protocol.json"),
+    root: Optional[Path] = typer.Option(None, "--root", help="Corpus folder on disk (synthetic: where to write audio)"),
+    classes: Optional[str] = typer.Option(None, help="ravdess/crema-d: 'all' or 'paper4'"),
+    merge_excited: bool = typer.Option(False, help="iemocap: count 'excited' as happy"),
+    csv: Optional[Path] = typer.Option(None, help="folder: a CSV with path,label,speaker[,split]"),
+    test_set: Optional[str] = typer.Option(None, help="msp-podcast: Test1 or Test2"),
+    force: bool = typer.Option(False, help="Overwrite an existing prepared corpus"),
+) -> None:
+    """Read a corpus from disk and write its manifest and split protocol."""
+    from .corpora import prepare_to_dir
+
+    options = {k: v for k, v in dict(classes=classes, csv=csv, test_set=test_set).items() if v is not None}
+    if merge_excited:
+        options["merge_excited"] = True
+    manifest, protocol = prepare_to_dir(corpus, root, out, force=force, **options)
+    typer.echo(manifest.summary())
+    typer.echo(f"folds: {', '.join(protocol.names)} (default {protocol.default}) -> {out}")
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., help="Prepared corpus folder (from `prepare`)"),
+    out: Path = typer.Option(..., help="Run folder; several seeds go to OUT/seed-N"),
+    preset: str = typer.Option("cpu", help="paper (GPU), cpu (2 cores) or tiny (tests)"),
+    config: Optional[Path] = typer.Option(None, help="YAML file of training options (over the preset)"),
+    copypaste: Optional[str] = typer.Option(None, help="none, n-cp, se-cp or n+se-cp"),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    chunk_seconds: Optional[float] = typer.Option(None),
+    fold: Optional[str] = typer.Option(None, help="Protocol fold (default: the corpus default)"),
+    seed: list[int] = typer.Option([0], help="Repeat for several seeds: --seed 0 --seed 1 --seed 2"),
+    noise_aug: bool = typer.Option(False, help="Clean+Noise: add six noise/music copies (10, 5, 0 dB)"),
+    noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout"),
+    noise_epoch_fraction: Optional[float] = typer.Option(None, help="Share of the noisy copies drawn per epoch"),
+    init: Optional[Path] = typer.Option(None, help="Speaker model file to fine-tune from"),
+    freeze_encoder: bool = typer.Option(False),
+    encoder_lr_scale: Optional[float] = typer.Option(None),
+    threads: Optional[int] = typer.Option(None, help="torch threads per process"),
+    force: bool = typer.Option(False, help="Overwrite an existing run folder"),
+    quiet: bool = typer.Option(False, help="No progress bars"),
+) -> None:
+    """Train an emotion model; with several seeds, report mean +- std."""
+    from .config import make_config
+    from .train import train_seeds
+
+    cfg = make_config(preset, config, data=str(data.resolve()), copypaste=copypaste, epochs=epochs,
+                      batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds, fold=fold,
+                      noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
+                      noise_epoch_fraction=noise_epoch_fraction, init=str(init.resolve()) if init else None,
+                      freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads)
+    summary = train_seeds(cfg, out, seeds=seed, force=force, progress=not quiet)
+    if summary:
+        typer.echo(summary["text"])
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run folder or model file"),
+    snr: Optional[float] = typer.Option(None, help="Corrupt the test set at this SNR (dB)"),
+    noise_root: Optional[Path] = typer.Option(None, help="Noise corpus (default: the run's)"),
+    seed: int = typer.Option(0, help="Seed of the noisy test set and the probe pairs"),
+    split: str = typer.Option("test", help="test or dev"),
+    probe: Optional[str] = typer.Option(None, help="'concat': emotional+neutral test concatenations"),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON"),
+) -> None:
+    """Score a trained run on clean or noisy data; optionally probe concatenations."""
+    from .evaluate import evaluate_run
+
+    m = evaluate_run(run, snr=snr, noise_root=str(noise_root) if noise_root else None, seed=seed,
+                     split=split, probe=probe)
+    if as_json:
+        typer.echo(json.dumps(m, indent=1))
+        return
+    typer.echo(f"{m['condition']} {split}: weighted F1 {m['weighted_f1']:.4f}  UAR {m['uar']:.4f}  "
+               f"accuracy {m['accuracy']:.4f}  (n={m['n']})")
+    typer.echo("per-class F1: " + ", ".join(f"{k} {v:.3f}" for k, v in m["per_class_f1"].items()))
+    if "probe" in m:
+        p = m["probe"]
+        typer.echo(f"concat probe ({p['pairs']} pairs): emotion kept {p['emotion_kept_concat']:.3f} "
+                   f"vs recall alone {p['emotion_recall_alone']:.3f}; called neutral {p['called_neutral_concat']:.3f}")
+    typer.echo(f"-> {m['output']}")
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="Run folder or model file"),
+    files: list[Path] = typer.Argument(..., help="Audio files"),
+    window: Optional[float] = typer.Option(None, help="Seconds per window along long recordings"),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines"),
+) -> None:
+    """Print the emotion and class probabilities of each file."""
+    from .predict import EmotionPredictor
+
+    for r in EmotionPredictor(model)(files, window=window):
+        if as_json:
+            typer.echo(json.dumps(r))
+        else:
+            span = f" [{r['start']:.1f}-{r['end']:.1f} s]" if "start" in r else ""
+            probs = " ".join(f"{k}={v:.2f}" for k, v in r["probs"].items())
+            typer.echo(f"{r['file']}{span}: {r['emotion']}  ({probs})")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), help="Working folder"),
+    force: bool = typer.Option(False, help="Start again from scratch"),
+    epochs: int = typer.Option(12, help="Epochs per model"),
+) -> None:
+    """Synthetic corpus -> prepare -> train (none vs n-cp) -> evaluate -> table, in minutes."""
+    from .demo import run_demo
+
+    run_demo(out, force=force, epochs=epochs)
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: run the same command again to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

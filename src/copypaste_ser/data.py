@@ -1,0 +1,110 @@
+"""From cached features to padded batches: random chunks, CopyPaste, mean normalisation.
+
+Order inside a training batch (paper 3.2.2): each utterance is cut to a random chunk
+(4 s), CopyPaste concatenates chunks, then every item is mean-normalised as a whole and
+the batch is zero-padded with its true lengths (the pooling ignores padded frames).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .features import mean_normalize
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # feats (B,T,F), lengths (B,), labels (B,)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One training or test example: an utterance under a condition ('clean', 'noise-10dB', ...)."""
+
+    utt_id: str
+    label: int
+    condition: str = "clean"
+
+
+def random_chunk(feats: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    if length <= 0 or len(feats) <= length:
+        return feats
+    start = int(rng.integers(0, len(feats) - length + 1))
+    return feats[start: start + length]
+
+
+def pad_batch(items: Sequence[np.ndarray], labels: Sequence[int]) -> Batch:
+    """Mean-normalise each item and zero-pad to the longest."""
+    lengths = torch.tensor([len(x) for x in items], dtype=torch.long)
+    dim = items[0].shape[1]
+    out = torch.zeros(len(items), int(lengths.max()), dim, dtype=torch.float32)
+    for i, x in enumerate(items):
+        out[i, : len(x)] = torch.from_numpy(np.ascontiguousarray(mean_normalize(x), dtype=np.float32))
+    return out, lengths, torch.tensor(list(labels), dtype=torch.long)
+
+
+FeatureLookup = Callable[[Item], np.ndarray]
+
+
+class TrainBatches:
+    """Shuffled training batches for one epoch, sharded over DDP ranks.
+
+    Every rank draws the same global permutation (seeded by seed and epoch) and takes its
+    own slice of each global batch, so ranks never see the same item in an epoch.
+    ``augment`` is any callable (items, labels) -> (items, labels), e.g. a CopyPaste.
+    """
+
+    def __init__(self, items: Sequence[Item], lookup: FeatureLookup, batch_size: int,
+                 chunk_frames: int, augment: Callable | None = None, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        self.items = list(items)
+        self.lookup = lookup
+        self.batch_size = batch_size
+        self.chunk_frames = chunk_frames
+        self.augment = augment
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+
+    def _bounds(self) -> list[tuple[int, int]]:
+        n, bs = len(self.items), self.batch_size
+        bounds = [(s, min(s + bs, n)) for s in range(0, n, bs)] or [(0, 0)]
+        # A tail too small to give every rank two items (BatchNorm needs >= 2) joins the batch before it.
+        if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * self.world_size:
+            bounds[-2:] = [(bounds[-2][0], n)]
+        return bounds
+
+    def num_batches(self) -> int:
+        return len(self._bounds())
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.items))
+        rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
+        if self.augment is not None and hasattr(self.augment, "reseed"):
+            self.augment.reseed(int(rng.integers(2**31)))
+        for start, stop in self._bounds():
+            batch_idx = order[start:stop]
+            mine = batch_idx[self.rank:: self.world_size]
+            if len(mine) == 0:  # keep ranks in step: reuse an item rather than skip a step
+                mine = batch_idx[:1]
+            chosen = [self.items[i] for i in mine]
+            feats = [random_chunk(self.lookup(it), self.chunk_frames, rng) for it in chosen]
+            labels = [it.label for it in chosen]
+            if self.augment is not None:
+                feats, labels = self.augment(feats, labels)
+            yield pad_batch(feats, labels)
+
+
+def eval_batches(feats: Sequence[np.ndarray], labels: Sequence[int],
+                 max_frames: int = 20000) -> Iterator[tuple[list[int], Batch]]:
+    """Whole utterances, sorted by length, grouped to about ``max_frames`` padded frames."""
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
+    group: list[int] = []
+    for i in order:
+        if group and len(feats[i]) * (len(group) + 1) > max_frames:
+            yield group, pad_batch([feats[j] for j in group], [labels[j] for j in group])
+            group = []
+        group.append(i)
+    if group:
+        yield group, pad_batch([feats[j] for j in group], [labels[j] for j in group])

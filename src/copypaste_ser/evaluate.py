@@ -1,0 +1,120 @@
+"""Score a trained run on clean or noisy test data, and probe the CopyPaste hypothesis.
+
+``evaluate_run(run, snr=10)`` corrupts every test utterance with a clip from the test pool
+of the noise corpus (deterministic for a seed, so every model hears the same noisy items)
+and writes ``eval/<condition>/{metrics.json, confusion.png, predictions.jsonl}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_model_file, resolve_model_path
+from .config import TrainConfig
+from .errors import UserError
+from .features import WaveTransform, extract_features
+from .inference import model_from_file, predict_proba
+from .manifest import Manifest, atomic_write_text, load_corpus
+from .metrics import plot_confusion, score
+
+
+def evaluate_ids(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg: TrainConfig,
+                 device: str | torch.device = "cpu", condition: str = "clean",
+                 transform: WaveTransform | None = None, progress: bool = True) -> dict:
+    store = extract_features(manifest.subset(ids), cfg.feature_config, Path(cfg.data),
+                             condition=condition, transform=transform, progress=progress)
+    probs = predict_proba(model, [store[i] for i in ids], device)
+    y_true = [manifest.label_index(manifest[i].emotion) for i in ids]
+    metrics = score(y_true, probs.argmax(1).tolist(), manifest.labels)
+    metrics["condition"] = condition
+    metrics["predictions"] = [{"id": i, "true": manifest[i].emotion, "pred": manifest.labels[int(p.argmax())],
+                               "probs": [round(float(v), 4) for v in p]} for i, p in zip(ids, probs)]
+    return metrics
+
+
+def noisy_condition(noise_root: str | Path, corpus_dir: Path, snr_db: float, seed: int = 0):
+    """The test corruption at ``snr_db`` from the noise corpus' test pool."""
+    from .augment.noise import test_condition
+    from .corpora.musan import load_or_prepare_musan
+
+    sets = load_or_prepare_musan(Path(noise_root), Path(corpus_dir))
+    return test_condition(sets, snr_db, seed=seed)
+
+
+def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict, TrainConfig]:
+    path = resolve_model_path(run_dir)
+    obj = load_model_file(path, kind="emotion")
+    return model_from_file(obj, str(path)), obj, TrainConfig.from_dict(obj["train"], str(path))
+
+
+def evaluate_run(run_dir: str | Path, snr: float | None = None, noise_root: str | None = None,
+                 seed: int = 0, split: str = "test", probe: str | None = None,
+                 progress: bool = True) -> dict:
+    """Score ``run_dir``'s best model on its fold's ``split``, clean or at ``snr`` dB."""
+    run_dir = Path(run_dir)
+    model, obj, cfg = load_run(run_dir)
+    manifest, protocol = load_corpus(Path(cfg.data))
+    ids = protocol.fold(cfg.fold).split(split)
+    condition, transform = "clean", None
+    if snr is not None:
+        root = noise_root or cfg.noise_root
+        if not root:
+            raise UserError(f"{run_dir}: --snr needs --noise-root (a folder in MUSAN layout)")
+        transform = noisy_condition(root, Path(cfg.data), snr, seed)
+        condition = transform.name
+    metrics = evaluate_ids(model, manifest, ids, cfg, condition=condition, transform=transform,
+                           progress=progress)
+    metrics["split"] = split
+    if probe == "concat":
+        metrics["probe"] = concat_probe(model, manifest, ids, cfg, seed=seed)
+    elif probe is not None:
+        raise UserError(f"unknown probe {probe!r}: the only probe is 'concat'")
+    name = condition if split == "test" else f"{split}-{condition}"
+    out = run_dir / "eval" / name if run_dir.is_dir() else Path(str(run_dir) + ".eval") / name
+    preds = metrics.pop("predictions")
+    atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(p) + "\n" for p in preds))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+    plot_confusion(metrics, out / "confusion.png", f"{manifest.name} {name}, weighted F1 {metrics['weighted_f1']:.3f}")
+    metrics["output"] = str(out)
+    return metrics
+
+
+def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg: TrainConfig,
+                 seed: int = 0) -> dict:
+    """Concatenate each emotional test utterance with a neutral test utterance of another speaker
+    (random order) and count how often the model still names the emotion.
+
+    Reported next to the recall of the same emotional utterances heard alone.
+    """
+    if manifest.neutral is None:
+        raise UserError(f"{cfg.data}: corpus has no neutral label; the concat probe needs one")
+    store = extract_features(manifest.subset(ids), cfg.feature_config, Path(cfg.data), progress=False)
+    neutral = [i for i in ids if manifest[i].emotion == manifest.neutral]
+    emotional = [i for i in ids if manifest[i].emotion != manifest.neutral]
+    rng = np.random.default_rng(seed)
+    pairs, feats = [], []
+    for i in emotional:
+        others = [j for j in neutral if manifest[j].speaker != manifest[i].speaker]
+        if not others:
+            continue
+        j = others[int(rng.integers(len(others)))]
+        parts = [store[i], store[j]] if rng.random() < 0.5 else [store[j], store[i]]
+        pairs.append((i, j))
+        feats.append(np.concatenate(parts))
+    if not pairs:
+        raise UserError(f"{cfg.data}: the test split has no emotional/neutral pair of different speakers")
+    labels = [manifest.label_index(manifest[i].emotion) for i, _ in pairs]
+    pred_concat = predict_proba(model, feats).argmax(1)
+    pred_alone = predict_proba(model, [store[i] for i, _ in pairs]).argmax(1)
+    hit_concat = pred_concat == np.array(labels)
+    hit_alone = pred_alone == np.array(labels)
+    neutral_idx = manifest.label_index(manifest.neutral)
+    return {"pairs": len(pairs),
+            "emotion_kept_concat": float(hit_concat.mean()),
+            "emotion_recall_alone": float(hit_alone.mean()),
+            "kept_when_right_alone": float(hit_concat[hit_alone].mean()) if hit_alone.any() else None,
+            "called_neutral_concat": float((pred_concat == neutral_idx).mean())}

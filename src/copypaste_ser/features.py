@@ -1,0 +1,209 @@
+"""Paper features: 23-dim Kaldi MFCC, energy VAD, mean normalisation; and their disk cache.
+
+MFCC come from kaldi-native-fbank (Kaldi-compatible). The VAD is Kaldi's ``compute-vad``
+rule on C0 (log energy). Mean normalisation is *not* cached: it is applied per item after
+chunking and CopyPaste (:func:`mean_normalize`), so a concatenation is normalised as a whole.
+
+Cache layout, one folder per (feature config, condition)::
+
+    <corpus>/features/<config key>/<condition>/feats.npy   all frames, stacked (float32)
+                                               index.json  utt id -> [offset, n_frames]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import kaldi_native_fbank as knf
+import numpy as np
+from tqdm.auto import tqdm
+
+from .audio import load_audio
+from .errors import UserError
+from .manifest import Utterance, atomic_write_text
+
+#: A waveform transform for a test or training condition: (clean wave, utterance) -> wave.
+WaveTransform = Callable[[np.ndarray, Utterance], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    sample_rate: int = 16000
+    num_ceps: int = 23
+    num_mel_bins: int = 23
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    low_freq: float = 20.0
+    high_freq: float = -400.0  # Kaldi convention: negative = offset from Nyquist (7600 Hz)
+    vad: bool = True
+    vad_energy_threshold: float = 5.5
+    vad_energy_mean_scale: float = 0.5
+    vad_frames_context: int = 2
+    vad_proportion_threshold: float = 0.12
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return "mfcc-" + hashlib.sha1(blob).hexdigest()[:10]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureConfig:
+        return cls(**d)
+
+
+def mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """(n_frames, num_ceps) MFCC; C0 is log energy. ``wave`` is float in [-1, 1]."""
+    opts = knf.MfccOptions()
+    opts.frame_opts.samp_freq = cfg.sample_rate
+    opts.frame_opts.frame_length_ms = cfg.frame_length_ms
+    opts.frame_opts.frame_shift_ms = cfg.frame_shift_ms
+    opts.frame_opts.dither = 0.0  # deterministic features; the cache relies on it
+    opts.frame_opts.snip_edges = False
+    opts.mel_opts.num_bins = cfg.num_mel_bins
+    opts.mel_opts.low_freq = cfg.low_freq
+    opts.mel_opts.high_freq = cfg.high_freq
+    opts.num_ceps = cfg.num_ceps
+    opts.use_energy = True
+    extractor = knf.OnlineMfcc(opts)
+    # Kaldi's energy thresholds assume 16-bit sample values.
+    extractor.accept_waveform(cfg.sample_rate, (wave * 32768.0).astype(np.float32))
+    extractor.input_finished()
+    n = extractor.num_frames_ready
+    out = np.empty((n, cfg.num_ceps), dtype=np.float32)
+    for t in range(n):
+        out[t] = extractor.get_frame(t)
+    return out
+
+
+def energy_vad(feats: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Kaldi compute-vad: a frame is speech when enough of its context is above threshold."""
+    log_energy = feats[:, 0]
+    if log_energy.size == 0:
+        return np.zeros(0, dtype=bool)
+    threshold = cfg.vad_energy_threshold + cfg.vad_energy_mean_scale * log_energy.mean()
+    above = (log_energy > threshold).astype(np.float64)
+    ctx = cfg.vad_frames_context
+    kernel = np.ones(2 * ctx + 1)
+    num = np.convolve(above, kernel, mode="same")
+    den = np.convolve(np.ones_like(above), kernel, mode="same")
+    return num >= den * cfg.vad_proportion_threshold
+
+
+def compute_features(wave: np.ndarray, cfg: FeatureConfig, vad_wave: np.ndarray | None = None) -> np.ndarray:
+    """MFCC of ``wave`` with VAD frames kept; VAD decided on ``vad_wave`` when given
+    (the clean signal of a noisy training copy). All frames are kept when VAD finds none."""
+    feats = mfcc(wave, cfg)
+    if not cfg.vad:
+        return feats
+    ref = feats if vad_wave is None else mfcc(vad_wave, cfg)
+    voiced = energy_vad(ref, cfg)[: len(feats)]
+    return feats[voiced] if voiced.any() else feats
+
+
+def mean_normalize(feats: np.ndarray) -> np.ndarray:
+    return feats - feats.mean(axis=0, keepdims=True)
+
+
+# ---------------------------------------------------------------- cache
+class FeatureStore:
+    """Read-only view of one cached condition: ``store[utt_id] -> (n_frames, dim)``."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.index: dict[str, list[int]] = json.loads((self.folder / "index.json").read_text())
+        self.feats = np.load(self.folder / "feats.npy", mmap_mode="r")
+
+    def __getitem__(self, utt_id: str) -> np.ndarray:
+        off, n = self.index[utt_id]
+        return np.asarray(self.feats[off: off + n])
+
+    def __contains__(self, utt_id: str) -> bool:
+        return utt_id in self.index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def load_all(self) -> dict[str, np.ndarray]:
+        data = np.asarray(self.feats)
+        return {u: data[o: o + n] for u, (o, n) in self.index.items()}
+
+
+def cache_folder(corpus_dir: Path, cfg: FeatureConfig, condition: str = "clean") -> Path:
+    return Path(corpus_dir) / "features" / cfg.key() / condition
+
+
+def _extract_one(args: tuple) -> np.ndarray:
+    utt, cfg, transform = args
+    wave = load_audio(utt.audio, cfg.sample_rate)
+    if transform is None:
+        return compute_features(wave, cfg)
+    return compute_features(transform(wave, utt), cfg, vad_wave=wave)
+
+
+def extract_features(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus_dir: Path,
+                     condition: str = "clean", transform: WaveTransform | None = None,
+                     jobs: int = 1, progress: bool = True) -> FeatureStore:
+    """Compute (or reuse) the cached features of ``utterances`` under ``condition``.
+
+    A cache folder is complete once its index.json exists; it is written last, so an
+    interrupted extraction is redone. A cache missing some utterances is extended.
+    """
+    folder = cache_folder(corpus_dir, cfg, condition)
+    if (folder / "index.json").is_file():
+        store = FeatureStore(folder)
+        if all(u.id in store for u in utterances):
+            return store
+        missing_from_cache = True
+    else:
+        missing_from_cache = False
+    wanted = list({u.id: u for u in utterances}.values())
+    if missing_from_cache:  # keep what is cached, add the rest
+        old = FeatureStore(folder).load_all()
+        wanted = [u for u in wanted if u.id not in old] 
+    else:
+        old = {}
+    tasks = [(u, cfg, transform) for u in wanted]
+    desc = f"features {condition}"
+    if jobs > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = list(tqdm(pool.map(_extract_one, tasks, chunksize=8), total=len(tasks),
+                                desc=desc, disable=not progress))
+    else:
+        results = [_extract_one(t) for t in tqdm(tasks, desc=desc, disable=not progress)]
+    items = list(old.items()) + [(u.id, f) for u, f in zip(wanted, results)]
+    _write_store(folder, items, cfg, condition)
+    return FeatureStore(folder)
+
+
+def _write_store(folder: Path, items: list[tuple[str, np.ndarray]], cfg: FeatureConfig,
+                 condition: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    index, offset = {}, 0
+    for utt_id, f in items:
+        index[utt_id] = [offset, int(len(f))]
+        offset += len(f)
+    dim = cfg.num_ceps
+    stacked = np.concatenate([f for _, f in items]) if items else np.zeros((0, dim), np.float32)
+    tmp = folder / ".feats.tmp.npy"
+    np.save(tmp, stacked.astype(np.float32))
+    os.replace(tmp, folder / "feats.npy")
+    atomic_write_text(folder / "config.json", json.dumps({"features": cfg.to_dict(), "condition": condition}))
+    atomic_write_text(folder / "index.json", json.dumps(index))
+
+
+def clear_cache(corpus_dir: Path) -> None:
+    shutil.rmtree(Path(corpus_dir) / "features", ignore_errors=True)
+
+
+def check_dim(feats: np.ndarray, cfg: FeatureConfig, source: str) -> None:
+    if feats.ndim != 2 or feats.shape[1] != cfg.num_ceps:
+        raise UserError(f"{source}: features have shape {feats.shape}, expected (frames, {cfg.num_ceps})")

@@ -1,0 +1,52 @@
+"""Scores (scikit-learn) and the confusion-matrix plot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+
+
+def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
+    """Weighted F1 (the paper's metric), macro F1, UAR, accuracy, per-class F1, confusion."""
+    idx = list(range(len(labels)))
+    per_class = f1_score(y_true, y_pred, labels=idx, average=None, zero_division=0)
+    present = sorted(set(int(y) for y in y_true))
+    return {
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=idx, average="weighted", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "uar": float(recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "per_class_f1": {lab: float(f) for lab, f in zip(labels, per_class)},
+        "confusion": confusion_matrix(y_true, y_pred, labels=idx).tolist(),
+        "labels": list(labels),
+        "n": len(y_true),
+    }
+
+
+def plot_confusion(metrics: dict, path: Path, title: str = "") -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(metrics["confusion"], dtype=float)
+    labels = metrics["labels"]
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(1.1 * len(labels) + 2.5, 1.0 * len(labels) + 2))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"weighted F1 {metrics['weighted_f1']:.3f}")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

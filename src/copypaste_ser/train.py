@@ -1,0 +1,322 @@
+"""Training: Adam + cross-entropy, dev weighted F1 each epoch, best-epoch model, resume, DDP.
+
+Run directory::
+
+    config.yaml    resolved TrainConfig          history.jsonl  one line per epoch
+    last.pt        resume state (atomic)         model.pt       best-dev model file
+    metrics.json   clean test scores             confusion.png, curves.png
+    run.json       status, timings, provenance
+
+Under ``torchrun`` every rank trains on its slice of each batch (DistributedDataParallel,
+gloo on CPU, nccl on GPU); rank 0 alone scores dev and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from tqdm.auto import tqdm
+
+from .augment.copypaste import CopyPaste
+from .checkpoint import FORMAT, load_checkpoint, save_atomic
+from .config import TrainConfig
+from .data import Item, TrainBatches
+from .errors import UserError
+from .features import extract_features
+from .inference import predict_proba
+from .manifest import Manifest, atomic_write_text, load_corpus
+from .metrics import plot_confusion, score
+
+
+# ---------------------------------------------------------------- run directory
+def prepare_run_dir(out: Path, cfg: TrainConfig, force: bool) -> bool:
+    """Create or reopen ``out``; True when an unfinished run of the same config is resumed."""
+    out = Path(out)
+    if force and out.exists():
+        shutil.rmtree(out)
+    if out.exists() and any(out.iterdir()):
+        cfg_file = out / "config.yaml"
+        if not cfg_file.is_file():
+            raise UserError(f"{out}: exists and is not a copypaste-ser run; choose another --out or pass --force")
+        old = yaml.safe_load(cfg_file.read_text())
+        if old != cfg.to_dict():
+            changed = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
+            raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
+                            f"pass --force to overwrite it or choose another --out")
+        if run_status(out) == "complete":
+            raise UserError(f"{out}: run is already complete; pass --force to train it again")
+        return (out / "last.pt").is_file()
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return False
+
+
+def run_status(run_dir: Path) -> str:
+    f = Path(run_dir) / "run.json"
+    return json.loads(f.read_text()).get("status", "unknown") if f.is_file() else "new"
+
+
+# ---------------------------------------------------------------- data
+def build_items(manifest: Manifest, ids: list[str], condition: str = "clean") -> list[Item]:
+    return [Item(i, manifest.label_index(manifest[i].emotion), condition) for i in ids]
+
+
+def load_train_features(cfg: TrainConfig, manifest: Manifest, train_ids: list[str], progress: bool):
+    """Features of the training items: clean plus, with noise_aug, the six noisy copies."""
+    data_dir = Path(cfg.data)
+    utts = manifest.subset(train_ids)
+    stores = {"clean": extract_features(utts, cfg.feature_config, data_dir, progress=progress).load_all()}
+    items = build_items(manifest, train_ids)
+    noisy: list[Item] = []
+    if cfg.noise_aug:
+        from .augment.noise import NoiseSource, training_copies  # noqa: F401 (optional part)
+        from .corpora.musan import load_or_prepare_musan
+        if not cfg.noise_root:
+            raise UserError("--noise-aug needs --noise-root, a folder in MUSAN layout (noise/, music/)")
+        sets = load_or_prepare_musan(Path(cfg.noise_root), data_dir)
+        for cond in training_copies(sets):
+            store = extract_features(utts, cfg.feature_config, data_dir, condition=cond.name,
+                                     transform=cond, progress=progress)
+            stores[cond.name] = store.load_all()
+            noisy += build_items(manifest, train_ids, cond.name)
+    return stores, items, noisy
+
+
+# ---------------------------------------------------------------- model
+def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict]:
+    from .models import PRESETS, ModelConfig, build_model
+
+    if cfg.init:
+        from .transfer import emotion_model_from_speaker
+        return emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config)
+    if cfg.preset not in PRESETS:
+        raise UserError(f"unknown model preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
+    mcfg = ModelConfig(**{**PRESETS[cfg.preset], "feat_dim": cfg.feature_config.num_ceps,
+                          "num_classes": num_classes})
+    return build_model(mcfg), {"init": "random"}
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    head = [p for n, p in model.named_parameters() if n.startswith("output.")]
+    body = [p for n, p in model.named_parameters() if not n.startswith("output.")]
+    if cfg.freeze_encoder:
+        for p in body:
+            p.requires_grad_(False)
+        return torch.optim.Adam(head, lr=cfg.lr)
+    groups = [{"params": body, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": head, "lr": cfg.lr}]
+    return torch.optim.Adam(groups, lr=cfg.lr)
+
+
+def model_file(model: torch.nn.Module, manifest: Manifest, cfg: TrainConfig, provenance: dict,
+               kind: str = "emotion", labels: list[str] | None = None) -> dict:
+    return {"format": FORMAT, "kind": kind,
+            "model": {"arch": "thin-resnet34", "config": model.config.to_dict()},
+            "labels": list(labels if labels is not None else manifest.labels),
+            "neutral": manifest.neutral, "features": dict(cfg.features), "train": cfg.to_dict(),
+            "provenance": provenance,
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+
+
+# ---------------------------------------------------------------- distributed
+def dist_setup() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+# ---------------------------------------------------------------- training
+def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: bool = True) -> dict:
+    """Train one model; returns the clean test metrics (also in ``out_dir/metrics.json``)."""
+    out = Path(out_dir)
+    rank, world, device = dist_setup()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    manifest, protocol = load_corpus(Path(cfg.data))
+    fold = protocol.fold(cfg.fold)
+    if cfg.copypaste in ("n-cp", "n+se-cp") and manifest.neutral is None:
+        raise UserError(f"{cfg.data}: corpus {manifest.name!r} has no neutral label; N-CP needs one")
+    resume = prepare_run_dir(out, cfg, force) if rank == 0 else True
+    if world > 1:
+        dist.barrier()
+    show = progress and rank == 0
+
+    torch.manual_seed(cfg.seed)
+    stores, clean_items, noisy_items = load_train_features(cfg, manifest, fold.train, show and rank == 0)
+    dev_feats = extract_features(manifest.subset(fold.dev), cfg.feature_config, Path(cfg.data), progress=show)
+    dev_x = [dev_feats[i] for i in fold.dev]
+    dev_y = [manifest.label_index(manifest[i].emotion) for i in fold.dev]
+
+    model, provenance = build_emotion_model(cfg, len(manifest.labels))
+    model.to(device)
+    optimizer = make_optimizer(model, cfg)
+    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "history": [], "elapsed": 0.0}
+    if resume and (out / "last.pt").is_file():
+        ckpt = load_checkpoint(out / "last.pt")
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        if show:
+            print(f"resuming {out} after epoch {state['epoch']}")
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    augment = None
+    if cfg.copypaste != "none":
+        neutral = manifest.label_index(manifest.neutral) if manifest.neutral else None
+        augment = CopyPaste(cfg.copypaste, neutral_label=neutral, p=cfg.copypaste_p,
+                            mode=cfg.copypaste_mode, order=cfg.copypaste_order, seed=cfg.seed)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    status = {"status": "running", "world_size": world, "provenance": provenance}
+    if rank == 0:
+        atomic_write_text(out / "run.json", json.dumps(status, indent=1))
+
+    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        t0 = time.time()
+        items = clean_items + _sample_noisy(noisy_items, cfg, epoch)
+        batches = TrainBatches(items, lambda it: stores[it.condition][it.utt_id], cfg.batch_size,
+                               cfg.chunk_frames, augment, seed=cfg.seed, rank=rank, world_size=world)
+        net.train()
+        losses, augmented = [], 0
+        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), disable=not show,
+                   desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
+        for x, lengths, y in bar:
+            if augment is not None and augment.last_plan["scheme"] != "none":
+                augmented += 1
+            loss = loss_fn(net(x.to(device), lengths.to(device)), y.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if rank == 0:
+            probs = predict_proba(model, dev_x, device)
+            dev = score(dev_y, probs.argmax(1).tolist(), manifest.labels)
+            state["elapsed"] += time.time() - t0
+            record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_weighted_f1": dev["weighted_f1"],
+                      "dev_uar": dev["uar"], "copypaste_batches": augmented / batches.num_batches(),
+                      "train_items": len(items), "seconds": round(time.time() - t0, 2)}
+            state["history"].append(record)
+            improved = dev["weighted_f1"] > state["best_f1"]
+            if improved:
+                state["best_f1"], state["best_epoch"] = dev["weighted_f1"], epoch
+                save_atomic(model_file(model, manifest, cfg, provenance), out / "model.pt")
+            state["epoch"] = epoch
+            save_atomic({"format": FORMAT, "kind": "resume", "state_dict": model.state_dict(),
+                         "optimizer": optimizer.state_dict(), "state": state}, out / "last.pt")
+            with open(out / "history.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if show:
+                tqdm.write(f"epoch {epoch:3d}  loss {record['train_loss']:.3f}  dev wF1 {dev['weighted_f1']:.3f}"
+                           f"{'  *' if improved else ''}  ({record['seconds']:.1f} s)")
+    if world > 1:
+        dist.barrier()
+    result: dict = {}
+    if rank == 0:
+        result = finish_run(out, cfg, manifest, fold.test, state, device, status, show)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+def _sample_noisy(noisy: list[Item], cfg: TrainConfig, epoch: int) -> list[Item]:
+    if not noisy or cfg.noise_epoch_fraction >= 1.0:
+        return noisy
+    rng = np.random.default_rng([cfg.seed, epoch, 7])
+    k = int(round(len(noisy) * cfg.noise_epoch_fraction))
+    return [noisy[i] for i in rng.choice(len(noisy), size=k, replace=False)]
+
+
+def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, test_ids: list[str], state: dict,
+               device: torch.device, status: dict, show: bool) -> dict:
+    from .evaluate import evaluate_ids
+    from .inference import model_from_file
+
+    best = model_from_file(load_checkpoint(out / "model.pt"), str(out / "model.pt")).to(device)
+    metrics = evaluate_ids(best, manifest, test_ids, cfg, device=device, progress=show)
+    metrics.update(best_epoch=state["best_epoch"], dev_weighted_f1=state["best_f1"],
+                   train_seconds=round(state["elapsed"], 1))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+    plot_confusion(metrics, out / "confusion.png", f"{manifest.name} test, weighted F1 {metrics['weighted_f1']:.3f}")
+    plot_curves(state["history"], out / "curves.png")
+    status.update(status="complete", best_epoch=state["best_epoch"], train_seconds=round(state["elapsed"], 1))
+    atomic_write_text(out / "run.json", json.dumps(status, indent=1))
+    if show:
+        print(f"test weighted F1 {metrics['weighted_f1']:.4f} (best dev epoch {state['best_epoch']}) -> {out}")
+    return metrics
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot(ep, [h["train_loss"] for h in history])
+    ax[0].set(xlabel="epoch", ylabel="train loss")
+    ax[1].plot(ep, [h["dev_weighted_f1"] for h in history])
+    ax[1].set(xlabel="epoch", ylabel="dev weighted F1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def summarize(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: list[int], force: bool = False,
+                progress: bool = True) -> dict:
+    """One run per seed (OUT itself for one seed, OUT/seed-N for several); mean +- std of test wF1.
+
+    With several seeds a finished seed is reused, so an interrupted series resumes.
+    """
+    import dataclasses
+
+    out = Path(out_dir)
+    if len(seeds) == 1:
+        m = train(dataclasses.replace(cfg, seed=seeds[0]), out, force=force, progress=progress)
+        if not m:
+            return {}
+        return {"runs": [str(out)], "weighted_f1": [m["weighted_f1"]],
+                "text": f"test weighted F1 {m['weighted_f1']:.4f}"}
+    if force and out.exists():
+        shutil.rmtree(out)
+    scores, runs, seconds = [], [], 0.0
+    for s in seeds:
+        run = out / f"seed-{s}"
+        scfg = dataclasses.replace(cfg, seed=s)
+        if run_status(run) == "complete" and yaml.safe_load((run / "config.yaml").read_text()) == scfg.to_dict():
+            m = json.loads((run / "metrics.json").read_text())
+        else:
+            m = train(scfg, run, progress=progress)
+        if not m:  # not rank 0
+            return {}
+        scores.append(m["weighted_f1"])
+        seconds += m.get("train_seconds", 0.0)
+        runs.append(str(run))
+    mean, std = summarize(scores)
+    summary = {"runs": runs, "seeds": list(seeds), "weighted_f1": scores, "mean": mean, "std": std,
+               "train_seconds": round(seconds, 1),
+               "text": f"test weighted F1 {100 * mean:.2f} +- {100 * std:.2f} over seeds {list(seeds)} "
+                       f"({', '.join(f'{100 * v:.2f}' for v in scores)})"}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    return summary
