@@ -27,7 +27,7 @@ def prepare(
     force: bool = typer.Option(False, help="Overwrite an existing prepared corpus"),
 ) -> None:
     """Read a corpus from disk and write its manifest and split protocol."""
-    from .corpora import prepare_to_dir
+    from .prepare import prepare_to_dir
 
     options = {k: v for k, v in dict(classes=classes, csv=csv, test_set=test_set).items() if v is not None}
     if merge_excited:

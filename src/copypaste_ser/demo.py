@@ -15,7 +15,7 @@ SCHEMES = ("none", "n-cp", "se-cp", "n+se-cp")
 def run_demo(out: str | Path = "demo-out", force: bool = False, epochs: int = 12,
              seeds: tuple[int, ...] = (0, 1), schemes: tuple[str, ...] = SCHEMES) -> dict:
     """Returns {scheme: {"mean", "std", "probe"}}; finished runs in ``out`` are reused."""
-    from .corpora import prepare_to_dir
+    from .prepare import prepare_to_dir
     from .corpora.synthetic import generate
     from .evaluate import evaluate_run
 

@@ -37,12 +37,12 @@ def evaluate_ids(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg
 
 
 def noisy_condition(noise_root: str | Path, corpus_dir: Path, snr_db: float, seed: int = 0):
-    """The test corruption at ``snr_db`` from the noise corpus' test pool."""
+    """(cache-name prefix, transform): the test corruption at ``snr_db`` from the test pool."""
     from .augment.noise import test_condition
-    from .corpora.musan import load_or_prepare_musan
+    from .corpora.musan import noise_split_for
 
-    sets = load_or_prepare_musan(Path(noise_root), Path(corpus_dir))
-    return test_condition(sets, snr_db, seed=seed)
+    key, sets = noise_split_for(Path(noise_root), Path(corpus_dir))
+    return f"{key}-", test_condition(sets, snr_db, seed=seed)
 
 
 def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict, TrainConfig]:
@@ -64,8 +64,8 @@ def evaluate_run(run_dir: str | Path, snr: float | None = None, noise_root: str 
         root = noise_root or cfg.noise_root
         if not root:
             raise UserError(f"{run_dir}: --snr needs --noise-root (a folder in MUSAN layout)")
-        transform = noisy_condition(root, Path(cfg.data), snr, seed)
-        condition = transform.name
+        prefix, transform = noisy_condition(root, Path(cfg.data), snr, seed)
+        condition = prefix + transform.name
     metrics = evaluate_ids(model, manifest, ids, cfg, condition=condition, transform=transform,
                            progress=progress)
     metrics["split"] = split

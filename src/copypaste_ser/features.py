@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -168,7 +169,7 @@ def extract_features(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus
     wanted = list({u.id: u for u in utterances}.values())
     if missing_from_cache:  # keep what is cached, add the rest
         old = FeatureStore(folder).load_all()
-        wanted = [u for u in wanted if u.id not in old] 
+        wanted = [u for u in wanted if u.id not in old]
     else:
         old = {}
     tasks = [(u, cfg, transform) for u in wanted]
@@ -193,8 +194,9 @@ def _write_store(folder: Path, items: list[tuple[str, np.ndarray]], cfg: Feature
         offset += len(f)
     dim = cfg.num_ceps
     stacked = np.concatenate([f for _, f in items]) if items else np.zeros((0, dim), np.float32)
-    tmp = folder / ".feats.tmp.npy"
-    np.save(tmp, stacked.astype(np.float32))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".feats.", suffix=".npy")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, stacked.astype(np.float32))
     os.replace(tmp, folder / "feats.npy")
     atomic_write_text(folder / "config.json", json.dumps({"features": cfg.to_dict(), "condition": condition}))
     atomic_write_text(folder / "index.json", json.dumps(index))

@@ -77,16 +77,17 @@ def load_train_features(cfg: TrainConfig, manifest: Manifest, train_ids: list[st
     items = build_items(manifest, train_ids)
     noisy: list[Item] = []
     if cfg.noise_aug:
-        from .augment.noise import NoiseSource, training_copies  # noqa: F401 (optional part)
-        from .corpora.musan import load_or_prepare_musan
+        from .augment.noise import training_copies
+        from .corpora.musan import noise_split_for
         if not cfg.noise_root:
             raise UserError("--noise-aug needs --noise-root, a folder in MUSAN layout (noise/, music/)")
-        sets = load_or_prepare_musan(Path(cfg.noise_root), data_dir)
+        key, sets = noise_split_for(Path(cfg.noise_root), data_dir)
         for cond in training_copies(sets):
-            store = extract_features(utts, cfg.feature_config, data_dir, condition=cond.name,
+            name = f"{key}-{cond.name}"
+            store = extract_features(utts, cfg.feature_config, data_dir, condition=name,
                                      transform=cond, progress=progress)
-            stores[cond.name] = store.load_all()
-            noisy += build_items(manifest, train_ids, cond.name)
+            stores[name] = store.load_all()
+            noisy += build_items(manifest, train_ids, name)
     return stores, items, noisy
 
 
@@ -155,8 +156,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
     show = progress and rank == 0
 
     torch.manual_seed(cfg.seed)
-    stores, clean_items, noisy_items = load_train_features(cfg, manifest, fold.train, show and rank == 0)
-    dev_feats = extract_features(manifest.subset(fold.dev), cfg.feature_config, Path(cfg.data), progress=show)
+    # rank 0 fills the feature cache first; the other ranks then read it
+    for turn in ((0,) if world == 1 else (0, 1)):
+        if (rank == 0) == (turn == 0):
+            stores, clean_items, noisy_items = load_train_features(cfg, manifest, fold.train, show)
+            dev_feats = extract_features(manifest.subset(fold.dev), cfg.feature_config, Path(cfg.data),
+                                         progress=show)
+        if world > 1:
+            dist.barrier()
     dev_x = [dev_feats[i] for i in fold.dev]
     dev_y = [manifest.label_index(manifest[i].emotion) for i in fold.dev]
 
@@ -169,6 +176,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
+        if rank == 0:  # the checkpoint's history is authoritative: drop epochs after it
+            atomic_write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"]))
         if show:
             print(f"resuming {out} after epoch {state['epoch']}")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -193,7 +202,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
         bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), disable=not show,
                    desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
         for x, lengths, y in bar:
-            if augment is not None and augment.last_plan["scheme"] != "none":
+            if augment is not None and augment.last_plan is not None and augment.last_plan.augmented:
                 augmented += 1
             loss = loss_fn(net(x.to(device), lengths.to(device)), y.to(device))
             optimizer.zero_grad(set_to_none=True)

@@ -211,3 +211,16 @@ def summary(sets: dict[str, NoiseSet]) -> str:
     """One line: ``MUSAN: noise 88 train / 37 test, music ...``."""
     parts = [f"{k} {len(s.train)} train / {len(s.test)} test" for k, s in sets.items()]
     return "MUSAN: " + ", ".join(parts)
+
+
+def noise_split_for(root: Path, corpus_dir: Path) -> tuple[str, dict[str, NoiseSet]]:
+    """The fixed train/test pools of noise corpus ``root``, stored beside a prepared corpus.
+
+    Returns a short key naming this noise corpus (used in feature-cache condition names, so
+    two noise corpora never share cached noisy features) and its pools.
+    """
+    import hashlib
+
+    resolved = _resolve_root(Path(root)).resolve()
+    key = f"{resolved.name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:6]}"
+    return key, load_or_prepare_musan(resolved, Path(corpus_dir) / "noise" / key / "musan.json")

@@ -1,0 +1,27 @@
+"""Run a corpus recipe and write the prepared corpus folder (manifest, labels, protocol)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UserError
+from .manifest import Manifest, Protocol, save_corpus
+
+
+def prepare_to_dir(name: str, root: str | Path | None, out: str | Path, force: bool = False,
+                   **options) -> tuple[Manifest, Protocol]:
+    """``prepare_corpus`` then ``save_corpus``; an existing prepared folder needs ``force``.
+
+    Cached features under ``out/features`` survive a re-prepare: they are keyed by
+    utterance id and feature config, and a changed audio path keeps its id.
+    """
+    from .corpora import prepare_corpus
+
+    out = Path(out)
+    if root is None:
+        raise UserError(f"corpus {name!r} needs --root, the folder that holds it")
+    if (out / "manifest.jsonl").exists() and not force:
+        raise UserError(f"{out}: already holds a prepared corpus; pass --force to replace it")
+    manifest, protocol = prepare_corpus(name, Path(root), **options)
+    save_corpus(out, manifest, protocol)
+    return manifest, protocol

@@ -1,0 +1,28 @@
+"""Shared fixtures: a small synthetic corpus, prepared once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> Path:
+    """A prepared synthetic corpus (6 speakers x 4 emotions x 6 utterances)."""
+    from copypaste_ser.prepare import prepare_to_dir
+    from copypaste_ser.corpora.synthetic import generate
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root / "audio", speakers=6, utterances_per_emotion=6, seed=1)
+    prepare_to_dir("synthetic", root / "audio", root / "data")
+    return root / "data"
+
+
+def shared_data(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent (integration data)")
+    return path

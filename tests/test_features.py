@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from copypaste_ser.audio import write_audio
+from copypaste_ser.features import (FeatureConfig, compute_features, energy_vad, extract_features,
+                                    mean_normalize, mfcc)
+from copypaste_ser.manifest import Utterance
+
+SR = 16000
+
+
+def _speech_with_pauses(seconds=2.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    wave = 0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 1.5 * t) > 0)
+    return (wave + 1e-4 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_mfcc_shape_is_23_dims_at_10ms():
+    feats = mfcc(_speech_with_pauses(1.0), FeatureConfig())
+    assert feats.shape == (100, 23)
+    assert np.isfinite(feats).all()
+
+
+def test_vad_drops_the_pauses():
+    cfg = FeatureConfig()
+    wave = _speech_with_pauses(2.0)
+    voiced = energy_vad(mfcc(wave, cfg), cfg)
+    # the tone is on half of the time
+    assert 0.35 < voiced.mean() < 0.65
+    assert len(compute_features(wave, cfg)) == voiced.sum()
+
+
+def test_silence_keeps_all_frames_and_stays_finite():
+    cfg = FeatureConfig()
+    feats = compute_features(np.zeros(SR, np.float32), cfg)
+    assert len(feats) == 100 and np.isfinite(feats).all()
+
+
+def test_mean_normalize_zero_mean():
+    x = np.random.default_rng(0).normal(3, 1, (50, 23)).astype(np.float32)
+    assert np.allclose(mean_normalize(x).mean(0), 0, atol=1e-5)
+
+
+def test_config_key_changes_with_config():
+    assert FeatureConfig().key() == FeatureConfig().key()
+    assert FeatureConfig().key() != FeatureConfig(num_ceps=20).key()
+
+
+def test_cache_is_reused_and_extended(tmp_path, monkeypatch):
+    utts = []
+    for k in range(3):
+        p = tmp_path / f"u{k}.wav"
+        write_audio(p, _speech_with_pauses(1.0, seed=k))
+        utts.append(Utterance(f"u{k}", str(p), "s", "neutral", 1.0))
+    cfg = FeatureConfig()
+    store = extract_features(utts[:2], cfg, tmp_path, progress=False)
+    assert len(store) == 2
+    first = store["u0"].copy()
+
+    import copypaste_ser.features as F
+    calls = []
+    real = F._extract_one
+    monkeypatch.setattr(F, "_extract_one", lambda a: calls.append(a[0].id) or real(a))
+    store = extract_features(utts[:2], cfg, tmp_path, progress=False)
+    assert calls == []  # fully cached
+    store = extract_features(utts, cfg, tmp_path, progress=False)
+    assert calls == ["u2"] and len(store) == 3
+    np.testing.assert_array_equal(store["u0"], first)
+
+
+def test_noisy_condition_uses_clean_vad(tmp_path):
+    p = tmp_path / "u.wav"
+    write_audio(p, _speech_with_pauses(1.0))
+    utt = Utterance("u", str(p), "s", "neutral", 1.0)
+    cfg = FeatureConfig()
+    clean = extract_features([utt], cfg, tmp_path, progress=False)["u"]
+    loud = lambda w, u: w + 0.05 * np.random.default_rng(0).standard_normal(len(w)).astype(np.float32)  # noqa: E731
+    noisy = extract_features([utt], cfg, tmp_path, condition="loud", transform=loud, progress=False)["u"]
+    assert noisy.shape == clean.shape
+    assert not np.allclose(noisy, clean)
+
+
+@pytest.mark.parametrize("sr", [8000, 44100])
+def test_other_sample_rates_are_resampled(tmp_path, sr):
+    import soundfile as sf
+    from copypaste_ser.audio import load_audio
+    t = np.arange(sr) / sr
+    sf.write(tmp_path / "x.wav", 0.1 * np.sin(2 * np.pi * 200 * t), sr)
+    assert abs(len(load_audio(tmp_path / "x.wav")) - SR) <= 1
