@@ -133,6 +133,40 @@ def demo(
     run_demo(out, force=force, epochs=epochs)
 
 
+@app.command()
+def grid(
+    config: Path = typer.Argument(..., help="Grid YAML (see configs/)"),
+    workers: Optional[int] = typer.Option(None, help="Parallel training processes"),
+    report: Optional[Path] = typer.Option(None, help="Also write the Markdown report into this folder"),
+    title: str = typer.Option("", help="Report title"),
+) -> None:
+    """Run (or complete) the paper's experiment grid, then tabulate it."""
+    from .experiments import GridConfig, run_grid
+
+    g = GridConfig.load(config)
+    if workers is not None:
+        g.workers = workers
+    results = run_grid(g)
+    typer.echo(f"results: {results}")
+    if report is not None:
+        from .report import write_report
+        command = "copypaste-ser " + " ".join(sys.argv[1:])
+        typer.echo(f"report: {write_report(results, report, title or config.stem, command)}")
+
+
+@app.command("report")
+def report_cmd(
+    results: Path = typer.Argument(..., help="results.csv of a grid"),
+    out: Path = typer.Option(..., help="Folder for report.md and plots"),
+    title: str = typer.Option("Results"),
+    command: str = typer.Option("", help="The command that made the results, quoted in the report"),
+) -> None:
+    """Write the Markdown report (paper-style tables, significance, plots) from results.csv."""
+    from .report import write_report
+
+    typer.echo(str(write_report(results, out, title, command)))
+
+
 def main() -> None:
     try:
         app()

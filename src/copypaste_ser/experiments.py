@@ -1,0 +1,251 @@
+"""The paper's experiment grid: CopyPaste scheme x training data x initialisation x seed x fold.
+
+A grid config (YAML)::
+
+    data: data/emodb                 # prepared corpus folder
+    out: runs/grid-emodb
+    preset: cpu                      # training preset; `train:` overrides its fields
+    train: {epochs: 30}
+    copypaste: [none, se-cp, n-cp, n+se-cp]
+    training_data: [clean, clean+noise]
+    init: [scratch]                  # or a speaker model file, or resemblyzer
+    seeds: [0, 1, 2]
+    folds: [default]                 # names, or "all", or a prefix like "loso-*"
+    snrs: [10, 0]                    # noisy test conditions besides clean
+    noise_root: ../shared/data/noise
+    workers: 2                       # processes; each uses `train.threads` torch threads
+
+Each cell is a run folder ``out/<fold>/<init>/<data>/<scheme>/seed-<n>``. A finished cell
+(complete run plus every noisy score) is skipped, an interrupted one resumes from its
+last checkpoint, so running the grid again completes it. ``results.csv`` collects one row
+per cell and condition.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import fnmatch
+import itertools
+import json
+import multiprocessing as mp
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+from .config import TrainConfig, make_config
+from .errors import UserError
+from .manifest import atomic_write_text, load_corpus
+
+
+@dataclass
+class GridConfig:
+    data: str
+    out: str
+    preset: str = "cpu"
+    train: dict = field(default_factory=dict)
+    copypaste: list[str] = field(default_factory=lambda: ["none", "se-cp", "n-cp", "n+se-cp"])
+    training_data: list[str] = field(default_factory=lambda: ["clean", "clean+noise"])
+    init: list[str] = field(default_factory=lambda: ["scratch"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    folds: list[str] = field(default_factory=lambda: ["default"])
+    snrs: list[float] = field(default_factory=lambda: [10, 0])
+    noise_root: str | None = None
+    workers: int = 1
+    baseline: bool = False           # eGeMAPS + SVM in the same folds
+
+    @classmethod
+    def load(cls, path: str | Path) -> GridConfig:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UserError(f"{path}: cannot read grid config ({e})") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(raw) - known)
+        if bad:
+            raise UserError(f"{path}: unknown grid option {bad[0]!r} (known: {', '.join(sorted(known))})")
+        for key in ("data", "out"):
+            if key not in raw:
+                raise UserError(f"{path}: missing {key!r}")
+        base = path.parent
+        for key in ("data", "out", "noise_root"):  # relative paths are relative to the config file
+            if raw.get(key) is not None and not Path(raw[key]).is_absolute():
+                raw[key] = str((base / raw[key]).resolve())
+        raw["init"] = [i if i in ("scratch", "resemblyzer") or Path(i).is_absolute() else str((base / i).resolve())
+                       for i in raw.get("init", ["scratch"])]
+        grid = cls(**raw)
+        if "clean+noise" in grid.training_data or grid.snrs:
+            if not grid.noise_root:
+                raise UserError(f"{path}: clean+noise training and noisy tests need noise_root")
+        return grid
+
+
+@dataclass(frozen=True)
+class Cell:
+    fold: str
+    init: str
+    training_data: str
+    copypaste: str
+    seed: int
+
+    @property
+    def init_name(self) -> str:
+        return self.init if self.init in ("scratch", "resemblyzer") else Path(self.init).stem
+
+    def path(self, out: Path) -> Path:
+        return out / self.fold / self.init_name / self.training_data / self.copypaste / f"seed-{self.seed}"
+
+
+def expand_folds(patterns: list[str], names: list[str], default: str) -> list[str]:
+    out: list[str] = []
+    for p in patterns:
+        if p == "all":
+            hits = names
+        elif p == "default":
+            hits = [default]
+        else:
+            hits = [n for n in names if fnmatch.fnmatch(n, p)]
+        if not hits:
+            raise UserError(f"grid: fold {p!r} matches none of {', '.join(names)}")
+        out += [h for h in hits if h not in out]
+    return out
+
+
+def cells(grid: GridConfig) -> list[Cell]:
+    _, protocol = load_corpus(Path(grid.data))
+    folds = expand_folds(grid.folds, protocol.names, protocol.default)
+    return [Cell(*c) for c in itertools.product(folds, grid.init, grid.training_data, grid.copypaste, grid.seeds)]
+
+
+def cell_config(grid: GridConfig, cell: Cell) -> TrainConfig:
+    cfg = make_config(grid.preset, **grid.train)
+    return dataclasses.replace(
+        cfg, data=grid.data, fold=cell.fold, copypaste=cell.copypaste, seed=cell.seed,
+        noise_aug=cell.training_data == "clean+noise", noise_root=grid.noise_root,
+        init=None if cell.init == "scratch" else cell.init)
+
+
+def cell_done(run: Path, snrs: list[float]) -> bool:
+    from .train import run_status
+    return run_status(run) == "complete" and (run / "scores.json").is_file() and \
+        len(json.loads((run / "scores.json").read_text())) == 1 + len(snrs)
+
+
+def run_cell(grid: GridConfig, cell: Cell) -> dict:
+    """Train (or resume) one cell and score it on clean and noisy test data."""
+    from .evaluate import evaluate_run
+    from .train import run_status, train
+
+    run = cell.path(Path(grid.out))
+    cfg = cell_config(grid, cell)
+    if run_status(run) != "complete":
+        train(cfg, run, progress=False)
+    scores = {"clean": json.loads((run / "metrics.json").read_text())}
+    for snr in grid.snrs:
+        scores[f"{snr:g}dB"] = evaluate_run(run, snr=snr, noise_root=grid.noise_root, progress=False)
+    atomic_write_text(run / "scores.json", json.dumps(scores))
+    return scores
+
+
+def _worker(args: tuple) -> tuple[Cell, float]:
+    grid, cell = args
+    t0 = time.time()
+    run_cell(grid, cell)
+    return cell, time.time() - t0
+
+
+def run_grid(grid: GridConfig, progress: bool = True) -> Path:
+    """Run every unfinished cell (``grid.workers`` processes), then write results.csv."""
+    out = Path(grid.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid), sort_keys=False))
+    todo_all = cells(grid)
+    todo = [c for c in todo_all if not cell_done(c.path(out), grid.snrs)]
+    if progress:
+        print(f"grid: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done, {len(todo)} to run "
+              f"with {grid.workers} worker(s)")
+    _prefill_features(grid, todo)
+    bar = tqdm(total=len(todo), desc="grid", disable=not progress, unit="run")
+    if grid.workers <= 1:
+        for c in todo:
+            _worker((grid, c))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(grid.workers, mp_context=mp.get_context("spawn")) as pool:
+            pending = {pool.submit(_worker, (grid, c)) for c in todo}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    cell, secs = f.result()
+                    bar.update()
+                    bar.set_postfix_str(f"{cell.copypaste}/{cell.training_data} seed {cell.seed}: {secs:.0f} s")
+    bar.close()
+    if grid.baseline:
+        from .baseline import run_baseline
+        run_baseline(grid, progress=progress)
+    collect(grid)
+    return out / "results.csv"
+
+
+def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:
+    """Fill the feature caches once, before workers race to write the same files."""
+    from .features import extract_features
+    from .train import load_train_features
+
+    manifest, protocol = load_corpus(Path(grid.data))
+    if not todo:
+        return
+    extract_features(list(manifest), make_config(grid.preset, **grid.train).feature_config, Path(grid.data),
+                     progress=False)
+    seen = set()
+    for c in todo:
+        key = (c.fold, c.training_data)
+        if key in seen:
+            continue
+        seen.add(key)
+        cfg = cell_config(grid, c)
+        fold = protocol.fold(c.fold)
+        load_train_features(cfg, manifest, fold.train, progress=False)
+        extract_features(manifest.subset(fold.dev + fold.test), cfg.feature_config, Path(grid.data), progress=False)
+        for snr in grid.snrs:
+            from .evaluate import noisy_condition
+            prefix, cond = noisy_condition(grid.noise_root, Path(grid.data), snr)
+            extract_features(manifest.subset(fold.test), cfg.feature_config, Path(grid.data),
+                             condition=prefix + cond.name, transform=cond, progress=False)
+
+
+def collect(grid: GridConfig) -> list[dict]:
+    """One row per finished cell and test condition, written to results.csv."""
+    out = Path(grid.out)
+    rows = []
+    for c in cells(grid):
+        run = c.path(out)
+        if not (run / "scores.json").is_file():
+            continue
+        run_info = json.loads((run / "run.json").read_text())
+        for cond, m in json.loads((run / "scores.json").read_text()).items():
+            row = {"fold": c.fold, "init": c.init_name, "training_data": c.training_data,
+                   "copypaste": c.copypaste, "seed": c.seed, "test": cond,
+                   "weighted_f1": m["weighted_f1"], "uar": m["uar"], "accuracy": m["accuracy"],
+                   "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds")}
+            row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
+            rows.append(row)
+    rows += _baseline_rows(out)
+    if rows:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with open(out / "results.csv.tmp", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        (out / "results.csv.tmp").replace(out / "results.csv")
+    return rows
+
+
+def _baseline_rows(out: Path) -> list[dict]:
+    f = out / "baseline" / "results.json"
+    return json.loads(f.read_text()) if f.is_file() else []

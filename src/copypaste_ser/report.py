@@ -1,0 +1,173 @@
+"""Markdown report laid out like the paper's Tables 2-6, with plots, from a grid's results.csv.
+
+Each cell is mean +- std over seeds and folds; in parentheses the change against No CP and
+the p-value of a two-sided paired t-test over the same (fold, seed) pairs.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from .manifest import atomic_write_text
+
+SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
+DATA_NAMES = {"clean": "Clean", "clean+noise": "Clean+Noise"}
+
+
+def load_rows(results_csv: Path) -> list[dict]:
+    with open(results_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in r.items():
+            if k == "weighted_f1" or k.startswith("f1_") or k in ("uar", "accuracy"):
+                r[k] = float(v) if v not in ("", None) else float("nan")
+    return rows
+
+
+def _index(rows: list[dict]) -> dict:
+    """(init, data, scheme, test) -> {(fold, seed): weighted F1}."""
+    idx: dict = defaultdict(dict)
+    for r in rows:
+        if r["init"] != "egemaps-svm":
+            idx[(r["init"], r["training_data"], r["copypaste"], r["test"])][(r["fold"], r["seed"])] = r["weighted_f1"]
+    return idx
+
+
+def paired_test(a: dict, b: dict) -> tuple[float, float, int]:
+    """Mean difference b - a and two-sided paired t-test p over shared keys."""
+    keys = sorted(set(a) & set(b))
+    if not keys:
+        return float("nan"), float("nan"), 0
+    x, y = np.array([a[k] for k in keys]), np.array([b[k] for k in keys])
+    diff = y - x
+    if len(keys) < 2 or np.allclose(diff, diff[0]):
+        return float(diff.mean()), float("nan"), len(keys)
+    return float(diff.mean()), float(stats.ttest_rel(y, x).pvalue), len(keys)
+
+
+def _cell(values: dict, base: dict | None) -> str:
+    v = np.array(list(values.values())) * 100
+    text = f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0:.2f}"
+    if base is not None:
+        d, p, _ = paired_test(base, values)
+        star = "*" if p == p and p < 0.05 else ""
+        text += f" ({100 * d:+.2f}{star}, p={p:.2f})" if p == p else f" ({100 * d:+.2f})"
+    return text
+
+
+def score_table(rows: list[dict], init: str, test: str) -> str:
+    idx = _index(rows)
+    schemes = [s for s in SCHEME_NAMES if any(k[:3] == (init, d, s) for k in idx for d in DATA_NAMES)]
+    lines = ["| Emotion data | " + " | ".join(SCHEME_NAMES[s] for s in schemes) + " |",
+             "|---|" + "---|" * len(schemes)]
+    for data in DATA_NAMES:
+        if not any((init, data, s, test) in idx for s in schemes):
+            continue
+        base = idx.get((init, data, "none", test))
+        cells = [_cell(idx[(init, data, s, test)], None if s == "none" else base)
+                 if (init, data, s, test) in idx else "–" for s in schemes]
+        lines.append(f"| {DATA_NAMES[data]} | " + " | ".join(cells) + " |")
+    baseline = [r for r in rows if r["init"] == "egemaps-svm" and r["test"] == test]
+    if baseline:
+        v = np.array([r["weighted_f1"] for r in baseline]) * 100
+        lines.append(f"| eGeMAPS + SVM baseline (clean training) | {v.mean():.2f} ± "
+                     f"{v.std(ddof=1) if len(v) > 1 else 0:.2f} |" + " |" * (len(schemes) - 1))
+    return "\n".join(lines)
+
+
+def per_class_table(rows: list[dict], init: str, data: str = "clean") -> str:
+    sel = [r for r in rows if r["init"] == init and r["training_data"] == data and r["test"] == "clean"]
+    classes = [k[3:] for k in sel[0] if k.startswith("f1_")] if sel else []
+    schemes = [s for s in SCHEME_NAMES if any(r["copypaste"] == s for r in sel)]
+    lines = ["| Emotion class | " + " | ".join(SCHEME_NAMES[s] for s in schemes) + " |",
+             "|---|" + "---|" * len(schemes)]
+    for c in classes:
+        vals = []
+        for s in schemes:
+            v = np.array([r[f"f1_{c}"] for r in sel if r["copypaste"] == s]) * 100
+            vals.append(f"{np.nanmean(v):.2f}")
+        lines.append(f"| {c} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def write_report(results_csv: Path, out_dir: Path, title: str, command: str = "", notes: str = "") -> Path:
+    rows = load_rows(results_csv)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] != "egemaps-svm"))
+    tests = list(dict.fromkeys(r["test"] for r in rows))
+    runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in rows
+            if r["init"] != "egemaps-svm"}
+    folds = sorted({r["fold"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows if r["init"] != "egemaps-svm"})
+    secs = sum(float(r["train_seconds"] or 0) for r in rows if r["test"] == "clean" and r["init"] != "egemaps-svm")
+    parts = [f"# {title}", ""]
+    if command:
+        parts += ["Made with:", "", "```", command, "```", ""]
+    parts += [f"{len(runs)} runs: folds {', '.join(folds)}; seeds {', '.join(seeds)}; "
+              f"training time {secs / 3600:.2f} h of one CPU core (sum over runs).", "",
+              "Weighted F1 (%) on the test speakers, mean ± std over seeds and folds; in parentheses "
+              "the change against No CP, `*` where a paired t-test over the same (fold, seed) pairs "
+              "gives p < 0.05.", ""]
+    if notes:
+        parts += [notes, ""]
+    names = {"clean": "clean test data", "10dB": "test data at 10 dB SNR", "0dB": "test data at 0 dB SNR"}
+    for init in inits:
+        for test in tests:
+            parts += [f"## Init: {init}, {names.get(test, test)}", "", score_table(rows, init, test), ""]
+        parts += [f"## Per-class F1, init {init}, clean training, clean test", "",
+                  per_class_table(rows, init), ""]
+    plots = plot_report(rows, out_dir)
+    parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    parts += [f"All runs: [{results_csv.name}]({results_csv.name})", ""]
+    if results_csv.parent.resolve() != out_dir.resolve():
+        atomic_write_text(out_dir / results_csv.name, results_csv.read_text())
+    report = out_dir / "report.md"
+    atomic_write_text(report, "\n".join(parts))
+    return report
+
+
+def plot_report(rows: list[dict], out_dir: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    idx = _index(rows)
+    paths = []
+    inits = list(dict.fromkeys(k[0] for k in idx))
+    fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.6), squeeze=False)
+    for ax, init in zip(axes[0], inits):
+        datas = [d for d in DATA_NAMES if any(k[:2] == (init, d) for k in idx)]
+        schemes = [s for s in SCHEME_NAMES if any(k[0] == init and k[2] == s for k in idx)]
+        width = 0.8 / max(1, len(datas))
+        for j, d in enumerate(datas):
+            vals = [np.array(list(idx.get((init, d, s, "clean"), {0: np.nan}).values())) * 100 for s in schemes]
+            ax.bar(np.arange(len(schemes)) + j * width, [v.mean() for v in vals], width,
+                   yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3, label=DATA_NAMES[d])
+        ax.set_xticks(np.arange(len(schemes)) + width * (len(datas) - 1) / 2, [SCHEME_NAMES[s] for s in schemes])
+        ax.set(title=f"init {init}, clean test", ylabel="weighted F1 (%)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out_dir / "scores_by_scheme.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    tests = [t for t in ("clean", "10dB", "5dB", "0dB") if any(k[3] == t for k in idx)]
+    if len(tests) > 1:
+        fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.6), squeeze=False)
+        for ax, init in zip(axes[0], inits):
+            for (i, d, s, _t) in sorted({k[:3] + (None,) for k in idx if k[0] == init}):
+                ys = [np.mean(list(idx.get((i, d, s, t), {0: np.nan}).values())) * 100 for t in tests]
+                ax.plot(tests, ys, marker="o", label=f"{SCHEME_NAMES[s]}, {DATA_NAMES[d]}",
+                        linestyle="-" if d == "clean" else "--")
+            ax.set(title=f"init {init}", xlabel="test condition", ylabel="weighted F1 (%)")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out_dir / "score_vs_snr.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    return paths
