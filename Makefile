@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	# Resemblyzer's pretrained speaker encoder (train --init resemblyzer); --no-deps: its
+	# librosa/webrtcvad are not needed, only the weights file it ships.
+	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4
 	touch $@
 
 demo: install

@@ -41,7 +41,7 @@ def check_disjoint(manifest, protocol) -> None:
 # ---------------------------------------------------------------- registry
 def test_registry_names():
     assert set(RECIPES) == {"emodb", "ravdess", "crema-d", "iemocap", "msp-podcast", "folder",
-                            "synthetic"}
+                            "synthetic", "librispeech", "voxceleb"}
 
 
 def test_unknown_corpus_lists_known(tmp_path):

@@ -3,9 +3,13 @@
 A model file is a dict of plain types and tensors::
 
     {"format": "copypaste-ser/1", "kind": "emotion" | "speaker",
-     "model": {"arch": "thin-resnet34", "config": ModelConfig.to_dict()},
-     "labels": [...], "features": FeatureConfig.to_dict(), "train": TrainConfig.to_dict(),
+     "model": {"arch": "thin-resnet34" | "resemblyzer-lstm", "config": ModelConfig.to_dict()},
+     "labels": [...], "corpus": name, "features": FeatureConfig.to_dict(), "train": TrainConfig.to_dict(),
      "provenance": {...}, "state_dict": {...}}
+
+A speaker model's labels are its speaker ids; provenance says where the initial weights
+came from ({"init": "random"}, or init/init_kind/init_corpus/init_arch/init_sha1 of the
+speaker model it was fine-tuned from, see transfer.py).
 """
 
 from __future__ import annotations

@@ -17,19 +17,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 @app.command()
 def prepare(
-    corpus: str = typer.Argument(..., help="emodb, ravdess, crema-d, iemocap, msp-podcast, folder or synthetic"),
+    corpus: str = typer.Argument(..., help="emodb, ravdess, crema-d, iemocap, msp-podcast, folder, synthetic; "
+                                         "speaker corpora: librispeech, voxceleb"),
     out: Path = typer.Option(..., "--out", help="Folder for manifest.jsonl, corpus.json, protocol.json"),
     root: Optional[Path] = typer.Option(None, "--root", help="Corpus folder on disk (synthetic: where to write audio)"),
     classes: Optional[str] = typer.Option(None, help="ravdess/crema-d: 'all' or 'paper4'"),
     merge_excited: bool = typer.Option(False, help="iemocap: count 'excited' as happy"),
     csv: Optional[Path] = typer.Option(None, help="folder: a CSV with path,label,speaker[,split]"),
     test_set: Optional[str] = typer.Option(None, help="msp-podcast: Test1 or Test2"),
+    subsets: Optional[str] = typer.Option(None, help="librispeech: comma-separated subset folders to keep"),
     force: bool = typer.Option(False, help="Overwrite an existing prepared corpus"),
 ) -> None:
     """Read a corpus from disk and write its manifest and split protocol."""
     from .prepare import prepare_to_dir
 
-    options = {k: v for k, v in dict(classes=classes, csv=csv, test_set=test_set).items() if v is not None}
+    options = {k: v for k, v in dict(classes=classes, csv=csv, test_set=test_set, subsets=subsets).items() if v is not None}
     if merge_excited:
         options["merge_excited"] = True
     manifest, protocol = prepare_to_dir(corpus, root, out, force=force, **options)
@@ -53,7 +55,8 @@ def train(
     noise_aug: bool = typer.Option(False, help="Clean+Noise: add six noise/music copies (10, 5, 0 dB)"),
     noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout"),
     noise_epoch_fraction: Optional[float] = typer.Option(None, help="Share of the noisy copies drawn per epoch"),
-    init: Optional[Path] = typer.Option(None, help="Speaker model file to fine-tune from"),
+    init: Optional[str] = typer.Option(None, help="Speaker model file to fine-tune from (from pretrain-speaker), "
+                                       "or 'resemblyzer' (pretrained LSTM; sets its mel40 features)"),
     freeze_encoder: bool = typer.Option(False),
     encoder_lr_scale: Optional[float] = typer.Option(None),
     threads: Optional[int] = typer.Option(None, help="torch threads per process"),
@@ -67,11 +70,46 @@ def train(
     cfg = make_config(preset, config, data=str(data.resolve()), copypaste=copypaste, epochs=epochs,
                       batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds, fold=fold,
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
-                      noise_epoch_fraction=noise_epoch_fraction, init=str(init.resolve()) if init else None,
+                      noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads)
     summary = train_seeds(cfg, out, seeds=seed, force=force, progress=not quiet)
     if summary:
         typer.echo(summary["text"])
+
+
+def _init_option(init: str | None) -> str | None:
+    from .config import RESEMBLYZER
+
+    if init is None or init == RESEMBLYZER:
+        return init
+    return str(Path(init).resolve())
+
+
+@app.command("pretrain-speaker")
+def pretrain_speaker(
+    data: Path = typer.Option(..., help="Prepared speaker corpus (prepare librispeech|voxceleb)"),
+    out: Path = typer.Option(..., help="Run folder; OUT/model.pt is a speaker model for `train --init`"),
+    preset: str = typer.Option("cpu", help="paper (GPU), cpu (2 cores) or tiny (tests)"),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    chunk_seconds: float = typer.Option(4.0, help="Random training chunk (s)"),
+    noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout: adds six noise/music copies"),
+    noise_epoch_fraction: Optional[float] = typer.Option(None, help="Share of the noisy copies drawn per epoch"),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="torch threads (0 = torch's default)"),
+    force: bool = typer.Option(False, help="Overwrite an existing run folder"),
+    quiet: bool = typer.Option(False, help="No progress bars"),
+) -> None:
+    """Train an x-vector style speaker classifier; report held-out speaker-ID accuracy."""
+    from .speaker import pretrain_speaker as run
+
+    m = run(data, out, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds,
+            noise_root=noise_root, noise_epoch_fraction=noise_epoch_fraction, seed=seed, threads=threads,
+            force=force, progress=not quiet)
+    if m:
+        typer.echo(f"held-out speaker-ID accuracy {m['accuracy']:.4f} (top-5 {m['top5_accuracy']:.4f}, "
+                   f"n={m['n']}, {m['speakers']} speakers) -> {out / 'model.pt'}")
 
 
 @app.command()

@@ -9,12 +9,16 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
-from .features import FeatureConfig
+from .features import FeatureConfig, resemblyzer_features
+
+#: TrainConfig.init value that selects the pretrained Resemblyzer speaker encoder.
+RESEMBLYZER = "resemblyzer"
 
 
 @dataclass
 class TrainConfig:
     data: str = ""                   # prepared corpus directory
+    task: str = "emotion"            # emotion | speaker (speaker-ID pretraining, see speaker.py)
     fold: str | None = None          # protocol fold; None = the corpus default
     preset: str = "cpu"              # model preset (see models.PRESETS)
     epochs: int = 30
@@ -28,7 +32,7 @@ class TrainConfig:
     noise_aug: bool = False          # Clean+Noise: six noisy copies of the training set
     noise_root: str | None = None    # MUSAN-layout folder for noise_aug and noisy tests
     noise_epoch_fraction: float = 1.0  # share of each noisy copy drawn per epoch
-    init: str | None = None          # speaker model file to fine-tune from
+    init: str | None = None          # speaker model file to fine-tune from, or "resemblyzer"
     freeze_encoder: bool = False
     encoder_lr_scale: float = 1.0
     seed: int = 0
@@ -66,7 +70,11 @@ PRESETS: dict[str, dict] = {
 
 
 def make_config(preset: str = "cpu", config_file: str | Path | None = None, **overrides) -> TrainConfig:
-    """Preset, then a YAML file, then explicit overrides (None values are ignored)."""
+    """Preset, then a YAML file, then explicit overrides (None values are ignored).
+
+    ``init="resemblyzer"`` sets the features to Resemblyzer's mel40 power front end
+    (``features.resemblyzer_features``) unless features are given explicitly.
+    """
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     values = dict(PRESETS[preset])
@@ -80,4 +88,13 @@ def make_config(preset: str = "cpu", config_file: str | Path | None = None, **ov
             raise UserError(f"{path}: expected a mapping of training options")
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("init") == RESEMBLYZER and "features" not in values:
+        values["features"] = resemblyzer_features().to_dict()
     return TrainConfig.from_dict(values)
+
+
+def normalized(d: dict, source: str = "config") -> dict:
+    """A stored config dict with the defaults of fields added since filled in (for comparisons)."""
+    cfg = TrainConfig.from_dict(dict(d), source)
+    cfg.features = FeatureConfig.from_dict(cfg.features).to_dict()
+    return cfg.to_dict()

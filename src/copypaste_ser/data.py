@@ -3,6 +3,8 @@
 Order inside a training batch (paper 3.2.2): each utterance is cut to a random chunk
 (4 s), CopyPaste concatenates chunks, then every item is mean-normalised as a whole and
 the batch is zero-padded with its true lengths (the pooling ignores padded frames).
+``mean_norm=False`` (FeatureConfig.mean_norm, e.g. Resemblyzer's mel power input) skips
+the normalisation.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ def random_chunk(feats: np.ndarray, length: int, rng: np.random.Generator) -> np
     return feats[start: start + length]
 
 
-def pad_batch(items: Sequence[np.ndarray], labels: Sequence[int]) -> Batch:
-    """Mean-normalise each item and zero-pad to the longest."""
+def pad_batch(items: Sequence[np.ndarray], labels: Sequence[int], mean_norm: bool = True) -> Batch:
+    """Mean-normalise each item (unless ``mean_norm`` is False) and zero-pad to the longest."""
     lengths = torch.tensor([len(x) for x in items], dtype=torch.long)
     dim = items[0].shape[1]
     out = torch.zeros(len(items), int(lengths.max()), dim, dtype=torch.float32)
     for i, x in enumerate(items):
-        out[i, : len(x)] = torch.from_numpy(np.ascontiguousarray(mean_normalize(x), dtype=np.float32))
+        x = mean_normalize(x) if mean_norm else np.array(x)  # a copy: cached arrays are read-only
+        out[i, : len(x)] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     return out, lengths, torch.tensor(list(labels), dtype=torch.long)
 
 
@@ -57,7 +60,7 @@ class TrainBatches:
 
     def __init__(self, items: Sequence[Item], lookup: FeatureLookup, batch_size: int,
                  chunk_frames: int, augment: Callable | None = None, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, mean_norm: bool = True):
         self.items = list(items)
         self.lookup = lookup
         self.batch_size = batch_size
@@ -66,6 +69,7 @@ class TrainBatches:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.mean_norm = mean_norm
 
     def _bounds(self) -> list[tuple[int, int]]:
         n, bs = len(self.items), self.batch_size
@@ -93,18 +97,18 @@ class TrainBatches:
             labels = [it.label for it in chosen]
             if self.augment is not None:
                 feats, labels = self.augment(feats, labels)
-            yield pad_batch(feats, labels)
+            yield pad_batch(feats, labels, self.mean_norm)
 
 
-def eval_batches(feats: Sequence[np.ndarray], labels: Sequence[int],
-                 max_frames: int = 20000) -> Iterator[tuple[list[int], Batch]]:
+def eval_batches(feats: Sequence[np.ndarray], labels: Sequence[int], max_frames: int = 20000,
+                 mean_norm: bool = True) -> Iterator[tuple[list[int], Batch]]:
     """Whole utterances, sorted by length, grouped to about ``max_frames`` padded frames."""
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
     group: list[int] = []
     for i in order:
         if group and len(feats[i]) * (len(group) + 1) > max_frames:
-            yield group, pad_batch([feats[j] for j in group], [labels[j] for j in group])
+            yield group, pad_batch([feats[j] for j in group], [labels[j] for j in group], mean_norm)
             group = []
         group.append(i)
     if group:
-        yield group, pad_batch([feats[j] for j in group], [labels[j] for j in group])
+        yield group, pad_batch([feats[j] for j in group], [labels[j] for j in group], mean_norm)

@@ -27,7 +27,7 @@ def evaluate_ids(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg
                  transform: WaveTransform | None = None, progress: bool = True) -> dict:
     store = extract_features(manifest.subset(ids), cfg.feature_config, Path(cfg.data),
                              condition=condition, transform=transform, progress=progress)
-    probs = predict_proba(model, [store[i] for i in ids], device)
+    probs = predict_proba(model, [store[i] for i in ids], device, mean_norm=cfg.feature_config.mean_norm)
     y_true = [manifest.label_index(manifest[i].emotion) for i in ids]
     metrics = score(y_true, probs.argmax(1).tolist(), manifest.labels)
     metrics["condition"] = condition
@@ -108,8 +108,9 @@ def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg
     if not pairs:
         raise UserError(f"{cfg.data}: the test split has no emotional/neutral pair of different speakers")
     labels = [manifest.label_index(manifest[i].emotion) for i, _ in pairs]
-    pred_concat = predict_proba(model, feats).argmax(1)
-    pred_alone = predict_proba(model, [store[i] for i, _ in pairs]).argmax(1)
+    norm = cfg.feature_config.mean_norm
+    pred_concat = predict_proba(model, feats, mean_norm=norm).argmax(1)
+    pred_alone = predict_proba(model, [store[i] for i, _ in pairs], mean_norm=norm).argmax(1)
     hit_concat = pred_concat == np.array(labels)
     hit_alone = pred_alone == np.array(labels)
     neutral_idx = manifest.label_index(manifest.neutral)

@@ -2,7 +2,20 @@
 
 MFCC come from kaldi-native-fbank (Kaldi-compatible). The VAD is Kaldi's ``compute-vad``
 rule on C0 (log energy). Mean normalisation is *not* cached: it is applied per item after
-chunking and CopyPaste (:func:`mean_normalize`), so a concatenation is normalised as a whole.
+chunking and CopyPaste (:func:`mean_normalize`), so a concatenation is normalised as a whole;
+``FeatureConfig.mean_norm=False`` turns it off (data.pad_batch, inference.predict_proba).
+
+Two kinds of frame features (``FeatureConfig.kind``):
+
+* ``"mfcc"`` (default, the paper): ``num_ceps`` Kaldi MFCC, C0 = log energy.
+* ``"mel40-power"``: Resemblyzer's front end (resemblyzer.audio.wav_to_mel_spectrogram):
+  ``num_mel_bins`` (40) librosa-style mel bands (Slaney scale and area norm, 0-8 kHz) of the
+  POWER spectrum, no log, periodic Hann window of 400 samples, no pre-emphasis, no DC
+  removal; the wave is first raised to -30 dBFS when quieter (resemblyzer's
+  ``normalize_volume(wav, -30, increase_only=True)``). kaldi-native-fbank with
+  ``is_librosa`` matches librosa.feature.melspectrogram to float precision; only the frame
+  grid differs (Kaldi centres frame t at t*10 ms + 5 ms, librosa at t*10 ms). The same
+  energy VAD (MFCC C0 of the unscaled wave) picks the frames.
 
 Cache layout, one folder per (feature config, condition)::
 
@@ -33,6 +46,10 @@ from .manifest import Utterance, atomic_write_text
 #: A waveform transform for a test or training condition: (clean wave, utterance) -> wave.
 WaveTransform = Callable[[np.ndarray, Utterance], np.ndarray]
 
+FEATURE_KINDS = ("mfcc", "mel40-power")
+#: Fields added after caches existed: left out of ``FeatureConfig.key`` at these values.
+_KEY_DEFAULTS = {"kind": "mfcc", "mean_norm": True}
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -48,10 +65,31 @@ class FeatureConfig:
     vad_energy_mean_scale: float = 0.5
     vad_frames_context: int = 2
     vad_proportion_threshold: float = 0.12
+    kind: str = "mfcc"              # see FEATURE_KINDS
+    mean_norm: bool = True          # per-item mean normalisation (not cached)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FEATURE_KINDS:
+            raise UserError(f"unknown feature kind {self.kind!r}: choose one of {', '.join(FEATURE_KINDS)}")
+
+    @property
+    def dim(self) -> int:
+        """Values per frame."""
+        return self.num_ceps if self.kind == "mfcc" else self.num_mel_bins
 
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return "mfcc-" + hashlib.sha1(blob).hexdigest()[:10]
+        """Cache folder name; mean_norm is not part of it (it is applied after the cache)."""
+        d = {k: v for k, v in asdict(self).items() if k != "mean_norm"}
+        if d["kind"] == _KEY_DEFAULTS["kind"]:  # caches made before ``kind`` existed stay valid
+            del d["kind"]
+        blob = json.dumps(d, sort_keys=True).encode()
+        prefix = "mfcc-" if self.kind == "mfcc" else "mel40-"
+        return prefix + hashlib.sha1(blob).hexdigest()[:10]
+
+    def differences(self, other: FeatureConfig) -> list[str]:
+        """Names of the fields whose values differ from ``other``'s."""
+        a, b = asdict(self), asdict(other)
+        return [k for k in a if a[k] != b[k]]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +97,12 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
         return cls(**d)
+
+
+def resemblyzer_features() -> FeatureConfig:
+    """The ``mel40-power`` front end of the Resemblyzer model (no mean normalisation)."""
+    return FeatureConfig(kind="mel40-power", num_mel_bins=40, low_freq=0.0, high_freq=0.0,
+                         mean_norm=False)
 
 
 def mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -85,6 +129,48 @@ def mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return out
 
 
+#: -30 dBFS as an RMS of samples in [-1, 1] (resemblyzer's audio_norm_target_dBFS).
+RESEMBLYZER_RMS = 10 ** (-30 / 20)
+
+
+def mel_power(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """(n_frames, num_mel_bins) librosa-style mel power spectrogram (Resemblyzer's input)."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
+    if 0.0 < rms < RESEMBLYZER_RMS:  # resemblyzer: normalize_volume(-30 dBFS, increase_only)
+        wave = wave * np.float32(RESEMBLYZER_RMS / rms)
+    opts = knf.FbankOptions()
+    fo = opts.frame_opts
+    fo.samp_freq = cfg.sample_rate
+    fo.frame_length_ms = cfg.frame_length_ms
+    fo.frame_shift_ms = cfg.frame_shift_ms
+    fo.dither = 0.0
+    fo.snip_edges = False
+    fo.preemph_coeff = 0.0
+    fo.remove_dc_offset = False
+    fo.window_type = "hann"            # periodic Hann, as scipy/librosa
+    fo.round_to_power_of_two = False   # n_fft = window length (400), as resemblyzer
+    opts.mel_opts.num_bins = cfg.num_mel_bins
+    opts.mel_opts.low_freq = cfg.low_freq
+    opts.mel_opts.high_freq = cfg.high_freq
+    opts.mel_opts.is_librosa = True    # Slaney mel scale and area normalisation
+    opts.use_energy = False
+    opts.use_log_fbank = False
+    opts.use_power = True
+    extractor = knf.OnlineFbank(opts)
+    extractor.accept_waveform(cfg.sample_rate, np.ascontiguousarray(wave, dtype=np.float32))
+    extractor.input_finished()
+    n = extractor.num_frames_ready
+    out = np.empty((n, cfg.num_mel_bins), dtype=np.float32)
+    for t in range(n):
+        out[t] = extractor.get_frame(t)
+    return out
+
+
+def frame_features(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """All frames of ``cfg.kind`` (no VAD, no normalisation)."""
+    return mfcc(wave, cfg) if cfg.kind == "mfcc" else mel_power(wave, cfg)
+
+
 def energy_vad(feats: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Kaldi compute-vad: a frame is speech when enough of its context is above threshold."""
     log_energy = feats[:, 0]
@@ -100,12 +186,16 @@ def energy_vad(feats: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 
 def compute_features(wave: np.ndarray, cfg: FeatureConfig, vad_wave: np.ndarray | None = None) -> np.ndarray:
-    """MFCC of ``wave`` with VAD frames kept; VAD decided on ``vad_wave`` when given
-    (the clean signal of a noisy training copy). All frames are kept when VAD finds none."""
-    feats = mfcc(wave, cfg)
+    """Features (``cfg.kind``) of ``wave`` with VAD frames kept; VAD decided on ``vad_wave``
+    when given (the clean signal of a noisy training copy). All frames are kept when VAD
+    finds none."""
+    feats = frame_features(wave, cfg)
     if not cfg.vad:
         return feats
-    ref = feats if vad_wave is None else mfcc(vad_wave, cfg)
+    if vad_wave is None and cfg.kind == "mfcc":
+        ref = feats
+    else:
+        ref = mfcc(wave if vad_wave is None else vad_wave, cfg)
     voiced = energy_vad(ref, cfg)[: len(feats)]
     return feats[voiced] if voiced.any() else feats
 
@@ -192,7 +282,7 @@ def _write_store(folder: Path, items: list[tuple[str, np.ndarray]], cfg: Feature
     for utt_id, f in items:
         index[utt_id] = [offset, int(len(f))]
         offset += len(f)
-    dim = cfg.num_ceps
+    dim = cfg.dim
     stacked = np.concatenate([f for _, f in items]) if items else np.zeros((0, dim), np.float32)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".feats.", suffix=".npy")
     with os.fdopen(fd, "wb") as f:
@@ -207,5 +297,5 @@ def clear_cache(corpus_dir: Path) -> None:
 
 
 def check_dim(feats: np.ndarray, cfg: FeatureConfig, source: str) -> None:
-    if feats.ndim != 2 or feats.shape[1] != cfg.num_ceps:
-        raise UserError(f"{source}: features have shape {feats.shape}, expected (frames, {cfg.num_ceps})")
+    if feats.ndim != 2 or feats.shape[1] != cfg.dim:
+        raise UserError(f"{source}: features have shape {feats.shape}, expected (frames, {cfg.dim})")

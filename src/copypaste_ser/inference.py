@@ -10,15 +10,20 @@ import torch
 from .data import eval_batches
 from .errors import UserError
 
+#: Architectures a model file may name.
+ARCHS = ("thin-resnet34", "resemblyzer-lstm")
+
 
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, feats: Sequence[np.ndarray], device: str | torch.device = "cpu",
-                  max_frames: int = 20000) -> np.ndarray:
-    """Class probabilities (N, C) for un-normalised feature matrices (mean norm is applied here)."""
+                  max_frames: int = 20000, mean_norm: bool = True) -> np.ndarray:
+    """Class probabilities (N, C) for un-normalised feature matrices (mean norm is applied
+    here unless ``mean_norm`` is False: pass the run's ``FeatureConfig.mean_norm``)."""
     was_training = model.training
     model.eval()
     out: np.ndarray | None = None
-    for idx, (x, lengths, _) in eval_batches(feats, [0] * len(feats), max_frames=max_frames):
+    for idx, (x, lengths, _) in eval_batches(feats, [0] * len(feats), max_frames=max_frames,
+                                             mean_norm=mean_norm):
         probs = torch.softmax(model(x.to(device), lengths.to(device)), dim=-1).cpu().numpy()
         if out is None:
             out = np.zeros((len(feats), probs.shape[1]), dtype=np.float32)
@@ -27,14 +32,24 @@ def predict_proba(model: torch.nn.Module, feats: Sequence[np.ndarray], device: s
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
+def build_arch(arch: str | None, config: dict, source: str = "model file") -> torch.nn.Module:
+    """A freshly initialised model of ``arch`` from its ``config`` dict (no weights loaded)."""
+    if arch == "thin-resnet34":
+        from .models import ModelConfig, build_model
+        return build_model(ModelConfig.from_dict(config))
+    if arch == "resemblyzer-lstm":
+        from .models.resemblyzer import ResemblyzerConfig, ResemblyzerEmotion
+        return ResemblyzerEmotion(ResemblyzerConfig.from_dict(config).num_classes, pretrained=False)
+    raise UserError(f"{source}: unknown architecture {arch!r} (known: {', '.join(ARCHS)})")
+
+
 def model_from_file(obj: dict, source: str = "model file") -> torch.nn.Module:
     """Instantiate the architecture a model file names and load its weights."""
-    from .models import ModelConfig, build_model
-
-    arch = obj.get("model", {}).get("arch")
-    if arch != "thin-resnet34":
-        raise UserError(f"{source}: unknown architecture {arch!r}")
-    model = build_model(ModelConfig.from_dict(obj["model"]["config"]))
+    spec = obj.get("model", {})
+    try:
+        model = build_arch(spec.get("arch"), spec.get("config", {}), source)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{source}: bad model config ({e})") from None
     try:
         model.load_state_dict(obj["state_dict"])
     except RuntimeError as e:

@@ -17,6 +17,12 @@ from pathlib import Path
 from .errors import UserError
 
 SPLITS = ("train", "dev", "test")
+#: The single fold of a speaker corpus (LibriSpeech, VoxCeleb): every utterance in train,
+#: dev and test empty. Speaker-ID pretraining (speaker.py) holds out utterances of the SAME
+#: speakers itself, so this fold is exempt from the speaker-disjointness rule.
+SPEAKER_FOLD = "speaker-id"
+#: The one label of a speaker corpus (its utterances carry no emotion).
+NO_EMOTION = "unknown"
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,11 @@ def folds_by_speaker(manifest: Manifest, assignments: dict[str, dict[str, str]])
     return folds
 
 
+def speaker_protocol(manifest: Manifest, description: str) -> Protocol:
+    """The protocol of a speaker corpus: one fold :data:`SPEAKER_FOLD` training on everything."""
+    return Protocol([Fold(SPEAKER_FOLD, [u.id for u in manifest], [], [])], SPEAKER_FOLD, description)
+
+
 # ---------------------------------------------------------------- validation
 def validate(manifest: Manifest, protocol: Protocol | None = None, check_files: bool = True,
              source: str = "manifest") -> None:
@@ -146,6 +157,11 @@ def validate(manifest: Manifest, protocol: Protocol | None = None, check_files: 
             if unknown:
                 raise UserError(f"{source}: fold {fold.name!r} {split} names unknown utterance {unknown[0]!r}")
             speakers_in[split] = {manifest[i].speaker for i in ids}
+        if fold.name == SPEAKER_FOLD:
+            if not fold.train or fold.dev or fold.test:
+                raise UserError(f"{source}: fold {fold.name!r} must hold every utterance in train "
+                                f"and nothing in dev or test")
+            continue
         if not fold.train or not fold.test:
             raise UserError(f"{source}: fold {fold.name!r} has an empty train or test split")
         for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):

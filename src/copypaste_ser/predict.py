@@ -9,7 +9,7 @@ import numpy as np
 
 from .audio import load_audio
 from .checkpoint import load_model_file, resolve_model_path
-from .features import FeatureConfig, compute_features, mfcc
+from .features import FeatureConfig, compute_features, energy_vad, frame_features, mfcc
 from .inference import model_from_file, predict_proba
 
 
@@ -33,17 +33,19 @@ class EmotionPredictor:
         for f in files:
             wave = load_audio(f, self.features.sample_rate)
             if window is None:
-                probs = predict_proba(self.model, [compute_features(wave, self.features)])[0]
+                probs = self._proba([compute_features(wave, self.features)])[0]
                 results.append(self._result(str(f), probs, seconds=round(len(wave) / self.features.sample_rate, 2)))
                 continue
             results += self._windows(str(f), wave, window)
         return results
 
-    def _windows(self, name: str, wave: np.ndarray, window: float) -> list[dict]:
-        from .features import energy_vad
+    def _proba(self, feats: list[np.ndarray]) -> np.ndarray:
+        return predict_proba(self.model, feats, mean_norm=self.features.mean_norm)
 
-        feats = mfcc(wave, self.features)
-        voiced = energy_vad(feats, self.features) if self.features.vad else np.ones(len(feats), bool)
+    def _windows(self, name: str, wave: np.ndarray, window: float) -> list[dict]:
+        feats = frame_features(wave, self.features)
+        voiced = (energy_vad(mfcc(wave, self.features), self.features)[: len(feats)] if self.features.vad
+                  else np.ones(len(feats), bool))
         shift = self.features.frame_shift_ms / 1000
         size = max(1, int(round(window / shift)))
         hop = max(1, size // 2)
@@ -55,7 +57,7 @@ class EmotionPredictor:
                 segs.append(seg)
                 kept.append(s)
         if not segs:
-            return [self._result(name, predict_proba(self.model, [feats])[0], start=0.0, end=len(feats) * shift)]
-        probs = predict_proba(self.model, segs)
+            return [self._result(name, self._proba([feats])[0], start=0.0, end=len(feats) * shift)]
+        probs = self._proba(segs)
         return [self._result(name, p, start=round(s * shift, 2), end=round((s + size) * shift, 2))
                 for s, p in zip(kept, probs)]

@@ -1,5 +1,10 @@
 """Training: Adam + cross-entropy, dev weighted F1 each epoch, best-epoch model, resume, DDP.
 
+One loop serves two tasks (``TrainConfig.task``, see :class:`Task`): ``emotion`` (the
+corpus fold; best epoch by dev weighted F1; model kind "emotion") and ``speaker``
+(speaker-ID pretraining on a speaker corpus, see speaker.py; held-out utterances of the
+training speakers as dev; best epoch by dev accuracy; model kind "speaker").
+
 Run directory::
 
     config.yaml    resolved TrainConfig          history.jsonl  one line per epoch
@@ -17,6 +22,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +33,12 @@ from tqdm.auto import tqdm
 
 from .augment.copypaste import CopyPaste
 from .checkpoint import FORMAT, load_checkpoint, save_atomic
-from .config import TrainConfig
+from .config import TrainConfig, normalized
 from .data import Item, TrainBatches
 from .errors import UserError
 from .features import extract_features
 from .inference import predict_proba
-from .manifest import Manifest, atomic_write_text, load_corpus
+from .manifest import Manifest, Protocol, atomic_write_text, load_corpus
 from .metrics import plot_confusion, score
 
 
@@ -47,6 +53,10 @@ def prepare_run_dir(out: Path, cfg: TrainConfig, force: bool) -> bool:
         if not cfg_file.is_file():
             raise UserError(f"{out}: exists and is not a copypaste-ser run; choose another --out or pass --force")
         old = yaml.safe_load(cfg_file.read_text())
+        try:  # configs written before a field was added get its default
+            old = normalized(old, str(cfg_file))
+        except (UserError, TypeError):
+            pass
         if old != cfg.to_dict():
             changed = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
             raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
@@ -64,17 +74,48 @@ def run_status(run_dir: Path) -> str:
     return json.loads(f.read_text()).get("status", "unknown") if f.is_file() else "new"
 
 
+# ---------------------------------------------------------------- task
+@dataclass
+class Task:
+    """What a run learns: class names, the utterance ids of each split and their classes."""
+
+    kind: str                  # "emotion" | "speaker": also the model file's kind
+    labels: list[str]
+    train: list[str]
+    dev: list[str]
+    test: list[str]
+    targets: dict[str, int]    # utterance id -> class index
+    report: tuple[str, ...]    # dev scores kept per epoch; the first picks the best epoch
+
+    @property
+    def metric(self) -> str:
+        return self.report[0]
+
+
+def make_task(cfg: TrainConfig, manifest: Manifest, protocol: Protocol) -> Task:
+    if cfg.task == "speaker":
+        from .speaker import speaker_task
+        return speaker_task(manifest, source=cfg.data)
+    if cfg.task != "emotion":
+        raise UserError(f"unknown task {cfg.task!r}: choose emotion or speaker")
+    fold = protocol.fold(cfg.fold)
+    targets = {i: manifest.label_index(manifest[i].emotion) for i in fold.train + fold.dev + fold.test}
+    return Task("emotion", list(manifest.labels), fold.train, fold.dev, fold.test, targets,
+                ("weighted_f1", "uar"))
+
+
 # ---------------------------------------------------------------- data
-def build_items(manifest: Manifest, ids: list[str], condition: str = "clean") -> list[Item]:
-    return [Item(i, manifest.label_index(manifest[i].emotion), condition) for i in ids]
+def build_items(task: Task, ids: list[str], condition: str = "clean") -> list[Item]:
+    return [Item(i, task.targets[i], condition) for i in ids]
 
 
-def load_train_features(cfg: TrainConfig, manifest: Manifest, train_ids: list[str], progress: bool):
+def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progress: bool):
     """Features of the training items: clean plus, with noise_aug, the six noisy copies."""
     data_dir = Path(cfg.data)
+    train_ids = task.train
     utts = manifest.subset(train_ids)
     stores = {"clean": extract_features(utts, cfg.feature_config, data_dir, progress=progress).load_all()}
-    items = build_items(manifest, train_ids)
+    items = build_items(task, train_ids)
     noisy: list[Item] = []
     if cfg.noise_aug:
         from .augment.noise import training_copies
@@ -87,12 +128,14 @@ def load_train_features(cfg: TrainConfig, manifest: Manifest, train_ids: list[st
             store = extract_features(utts, cfg.feature_config, data_dir, condition=name,
                                      transform=cond, progress=progress)
             stores[name] = store.load_all()
-            noisy += build_items(manifest, train_ids, name)
+            noisy += build_items(task, train_ids, name)
     return stores, items, noisy
 
 
 # ---------------------------------------------------------------- model
 def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict]:
+    """The run's model (emotion or speaker classes) and its provenance: random, or from
+    ``cfg.init`` (a speaker model file or "resemblyzer", see transfer.py)."""
     from .models import PRESETS, ModelConfig, build_model
 
     if cfg.init:
@@ -100,7 +143,7 @@ def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Mo
         return emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config)
     if cfg.preset not in PRESETS:
         raise UserError(f"unknown model preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
-    mcfg = ModelConfig(**{**PRESETS[cfg.preset], "feat_dim": cfg.feature_config.num_ceps,
+    mcfg = ModelConfig(**{**PRESETS[cfg.preset], "feat_dim": cfg.feature_config.dim,
                           "num_classes": num_classes})
     return build_model(mcfg), {"init": "random"}
 
@@ -119,8 +162,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 def model_file(model: torch.nn.Module, manifest: Manifest, cfg: TrainConfig, provenance: dict,
                kind: str = "emotion", labels: list[str] | None = None) -> dict:
     return {"format": FORMAT, "kind": kind,
-            "model": {"arch": "thin-resnet34", "config": model.config.to_dict()},
-            "labels": list(labels if labels is not None else manifest.labels),
+            "model": {"arch": getattr(model, "arch", "thin-resnet34"), "config": model.config.to_dict()},
+            "labels": list(labels if labels is not None else manifest.labels), "corpus": manifest.name,
             "neutral": manifest.neutral, "features": dict(cfg.features), "train": cfg.to_dict(),
             "provenance": provenance,
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
@@ -141,13 +184,16 @@ def dist_setup() -> tuple[int, int, torch.device]:
 
 # ---------------------------------------------------------------- training
 def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: bool = True) -> dict:
-    """Train one model; returns the clean test metrics (also in ``out_dir/metrics.json``)."""
+    """Train one model; returns the clean test metrics (also in ``out_dir/metrics.json``);
+    for ``cfg.task == "speaker"`` the held-out speaker-ID accuracy."""
     out = Path(out_dir)
     rank, world, device = dist_setup()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     manifest, protocol = load_corpus(Path(cfg.data))
-    fold = protocol.fold(cfg.fold)
+    task = make_task(cfg, manifest, protocol)
+    if task.kind == "speaker" and cfg.copypaste != "none":
+        raise UserError(f"{cfg.data}: CopyPaste needs emotion labels; speaker pretraining takes none")
     if cfg.copypaste in ("n-cp", "n+se-cp") and manifest.neutral is None:
         raise UserError(f"{cfg.data}: corpus {manifest.name!r} has no neutral label; N-CP needs one")
     resume = prepare_run_dir(out, cfg, force) if rank == 0 else True
@@ -159,23 +205,25 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
     # rank 0 fills the feature cache first; the other ranks then read it
     for turn in ((0,) if world == 1 else (0, 1)):
         if (rank == 0) == (turn == 0):
-            stores, clean_items, noisy_items = load_train_features(cfg, manifest, fold.train, show)
-            dev_feats = extract_features(manifest.subset(fold.dev), cfg.feature_config, Path(cfg.data),
+            stores, clean_items, noisy_items = load_train_features(cfg, manifest, task, show)
+            dev_feats = extract_features(manifest.subset(task.dev), cfg.feature_config, Path(cfg.data),
                                          progress=show)
         if world > 1:
             dist.barrier()
-    dev_x = [dev_feats[i] for i in fold.dev]
-    dev_y = [manifest.label_index(manifest[i].emotion) for i in fold.dev]
+    dev_x = [dev_feats[i] for i in task.dev]
+    dev_y = [task.targets[i] for i in task.dev]
+    mean_norm = cfg.feature_config.mean_norm
 
-    model, provenance = build_emotion_model(cfg, len(manifest.labels))
+    model, provenance = build_emotion_model(cfg, len(task.labels))
     model.to(device)
     optimizer = make_optimizer(model, cfg)
-    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "history": [], "elapsed": 0.0}
+    state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "elapsed": 0.0}
     if resume and (out / "last.pt").is_file():
         ckpt = load_checkpoint(out / "last.pt")
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
+        state.setdefault("best_score", state.pop("best_f1", -1.0))  # checkpoints of older versions
         if rank == 0:  # the checkpoint's history is authoritative: drop epochs after it
             atomic_write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"]))
         if show:
@@ -196,7 +244,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
         t0 = time.time()
         items = clean_items + _sample_noisy(noisy_items, cfg, epoch)
         batches = TrainBatches(items, lambda it: stores[it.condition][it.utt_id], cfg.batch_size,
-                               cfg.chunk_frames, augment, seed=cfg.seed, rank=rank, world_size=world)
+                               cfg.chunk_frames, augment, seed=cfg.seed, rank=rank, world_size=world,
+                               mean_norm=mean_norm)
         net.train()
         losses, augmented = [], 0
         bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), disable=not show,
@@ -211,30 +260,32 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if rank == 0:
-            probs = predict_proba(model, dev_x, device)
-            dev = score(dev_y, probs.argmax(1).tolist(), manifest.labels)
+            probs = predict_proba(model, dev_x, device, mean_norm=mean_norm)
+            dev = score(dev_y, probs.argmax(1).tolist(), task.labels)
             state["elapsed"] += time.time() - t0
-            record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_weighted_f1": dev["weighted_f1"],
-                      "dev_uar": dev["uar"], "copypaste_batches": augmented / batches.num_batches(),
+            record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
+                      **{f"dev_{k}": dev[k] for k in task.report},
+                      "copypaste_batches": augmented / batches.num_batches(),
                       "train_items": len(items), "seconds": round(time.time() - t0, 2)}
             state["history"].append(record)
-            improved = dev["weighted_f1"] > state["best_f1"]
+            improved = dev[task.metric] > state["best_score"]
             if improved:
-                state["best_f1"], state["best_epoch"] = dev["weighted_f1"], epoch
-                save_atomic(model_file(model, manifest, cfg, provenance), out / "model.pt")
+                state["best_score"], state["best_epoch"] = dev[task.metric], epoch
+                save_atomic(model_file(model, manifest, cfg, provenance, kind=task.kind, labels=task.labels),
+                            out / "model.pt")
             state["epoch"] = epoch
             save_atomic({"format": FORMAT, "kind": "resume", "state_dict": model.state_dict(),
                          "optimizer": optimizer.state_dict(), "state": state}, out / "last.pt")
             with open(out / "history.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if show:
-                tqdm.write(f"epoch {epoch:3d}  loss {record['train_loss']:.3f}  dev wF1 {dev['weighted_f1']:.3f}"
+                tqdm.write(f"epoch {epoch:3d}  loss {record['train_loss']:.3f}  dev {task.metric} {dev[task.metric]:.3f}"
                            f"{'  *' if improved else ''}  ({record['seconds']:.1f} s)")
     if world > 1:
         dist.barrier()
     result: dict = {}
     if rank == 0:
-        result = finish_run(out, cfg, manifest, fold.test, state, device, status, show)
+        result = finish_run(out, cfg, manifest, task, state, device, status, show)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -249,22 +300,30 @@ def _sample_noisy(noisy: list[Item], cfg: TrainConfig, epoch: int) -> list[Item]
     return [noisy[i] for i in rng.choice(len(noisy), size=k, replace=False)]
 
 
-def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, test_ids: list[str], state: dict,
+def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, state: dict,
                device: torch.device, status: dict, show: bool) -> dict:
     from .evaluate import evaluate_ids
     from .inference import model_from_file
 
     best = model_from_file(load_checkpoint(out / "model.pt"), str(out / "model.pt")).to(device)
-    metrics = evaluate_ids(best, manifest, test_ids, cfg, device=device, progress=show)
-    metrics.update(best_epoch=state["best_epoch"], dev_weighted_f1=state["best_f1"],
-                   train_seconds=round(state["elapsed"], 1))
+    if task.kind == "speaker":
+        from .speaker import evaluate_speaker
+        metrics = evaluate_speaker(best, manifest, task, cfg, device=device)
+    else:
+        metrics = evaluate_ids(best, manifest, task.test, cfg, device=device, progress=show)
+    metrics.update({"best_epoch": state["best_epoch"], f"dev_{task.metric}": state["best_score"],
+                    "train_seconds": round(state["elapsed"], 1)})
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
-    plot_confusion(metrics, out / "confusion.png", f"{manifest.name} test, weighted F1 {metrics['weighted_f1']:.3f}")
+    if task.kind == "emotion":
+        plot_confusion(metrics, out / "confusion.png",
+                       f"{manifest.name} test, weighted F1 {metrics['weighted_f1']:.3f}")
     plot_curves(state["history"], out / "curves.png")
     status.update(status="complete", best_epoch=state["best_epoch"], train_seconds=round(state["elapsed"], 1))
     atomic_write_text(out / "run.json", json.dumps(status, indent=1))
     if show:
-        print(f"test weighted F1 {metrics['weighted_f1']:.4f} (best dev epoch {state['best_epoch']}) -> {out}")
+        what = "held-out speaker-ID accuracy" if task.kind == "speaker" else "test weighted F1"
+        value = metrics["accuracy"] if task.kind == "speaker" else metrics["weighted_f1"]
+        print(f"{what} {value:.4f} (best dev epoch {state['best_epoch']}) -> {out}")
     return metrics
 
 
@@ -276,11 +335,12 @@ def plot_curves(history: list[dict], path: Path) -> None:
     if not history:
         return
     ep = [h["epoch"] for h in history]
+    dev_key = next(k for k in history[0] if k.startswith("dev_"))  # the selection metric
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
     ax[0].plot(ep, [h["train_loss"] for h in history])
     ax[0].set(xlabel="epoch", ylabel="train loss")
-    ax[1].plot(ep, [h["dev_weighted_f1"] for h in history])
-    ax[1].set(xlabel="epoch", ylabel="dev weighted F1")
+    ax[1].plot(ep, [h[dev_key] for h in history])
+    ax[1].set(xlabel="epoch", ylabel=dev_key.replace("_", " "))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

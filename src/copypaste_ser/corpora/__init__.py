@@ -167,7 +167,7 @@ def finish(manifest: Manifest, folds: list[Fold], default: str, description: str
 
 
 # ---------------------------------------------------------------- registry
-from . import crema_d, emodb, folder, iemocap, msp_podcast, ravdess, synthetic  # noqa: E402
+from . import crema_d, emodb, folder, iemocap, librispeech, msp_podcast, ravdess, synthetic, voxceleb  # noqa: E402
 
 RECIPES: dict[str, Callable[..., tuple[Manifest, Protocol]]] = {
     "emodb": emodb.prepare,
@@ -177,6 +177,8 @@ RECIPES: dict[str, Callable[..., tuple[Manifest, Protocol]]] = {
     "msp-podcast": msp_podcast.prepare,
     "folder": folder.prepare,
     "synthetic": synthetic.prepare,
+    "librispeech": librispeech.prepare,
+    "voxceleb": voxceleb.prepare,
 }
 
 
