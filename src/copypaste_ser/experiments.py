@@ -58,6 +58,19 @@ class GridConfig:
     workers: int = 1
     baseline: bool = False           # eGeMAPS + SVM in the same folds
 
+    def restricted(self, workers: int | None = None, **subsets) -> GridConfig:
+        """A copy running a slice of the grid (same run folders, so slices add up)."""
+        changes: dict = {"workers": workers} if workers else {}
+        for key, values in subsets.items():
+            if values:
+                resolved = [str(Path(v).resolve()) if key == "init" and v not in ("scratch", "resemblyzer")
+                            else v for v in values]
+                unknown = [v for v in resolved if v not in getattr(self, key)]
+                if unknown:
+                    raise UserError(f"grid: {key} {unknown[0]!r} is not in the config ({getattr(self, key)})")
+                changes[key] = resolved
+        return dataclasses.replace(self, **changes)
+
     @classmethod
     def load(cls, path: str | Path) -> GridConfig:
         path = Path(path)
@@ -161,6 +174,10 @@ def _worker(args: tuple) -> tuple[Cell, float]:
 
 def run_grid(grid: GridConfig, progress: bool = True) -> Path:
     """Run every unfinished cell (``grid.workers`` processes), then write results.csv."""
+    for init in grid.init:
+        if init not in ("scratch", "resemblyzer") and not Path(init).is_file():
+            raise UserError(f"grid: init model {init} is missing; train it with "
+                            f"`copypaste-ser pretrain-speaker` or leave it out (--init scratch)")
     out = Path(grid.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid), sort_keys=False))
@@ -195,7 +212,7 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
 def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:
     """Fill the feature caches once, before workers race to write the same files."""
     from .features import extract_features
-    from .train import load_train_features
+    from .train import load_train_features, make_task
 
     manifest, protocol = load_corpus(Path(grid.data))
     if not todo:
@@ -210,7 +227,7 @@ def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:
         seen.add(key)
         cfg = cell_config(grid, c)
         fold = protocol.fold(c.fold)
-        load_train_features(cfg, manifest, fold.train, progress=False)
+        load_train_features(cfg, manifest, make_task(cfg, manifest, protocol), progress=False)
         extract_features(manifest.subset(fold.dev + fold.test), cfg.feature_config, Path(grid.data), progress=False)
         for snr in grid.snrs:
             from .evaluate import noisy_condition

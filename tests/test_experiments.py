@@ -1,0 +1,108 @@
+"""The grid runner and its report, on the synthetic corpus with the tiny preset."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from copypaste_ser.audio import write_audio
+from copypaste_ser.errors import UserError
+from copypaste_ser.experiments import GridConfig, cells, run_grid
+from copypaste_ser.report import paired_test, write_report
+
+
+class Crash(RuntimeError):
+    pass
+
+
+@pytest.fixture
+def fake_musan(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    for k in range(3):
+        write_audio(tmp_path / "musan" / "noise" / f"n{k}.wav", 0.1 * rng.standard_normal(16000).astype(np.float32))
+        write_audio(tmp_path / "musan" / "music" / f"m{k}.wav", (0.2 * np.sin(2 * np.pi * (220 + 50 * k) * t)).astype(np.float32))
+    return tmp_path / "musan"
+
+
+def _grid(tmp_path, synthetic_corpus, fake_musan, **kw):
+    raw = dict(data=str(synthetic_corpus), out=str(tmp_path / "grid"), preset="tiny",
+               train={"epochs": 1, "threads": 1, "noise_epoch_fraction": 0.2},
+               copypaste=["none", "n-cp"], training_data=["clean", "clean+noise"], seeds=[0],
+               snrs=[10], noise_root=str(fake_musan), workers=1)
+    raw.update(kw)
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return GridConfig.load(path)
+
+
+def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, monkeypatch):
+    grid = _grid(tmp_path, synthetic_corpus, fake_musan)
+    assert len(cells(grid)) == 4
+    import copypaste_ser.experiments as E
+    real = E.run_cell
+    calls, crashed = [], []
+
+    def flaky(g, cell):
+        calls.append(cell)
+        if len(calls) == 3 and not crashed:
+            crashed.append(cell)
+            raise Crash("the grid dies during its third run")
+        return real(g, cell)
+
+    monkeypatch.setattr(E, "run_cell", flaky)
+    with pytest.raises(Crash):
+        run_grid(grid, progress=False)
+    calls.clear()
+    results = run_grid(grid, progress=False)
+    assert len(calls) == 2 and calls[0] == crashed[0]  # the two finished runs were not redone
+    calls.clear()
+    run_grid(grid, progress=False)
+    assert calls == []
+    rows = list(csv.DictReader(open(results)))
+    assert len(rows) == 4 * 2  # clean + 10 dB per run
+    assert {r["test"] for r in rows} == {"clean", "10dB"}
+    report = write_report(results, tmp_path / "report", "test", command="copypaste-ser grid grid.yaml")
+    text = report.read_text()
+    assert "| Clean+Noise |" in text and "N-CP" in text and "copypaste-ser grid grid.yaml" in text
+    assert (tmp_path / "report" / "scores_by_scheme.png").is_file()
+    assert (tmp_path / "report" / "score_vs_snr.png").is_file()
+
+
+def test_restricted_slice_and_bad_values(tmp_path, synthetic_corpus, fake_musan):
+    grid = _grid(tmp_path, synthetic_corpus, fake_musan)
+    part = grid.restricted(copypaste=["n-cp"], training_data=["clean"])
+    assert {(c.copypaste, c.training_data) for c in cells(part)} == {("n-cp", "clean")}
+    with pytest.raises(UserError, match="se-cp"):
+        grid.restricted(copypaste=["se-cp"])
+    with pytest.raises(UserError, match="unknown grid option 'seed'"):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"data": "d", "out": "o", "seed": 1}))
+        GridConfig.load(tmp_path / "bad.yaml")
+
+
+def test_missing_init_model_is_refused(tmp_path, synthetic_corpus, fake_musan):
+    grid = _grid(tmp_path, synthetic_corpus, fake_musan, init=[str(tmp_path / "nope.pt")])
+    with pytest.raises(UserError, match="nope.pt is missing"):
+        run_grid(grid, progress=False)
+
+
+def test_paired_test_detects_a_consistent_gain():
+    base = {("f", s): 0.5 + 0.01 * s for s in range(5)}
+    better = {k: v + 0.05 + 0.001 * k[1] for k, v in base.items()}
+    d, p, n = paired_test(base, better)
+    assert n == 5 and d == pytest.approx(0.052) and p < 0.01
+    noisy = {k: v + (0.05 if k[1] % 2 else -0.05) for k, v in base.items()}
+    assert paired_test(base, noisy)[1] > 0.3
+
+
+def test_baseline_in_the_same_folds(tmp_path, synthetic_corpus, fake_musan):
+    pytest.importorskip("opensmile")
+    from copypaste_ser.baseline import run_baseline
+    grid = _grid(tmp_path, synthetic_corpus, fake_musan, snrs=[0])
+    rows = run_baseline(grid, progress=False)
+    assert {r["test"] for r in rows} == {"clean", "0dB"}
+    assert all(0 <= r["weighted_f1"] <= 1 for r in rows)
+    cached = json.loads((tmp_path / "grid" / "baseline" / "results.json").read_text())
+    assert cached == rows
