@@ -175,16 +175,24 @@ def demo(
 def grid(
     config: Path = typer.Argument(..., help="Grid YAML (see configs/)"),
     workers: Optional[int] = typer.Option(None, help="Parallel training processes"),
+    copypaste: Optional[list[str]] = typer.Option(None, help="Run only these schemes (repeatable)"),
+    training_data: Optional[list[str]] = typer.Option(None, help="Run only clean and/or clean+noise"),
+    init: Optional[list[str]] = typer.Option(None, help="Run only these initialisations"),
+    seeds: Optional[list[int]] = typer.Option(None, "--seed", help="Run only these seeds"),
+    no_run: bool = typer.Option(False, "--no-run", help="Only collect finished runs and report"),
     report: Optional[Path] = typer.Option(None, help="Also write the Markdown report into this folder"),
     title: str = typer.Option("", help="Report title"),
 ) -> None:
     """Run (or complete) the paper's experiment grid, then tabulate it."""
-    from .experiments import GridConfig, run_grid
+    from .experiments import GridConfig, collect, run_grid
 
     g = GridConfig.load(config)
-    if workers is not None:
-        g.workers = workers
-    results = run_grid(g)
+    g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds)
+    if no_run:
+        collect(g)
+        results = Path(g.out) / "results.csv"
+    else:
+        results = run_grid(g)
     typer.echo(f"results: {results}")
     if report is not None:
         from .report import write_report

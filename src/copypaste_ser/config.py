@@ -21,6 +21,7 @@ class TrainConfig:
     task: str = "emotion"            # emotion | speaker (speaker-ID pretraining, see speaker.py)
     fold: str | None = None          # protocol fold; None = the corpus default
     preset: str = "cpu"              # model preset (see models.PRESETS)
+    width: int | None = None         # override the preset's channel width (stages w, 2w, 4w, 8w)
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3                 # Adam, otherwise PyTorch defaults (paper 3.2)

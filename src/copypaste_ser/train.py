@@ -143,7 +143,8 @@ def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Mo
         return emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config)
     if cfg.preset not in PRESETS:
         raise UserError(f"unknown model preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
-    mcfg = ModelConfig(**{**PRESETS[cfg.preset], "feat_dim": cfg.feature_config.dim,
+    overrides = {"width": cfg.width} if cfg.width else {}
+    mcfg = ModelConfig(**{**PRESETS[cfg.preset], **overrides, "feat_dim": cfg.feature_config.dim,
                           "num_classes": num_classes})
     return build_model(mcfg), {"init": "random"}
 
