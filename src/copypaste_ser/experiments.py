@@ -136,11 +136,11 @@ def cells(grid: GridConfig) -> list[Cell]:
 
 
 def cell_config(grid: GridConfig, cell: Cell) -> TrainConfig:
-    cfg = make_config(grid.preset, **grid.train)
-    return dataclasses.replace(
-        cfg, data=grid.data, fold=cell.fold, copypaste=cell.copypaste, seed=cell.seed,
-        noise_aug=cell.training_data == "clean+noise", noise_root=grid.noise_root,
-        init=None if cell.init == "scratch" else cell.init)
+    init = None if cell.init == "scratch" else cell.init
+    return make_config(grid.preset, **{**grid.train, "data": grid.data, "fold": cell.fold,
+                                       "copypaste": cell.copypaste, "seed": cell.seed,
+                                       "noise_aug": cell.training_data == "clean+noise",
+                                       "noise_root": grid.noise_root, "init": init})
 
 
 def cell_done(run: Path, snrs: list[float]) -> bool:
