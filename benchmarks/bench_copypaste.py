@@ -3,14 +3,14 @@
 Batches of random (T, 23) float32 feature matrices, T uniform in [min-frames, max-frames].
 Measured per batch (median over --batches):
   copypaste   CopyPaste.__call__ on the list of matrices (p=1, so every batch is augmented)
-  pad         padding the (augmented) list into one (B, T_max, 23) tensor, as a collate would
+  pad         data.pad_batch: mean-normalise each item and pad into one (B, T_max, 23) tensor
   model step  forward + cross-entropy + backward + Adam step on the padded batch
 
 Usage:
   PYTHONPATH=src python benchmarks/bench_copypaste.py --batches 5 --device cpu --preset cpu
 
-The model is copypaste_ser.models.build_model (preset --preset); if that cannot be
-imported or built, a small stand-in conv net is timed instead and the output says so.
+The model is copypaste_ser.models.build_model (preset --preset); padding is the
+training pipeline's own collate (data.pad_batch: mean normalisation + zero padding).
 """
 
 from __future__ import annotations
@@ -24,36 +24,13 @@ import torch
 from torch import nn
 
 from copypaste_ser.augment.copypaste import CopyPaste
-
-
-class StandIn(nn.Module):
-    """Small conv net used when copypaste_ser.models is not available."""
-
-    def __init__(self, feat_dim: int, n_classes: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv1d(feat_dim, 128, 5, padding=2), nn.ReLU(),
-            nn.Conv1d(128, 128, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv1d(128, 128, 3, stride=2, padding=1), nn.ReLU(),
-        )
-        self.out = nn.Linear(128, n_classes)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:  # x: (B, T, D)
-        return self.out(self.net(x.transpose(1, 2)).mean(dim=2))
+from copypaste_ser.data import pad_batch
+from copypaste_ser.models import PRESETS, ModelConfig, build_model
 
 
 def get_model(feat_dim: int, n_classes: int, preset: str) -> tuple[nn.Module, str]:
-    try:
-        from copypaste_ser.models import ModelConfig, build_model
-
-        config = ModelConfig.from_preset(preset, num_classes=n_classes, feat_dim=feat_dim)
-        return build_model(config), f"EmotionResNet via build_model (preset {preset!r})"
-    except Exception as exc:  # models package not written yet, or its API changed
-        return StandIn(feat_dim, n_classes), f"STAND-IN conv net, not the real model ({type(exc).__name__}: {exc})"
-
-
-def pad(items: list[torch.Tensor]) -> torch.Tensor:
-    return nn.utils.rnn.pad_sequence(items, batch_first=True)
+    config = ModelConfig(**{**PRESETS[preset], "feat_dim": feat_dim, "num_classes": n_classes})
+    return build_model(config), f"EmotionResNet, preset {preset!r}"
 
 
 def timed(fn, sync) -> tuple[float, object]:
@@ -90,7 +67,7 @@ def main() -> None:
 
     def make_batch():
         lengths = rng.integers(args.min_frames, args.max_frames + 1, size=args.batch_size)
-        feats = [torch.from_numpy(rng.standard_normal((t, args.feat_dim), dtype=np.float32)) for t in lengths]
+        feats = [rng.standard_normal((t, args.feat_dim), dtype=np.float32) for t in lengths]
         labels = rng.integers(0, args.classes, size=args.batch_size).tolist()
         return feats, labels
 
@@ -117,9 +94,8 @@ def main() -> None:
         for b in range(args.batches + 1):
             feats, labels = make_batch()
             dt_cp, (out, out_labels) = timed(lambda: cp(feats, labels), lambda: None)
-            dt_pad, x = timed(lambda: pad(out).to(device), sync)
-            y = torch.tensor(out_labels, device=device)
-            lengths = torch.tensor([len(f) for f in out], device=device)
+            dt_pad, (x, lengths, y) = timed(lambda: pad_batch(out, out_labels), sync)
+            x, lengths, y = x.to(device), lengths.to(device), y.to(device)
             dt_step, _ = timed(lambda: step(x, lengths, y), sync)
             if b:  # first batch is warm-up
                 t_cp.append(dt_cp), t_pad.append(dt_pad), t_step.append(dt_step)
