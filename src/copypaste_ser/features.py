@@ -118,13 +118,16 @@ def mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     opts.mel_opts.high_freq = cfg.high_freq
     opts.num_ceps = cfg.num_ceps
     opts.use_energy = True
-    extractor = knf.OnlineMfcc(opts)
     # Kaldi's energy thresholds assume 16-bit sample values.
-    extractor.accept_waveform(cfg.sample_rate, (wave * 32768.0).astype(np.float32))
+    return _run(knf.OnlineMfcc(opts), cfg.sample_rate, wave * 32768.0, cfg.num_ceps)
+
+
+def _run(extractor, sample_rate: int, wave: np.ndarray, dim: int) -> np.ndarray:
+    """Feed a whole wave to a kaldi-native-fbank extractor and stack its frames."""
+    extractor.accept_waveform(sample_rate, np.ascontiguousarray(wave, dtype=np.float32))
     extractor.input_finished()
-    n = extractor.num_frames_ready
-    out = np.empty((n, cfg.num_ceps), dtype=np.float32)
-    for t in range(n):
+    out = np.empty((extractor.num_frames_ready, dim), dtype=np.float32)
+    for t in range(len(out)):
         out[t] = extractor.get_frame(t)
     return out
 
@@ -156,14 +159,7 @@ def mel_power(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     opts.use_energy = False
     opts.use_log_fbank = False
     opts.use_power = True
-    extractor = knf.OnlineFbank(opts)
-    extractor.accept_waveform(cfg.sample_rate, np.ascontiguousarray(wave, dtype=np.float32))
-    extractor.input_finished()
-    n = extractor.num_frames_ready
-    out = np.empty((n, cfg.num_mel_bins), dtype=np.float32)
-    for t in range(n):
-        out[t] = extractor.get_frame(t)
-    return out
+    return _run(knf.OnlineFbank(opts), cfg.sample_rate, wave, cfg.num_mel_bins)
 
 
 def frame_features(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:

@@ -1,3 +1,6 @@
 """Batch and signal augmentations: CopyPaste (utterance concatenation) and noise."""
 
-from .copypaste import CopyPaste, SCHEMES
+from .copypaste import SCHEMES, CopyPaste
+from .noise import AddNoise
+
+__all__ = ["SCHEMES", "AddNoise", "CopyPaste"]

@@ -166,6 +166,23 @@ def finish(manifest: Manifest, folds: list[Fold], default: str, description: str
     return manifest, protocol
 
 
+def finish_speaker_corpus(name: str, title: str, utts: list[Utterance],
+                          root: Path) -> tuple[Manifest, Protocol]:
+    """Manifest + the single 'speaker-id' fold of a speaker corpus (no emotion labels)."""
+    from ..manifest import NO_EMOTION, speaker_protocol
+
+    check_unique_ids(utts, root)
+    utts, n_empty = drop_empty(utts)
+    manifest = Manifest(name, [NO_EMOTION], utts, neutral=None)
+    description = (f"speaker-id: {title} speaker corpus; fold 'speaker-id' trains on every utterance, "
+                   "speaker pretraining holds out ~30 % of each speaker's utterances for dev.")
+    if n_empty:
+        description += f" {n_empty} zero-length files skipped."
+    protocol = speaker_protocol(manifest, description)
+    validate(manifest, protocol, check_files=False, source=str(root))
+    return manifest, protocol
+
+
 # ---------------------------------------------------------------- registry
 from . import crema_d, emodb, folder, iemocap, librispeech, msp_podcast, ravdess, synthetic, voxceleb  # noqa: E402
 

@@ -24,8 +24,8 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
-from ..manifest import NO_EMOTION, Manifest, Protocol, speaker_protocol, validate
-from . import audio_files, check_unique_ids, drop_empty, make_utterance, require_dir
+from ..manifest import NO_EMOTION, Manifest, Protocol
+from . import audio_files, finish_speaker_corpus, make_utterance, require_dir
 
 NAME_RE = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 GENDER = {"F": "female", "M": "male"}
@@ -74,13 +74,4 @@ def prepare(root: Path, subsets: str | None = None) -> tuple[Manifest, Protocol]
         if spk in genders:
             extra["gender"] = genders[spk]
         utts.append(make_utterance(path.stem, path, f"libri-{spk}", NO_EMOTION, extra))
-    check_unique_ids(utts, root)
-    utts, n_empty = drop_empty(utts)
-    manifest = Manifest("librispeech", [NO_EMOTION], utts, neutral=None)
-    description = ("speaker-id: LibriSpeech speaker corpus; fold 'speaker-id' trains on every utterance, "
-                   "speaker pretraining holds out ~30 % of each speaker's utterances for dev.")
-    if n_empty:
-        description += f" {n_empty} zero-length files skipped."
-    protocol = speaker_protocol(manifest, description)
-    validate(manifest, protocol, check_files=False, source=str(root))
-    return manifest, protocol
+    return finish_speaker_corpus("librispeech", "LibriSpeech", utts, root)

@@ -23,8 +23,8 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
-from ..manifest import NO_EMOTION, Manifest, Protocol, speaker_protocol, validate
-from . import AUDIO_SUFFIXES, check_unique_ids, drop_empty, make_utterance, require_dir
+from ..manifest import NO_EMOTION, Manifest, Protocol
+from . import AUDIO_SUFFIXES, finish_speaker_corpus, make_utterance, require_dir
 
 SPEAKER_RE = re.compile(r"^id\d+$")
 CONVERT = "ffmpeg -i IN.m4a -ac 1 -ar 16000 IN.wav"
@@ -82,13 +82,4 @@ def prepare(root: Path) -> tuple[Manifest, Protocol]:
         spk, video = path.parent.parent.name, path.parent.name
         extra = {"video": video, **meta.get(spk, {})}
         utts.append(make_utterance(f"{spk}-{video}-{path.stem}", path, spk, NO_EMOTION, extra))
-    check_unique_ids(utts, root)
-    utts, n_empty = drop_empty(utts)
-    manifest = Manifest("voxceleb", [NO_EMOTION], utts, neutral=None)
-    description = ("speaker-id: VoxCeleb speaker corpus; fold 'speaker-id' trains on every utterance, "
-                   "speaker pretraining holds out ~30 % of each speaker's utterances for dev.")
-    if n_empty:
-        description += f" {n_empty} zero-length files skipped."
-    protocol = speaker_protocol(manifest, description)
-    validate(manifest, protocol, check_files=False, source=str(root))
-    return manifest, protocol
+    return finish_speaker_corpus("voxceleb", "VoxCeleb", utts, root)
