@@ -1,6 +1,9 @@
-"""Batch and signal augmentations: CopyPaste (utterance concatenation) and noise."""
+"""Batch and signal augmentations: CopyPaste (utterance concatenation) and noise.
+
+``from copypaste_ser.augment import CopyPaste`` needs only numpy and torch; the noise
+transform (``copypaste_ser.augment.noise.AddNoise``) reads audio and is imported on its own.
+"""
 
 from .copypaste import SCHEMES, CopyPaste
-from .noise import AddNoise
 
-__all__ = ["SCHEMES", "AddNoise", "CopyPaste"]
+__all__ = ["SCHEMES", "CopyPaste"]
