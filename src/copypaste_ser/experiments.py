@@ -253,6 +253,7 @@ def collect(grid: GridConfig) -> list[dict]:
             row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
             rows.append(row)
     rows += _baseline_rows(out)
+    _write_confusions(grid)
     if rows:
         keys = list(dict.fromkeys(k for r in rows for k in r))
         with open(out / "results.csv.tmp", "w", newline="") as f:
@@ -266,3 +267,22 @@ def collect(grid: GridConfig) -> list[dict]:
 def _baseline_rows(out: Path) -> list[dict]:
     f = out / "baseline" / "results.json"
     return json.loads(f.read_text()) if f.is_file() else []
+
+
+def _write_confusions(grid: GridConfig) -> None:
+    """Clean-test confusion matrices summed over seeds and folds, per init/data/scheme."""
+    import numpy as np
+
+    out = Path(grid.out)
+    summed: dict[str, dict] = {}
+    for c in cells(grid):
+        f = c.path(out) / "metrics.json"
+        if not f.is_file():
+            continue
+        m = json.loads(f.read_text())
+        key = f"{c.init_name}|{c.training_data}|{c.copypaste}"
+        entry = summed.setdefault(key, {"labels": m["labels"], "confusion": np.zeros_like(m["confusion"])})
+        entry["confusion"] = entry["confusion"] + np.asarray(m["confusion"])
+    for v in summed.values():
+        v["confusion"] = v["confusion"].tolist()
+    atomic_write_text(out / "confusions.json", json.dumps(summed))

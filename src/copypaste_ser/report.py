@@ -7,6 +7,7 @@ the p-value of a two-sided paired t-test over the same (fold, seed) pairs.
 from __future__ import annotations
 
 import csv
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -122,6 +123,9 @@ def write_report(results_csv: Path, out_dir: Path, title: str, command: str = ""
         parts += [f"## Per-class F1, init {init}, clean training, clean test", "",
                   per_class_table(rows, init), ""]
     plots = plot_report(rows, out_dir)
+    confusions = results_csv.parent / "confusions.json"
+    if confusions.is_file():
+        plots.append(plot_confusions(json.loads(confusions.read_text()), out_dir / "confusions.png"))
     parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     parts += [f"All runs: [{results_csv.name}]({results_csv.name})", ""]
     if results_csv.parent.resolve() != out_dir.resolve():
@@ -148,6 +152,9 @@ def plot_report(rows: list[dict], out_dir: Path) -> list[Path]:
             vals = [np.array(list(idx.get((init, d, s, "clean"), {0: np.nan}).values())) * 100 for s in schemes]
             ax.bar(np.arange(len(schemes)) + j * width, [v.mean() for v in vals], width,
                    yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3, label=DATA_NAMES[d])
+        base = [r["weighted_f1"] for r in rows if r["init"] == "egemaps-svm" and r["test"] == "clean"]
+        if base:
+            ax.axhline(100 * np.mean(base), color="gray", linestyle=":", label="eGeMAPS + SVM")
         ax.set_xticks(np.arange(len(schemes)) + width * (len(datas) - 1) / 2, [SCHEME_NAMES[s] for s in schemes])
         ax.set(title=f"init {init}, clean test", ylabel="weighted F1 (%)")
         ax.legend(fontsize=8)
@@ -171,3 +178,32 @@ def plot_report(rows: list[dict], out_dir: Path) -> list[Path]:
         fig.savefig(paths[-1], dpi=100)
         plt.close(fig)
     return paths
+
+
+def plot_confusions(confusions: dict, path: Path) -> Path:
+    """One row-normalised confusion matrix per init/data/scheme (clean test, summed over runs)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(confusions, key=lambda k: (k.split("|")[0], k.split("|")[1],
+                                             list(SCHEME_NAMES).index(k.split("|")[2])))
+    cols = min(4, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, key in zip(axes.flat, keys):
+        cm = np.asarray(confusions[key]["confusion"], dtype=float)
+        labels = confusions[key]["labels"]
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        ax.axis("on")
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(labels)), [lab[:3] for lab in labels], fontsize=7, rotation=90)
+        ax.set_yticks(range(len(labels)), [lab[:3] for lab in labels], fontsize=7)
+        init, data, scheme = key.split("|")
+        ax.set_title(f"{init}, {DATA_NAMES.get(data, data)}\n{SCHEME_NAMES.get(scheme, scheme)}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
