@@ -88,3 +88,13 @@ def test_other_sample_rates_are_resampled(tmp_path, sr):
     t = np.arange(sr) / sr
     sf.write(tmp_path / "x.wav", 0.1 * np.sin(2 * np.pi * 200 * t), sr)
     assert abs(len(load_audio(tmp_path / "x.wav")) - SR) <= 1
+
+
+def test_missing_and_broken_audio_are_named(tmp_path):
+    from copypaste_ser.audio import load_audio
+    from copypaste_ser.errors import UserError
+    with pytest.raises(UserError, match=r"nope\.wav: audio file is missing"):
+        load_audio(tmp_path / "nope.wav")
+    (tmp_path / "bad.wav").write_bytes(b"not audio at all")
+    with pytest.raises(UserError, match=r"bad\.wav: cannot read audio"):
+        load_audio(tmp_path / "bad.wav")

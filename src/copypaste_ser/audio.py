@@ -15,6 +15,8 @@ SAMPLE_RATE = 16000
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Return float32 mono samples in [-1, 1] at ``sample_rate``."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: audio file is missing")
     try:
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except FileNotFoundError:
@@ -31,6 +33,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds from the header, without decoding."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: audio file is missing")
     try:
         info = sf.info(str(path))
     except FileNotFoundError:
