@@ -108,7 +108,10 @@ class Cell:
 
     @property
     def init_name(self) -> str:
-        return self.init if self.init in ("scratch", "resemblyzer") else Path(self.init).stem
+        if self.init in ("scratch", "resemblyzer"):
+            return self.init
+        path = Path(self.init)  # runs/speaker-cpu/model.pt -> speaker-cpu
+        return path.parent.name if path.stem == "model" else path.stem
 
     def path(self, out: Path) -> Path:
         return out / self.fold / self.init_name / self.training_data / self.copypaste / f"seed-{self.seed}"
