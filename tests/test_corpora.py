@@ -275,7 +275,7 @@ def make_iemocap(root: Path) -> Path:
         for i, (turn, lab) in enumerate(rows):
             utt = f"{dialog}_{turn}"
             lines += [f"[{i * 3 + 0.5:.4f} - {i * 3 + 2.25:.4f}]\t{utt}\t{lab}\t[2.5000, 3.0000, 3.5000]",
-                      f"C-E2:\tNeutral;\t()", "A-E3:\tval 3; act 2; dom  2;\t()", ""]
+                      "C-E2:\tNeutral;\t()", "A-E3:\tval 3; act 2; dom  2;\t()", ""]
             trans.append(f"{utt} [{i * 3 + 0.5:08.4f}-{i * 3 + 2.25:08.4f}]: sentence {i}.")
             wav(root / f"Session{s}" / "sentences" / "wav" / dialog / f"{utt}.wav", 0.1, seed=k)
             k += 1
