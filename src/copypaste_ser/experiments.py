@@ -147,14 +147,17 @@ def cell_config(grid: GridConfig, cell: Cell) -> TrainConfig:
 
 
 def cell_done(run: Path, snrs: list[float]) -> bool:
+    """Trained, and scored on every test condition (plus the concat probe, if it applies)."""
     from .train import run_status
-    return run_status(run) == "complete" and (run / "scores.json").is_file() and \
-        len(json.loads((run / "scores.json").read_text())) == 1 + len(snrs)
+    if run_status(run) != "complete" or not (run / "scores.json").is_file():
+        return False
+    scores = json.loads((run / "scores.json").read_text())
+    return set(scores) == {"clean", *(f"{s:g}dB" for s in snrs)} and "probe" in scores["clean"]
 
 
 def run_cell(grid: GridConfig, cell: Cell) -> dict:
     """Train (or resume) one cell and score it on clean and noisy test data."""
-    from .evaluate import evaluate_run
+    from .evaluate import concat_probe, evaluate_run, load_run
     from .train import run_status, train
 
     run = cell.path(Path(grid.out))
@@ -162,10 +165,19 @@ def run_cell(grid: GridConfig, cell: Cell) -> dict:
     if run_status(run) != "complete":
         train(cfg, run, progress=False)
     scores = {"clean": json.loads((run / "metrics.json").read_text())}
+    manifest, _ = load_corpus(Path(grid.data))
+    # the concat probe (evaluate --probe concat); None where the corpus has no neutral label
+    scores["clean"]["probe"] = (concat_probe(load_run(run)[0], manifest, cell_test_ids(grid, cell), cfg)
+                                if manifest.neutral else None)
     for snr in grid.snrs:
         scores[f"{snr:g}dB"] = evaluate_run(run, snr=snr, noise_root=grid.noise_root, progress=False)
     atomic_write_text(run / "scores.json", json.dumps(scores))
     return scores
+
+
+def cell_test_ids(grid: GridConfig, cell: Cell) -> list[str]:
+    _, protocol = load_corpus(Path(grid.data))
+    return protocol.fold(cell.fold).test
 
 
 def _worker(args: tuple) -> tuple[Cell, float]:
@@ -254,6 +266,9 @@ def collect(grid: GridConfig) -> list[dict]:
                    "weighted_f1": m["weighted_f1"], "uar": m["uar"], "accuracy": m["accuracy"],
                    "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds")}
             row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
+            if m.get("probe"):
+                row.update(probe_kept=m["probe"]["emotion_kept_concat"],
+                           probe_alone=m["probe"]["emotion_recall_alone"])
             rows.append(row)
     rows += _baseline_rows(out)
     _write_confusions(grid)

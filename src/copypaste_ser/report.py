@@ -96,6 +96,21 @@ def per_class_table(rows: list[dict], init: str, data: str = "clean") -> str:
     return "\n".join(lines)
 
 
+def probe_table(rows: list[dict], init: str) -> str:
+    sel = [r for r in rows if r["init"] == init and r["test"] == "clean" and r.get("probe_kept") not in ("", None)]
+    if not sel:
+        return ""
+    lines = ["| Emotion data | CopyPaste | kept | alone |", "|---|---|---|---|"]
+    for data in DATA_NAMES:
+        for s in SCHEME_NAMES:
+            v = [r for r in sel if r["training_data"] == data and r["copypaste"] == s]
+            if v:
+                kept = 100 * np.mean([float(r["probe_kept"]) for r in v])
+                alone = 100 * np.mean([float(r["probe_alone"]) for r in v])
+                lines.append(f"| {DATA_NAMES[data]} | {SCHEME_NAMES[s]} | {kept:.1f} | {alone:.1f} |")
+    return "\n".join(lines)
+
+
 def write_report(results_csv: Path, out_dir: Path, title: str, command: str = "", notes: str = "") -> Path:
     rows = load_rows(results_csv)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +137,12 @@ def write_report(results_csv: Path, out_dir: Path, title: str, command: str = ""
             parts += [f"## Init: {init}, {names.get(test, test)}", "", score_table(rows, init, test), ""]
         parts += [f"## Per-class F1, init {init}, clean training, clean test", "",
                   per_class_table(rows, init), ""]
+        probe = probe_table(rows, init)
+        if probe:
+            parts += [f"## Concat probe, init {init}", "",
+                      "How often the model still names the emotion of an emotional test utterance "
+                      "joined to a neutral test utterance of another speaker (kept), next to its "
+                      "recall of the same utterances alone (%), mean over seeds and folds.", "", probe, ""]
     plots = plot_report(rows, out_dir)
     confusions = results_csv.parent / "confusions.json"
     if confusions.is_file():
