@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-SUBCOMMANDS = ["prepare", "train", "evaluate", "predict", "demo", "grid", "report", "pretrain-speaker"]
+SUBCOMMANDS = ["download", "prepare", "train", "evaluate", "predict", "demo", "grid", "report", "pretrain-speaker"]
 
 
 def _cli(*args):
@@ -25,6 +25,7 @@ def test_help(cmd):
     (["prepare", "klingon", "--root", "/tmp", "--out", "/tmp/x"], "unknown corpus 'klingon'"),
     (["train", "--data", "/nonexistent/data", "--out", "/tmp/x"], "/nonexistent/data/manifest.jsonl: missing"),
     (["predict", "/nonexistent/run", "a.wav"], "/nonexistent/run: no such run directory or model file"),
+    (["download", "crema-d", "--out", "/tmp/x"], "crema-d"),
 ])
 def test_user_errors_are_one_line(args, expected):
     proc = _cli(*args)

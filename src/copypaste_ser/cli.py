@@ -40,6 +40,18 @@ def prepare(
 
 
 @app.command()
+def download(
+    corpus: str = typer.Argument(..., help="emodb, ravdess, musan or librispeech-test-other"),
+    out: Path = typer.Option(..., "--out", help="Folder to download and unpack into"),
+    force: bool = typer.Option(False, help="Download again even if the archive is there"),
+) -> None:
+    """Download and unpack a freely available corpus (then run `prepare` on it)."""
+    from .download import fetch_corpus
+
+    typer.echo(f"unpacked into {fetch_corpus(corpus, out, force=force)}")
+
+
+@app.command()
 def train(
     data: Path = typer.Option(..., help="Prepared corpus folder (from `prepare`)"),
     out: Path = typer.Option(..., help="Run folder; several seeds go to OUT/seed-N"),
