@@ -194,6 +194,7 @@ def grid(
     no_run: bool = typer.Option(False, "--no-run", help="Only collect finished runs and report"),
     report: Optional[Path] = typer.Option(None, help="Also write the Markdown report into this folder"),
     title: str = typer.Option("", help="Report title"),
+    notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
 ) -> None:
     """Run (or complete) the paper's experiment grid, then tabulate it."""
     from .experiments import GridConfig, collect, run_grid
@@ -208,8 +209,9 @@ def grid(
     typer.echo(f"results: {results}")
     if report is not None:
         from .report import write_report
-        command = "copypaste-ser " + " ".join(sys.argv[1:])
-        typer.echo(f"report: {write_report(results, report, title or config.stem, command)}")
+        import shlex
+        command = "copypaste-ser " + shlex.join(sys.argv[1:])
+        typer.echo(f"report: {write_report(results, report, title or config.stem, command, notes)}")
 
 
 @app.command("report")

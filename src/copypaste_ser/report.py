@@ -191,7 +191,7 @@ def plot_report(rows: list[dict], out_dir: Path) -> list[Path]:
             for (i, d, s, _t) in sorted({k[:3] + (None,) for k in idx if k[0] == init}):
                 ys = [np.mean(list(idx.get((i, d, s, t), {0: np.nan}).values())) * 100 for t in tests]
                 ax.plot(tests, ys, marker="o", label=f"{SCHEME_NAMES[s]}, {DATA_NAMES[d]}",
-                        linestyle="-" if d == "clean" else "--")
+                        color=f"C{list(SCHEME_NAMES).index(s)}", linestyle="-" if d == "clean" else "--")
             ax.set(title=f"init {init}", xlabel="test condition", ylabel="weighted F1 (%)")
             ax.legend(fontsize=7)
         fig.tight_layout()
