@@ -165,19 +165,14 @@ def run_cell(grid: GridConfig, cell: Cell) -> dict:
     if run_status(run) != "complete":
         train(cfg, run, progress=False)
     scores = {"clean": json.loads((run / "metrics.json").read_text())}
-    manifest, _ = load_corpus(Path(grid.data))
+    manifest, protocol = load_corpus(Path(grid.data))
     # the concat probe (evaluate --probe concat); None where the corpus has no neutral label
-    scores["clean"]["probe"] = (concat_probe(load_run(run)[0], manifest, cell_test_ids(grid, cell), cfg)
+    scores["clean"]["probe"] = (concat_probe(load_run(run)[0], manifest, protocol.fold(cell.fold).test, cfg)
                                 if manifest.neutral else None)
     for snr in grid.snrs:
         scores[f"{snr:g}dB"] = evaluate_run(run, snr=snr, noise_root=grid.noise_root, progress=False)
     atomic_write_text(run / "scores.json", json.dumps(scores))
     return scores
-
-
-def cell_test_ids(grid: GridConfig, cell: Cell) -> list[str]:
-    _, protocol = load_corpus(Path(grid.data))
-    return protocol.fold(cell.fold).test
 
 
 def _worker(args: tuple) -> tuple[Cell, float]:
