@@ -245,19 +245,13 @@ def extract_features(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus
     interrupted extraction is redone. A cache missing some utterances is extended.
     """
     folder = cache_folder(corpus_dir, cfg, condition)
+    old: dict[str, np.ndarray] = {}
     if (folder / "index.json").is_file():
         store = FeatureStore(folder)
         if all(u.id in store for u in utterances):
             return store
-        missing_from_cache = True
-    else:
-        missing_from_cache = False
-    wanted = list({u.id: u for u in utterances}.values())
-    if missing_from_cache:  # keep what is cached, add the rest
-        old = FeatureStore(folder).load_all()
-        wanted = [u for u in wanted if u.id not in old]
-    else:
-        old = {}
+        old = store.load_all()  # keep what is cached, add the rest
+    wanted = [u for u in {u.id: u for u in utterances}.values() if u.id not in old]
     tasks = [(u, cfg, transform) for u in wanted]
     desc = f"features {condition}"
     if jobs > 1 and len(tasks) > 1:
