@@ -1,6 +1,7 @@
 """The grid runner and its report, on the synthetic corpus with the tiny preset."""
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -71,6 +72,36 @@ def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, m
     assert (tmp_path / "report" / "scores_by_scheme.png").is_file()
     assert (tmp_path / "report" / "score_vs_snr.png").is_file()
     assert (tmp_path / "report" / "confusions.png").is_file()
+    _check_merged_report(tmp_path, rows)
+
+
+def _check_merged_report(tmp_path, rows):
+    """Slices run apart merge into one report; the last file wins for a run in both."""
+    confusions = json.loads((tmp_path / "grid" / "confusions.json").read_text())
+    clean, noisy = tmp_path / "a", tmp_path / "b"
+    for folder, data in ((clean, "clean"), (noisy, "clean+noise")):
+        folder.mkdir()
+        part = [r for r in rows if r["training_data"] == data]
+        with open(folder / "results.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(part[0]))
+            w.writeheader()
+            w.writerows(part)
+        (folder / "confusions.json").write_text(json.dumps({k: v for k, v in confusions.items() if f"|{data}|" in k}))
+    override = dict(rows[0], weighted_f1="0.123456")
+    with open(tmp_path / "override.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(override))
+        w.writeheader()
+        w.writerow(override)
+    out = tmp_path / "merged"
+    write_report([clean / "results.csv", noisy / "results.csv", tmp_path / "override.csv"], out, "merged")
+    merged = list(csv.DictReader(open(out / "results.csv")))
+    assert len(merged) == len(rows)
+    assert [float(r["weighted_f1"]) for r in merged if r["training_data"] == override["training_data"]
+            and r["copypaste"] == override["copypaste"] and r["test"] == override["test"]] == [0.123456]
+    assert json.loads((out / "confusions.json").read_text()) == confusions
+    assert "| Clean+Noise |" in (out / "report.md").read_text()
+    with pytest.raises(UserError, match="not a grid results.csv"):
+        write_report([tmp_path / "grid.yaml"], out, "bad")
 
 
 def test_restricted_slice_and_bad_values(tmp_path, synthetic_corpus, fake_musan):
@@ -79,6 +110,12 @@ def test_restricted_slice_and_bad_values(tmp_path, synthetic_corpus, fake_musan)
     assert {(c.copypaste, c.training_data) for c in cells(part)} == {("n-cp", "clean")}
     with pytest.raises(UserError, match="se-cp"):
         grid.restricted(copypaste=["se-cp"])
+    with pytest.raises(UserError, match="folds 'cv-1' is not in the config"):
+        grid.restricted(folds=["cv-1"])
+    cv = dataclasses.replace(grid, folds=["cv-*"])
+    assert cv.restricted(folds=["cv-2", "cv-3"]).folds == ["cv-2", "cv-3"]
+    with pytest.raises(UserError, match="folds 'loso-1'"):
+        cv.restricted(folds=["loso-1"])
     with pytest.raises(UserError, match="unknown grid option 'seed'"):
         (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"data": "d", "out": "o", "seed": 1}))
         GridConfig.load(tmp_path / "bad.yaml")

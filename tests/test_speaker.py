@@ -128,7 +128,7 @@ def pretrained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("spk")
     prepare_to_dir("librispeech", make_librispeech(tmp / "LibriSpeech"), tmp / "data")
     out = tmp / "run"
-    metrics = pretrain_speaker(tmp / "data", out, preset="tiny", epochs=2, threads=1, progress=False)
+    metrics = pretrain_speaker(tmp / "data", out, preset="tiny", epochs=2, threads=1, width=3, progress=False)
     return out, metrics
 
 
@@ -138,6 +138,7 @@ def test_pretrain_writes_a_speaker_model(pretrained):
     assert obj["kind"] == "speaker" and obj["corpus"] == "librispeech"
     assert obj["labels"] == ["libri-19", "libri-26", "libri-27", "libri-40"]
     assert obj["model"]["config"]["num_classes"] == 4 and obj["train"]["task"] == "speaker"
+    assert obj["model"]["config"]["width"] == 3  # the width option, not the tiny preset's 4
     # held out: ceil(30 %) of speakers 19 (4 utts: 2), 26 (3: 1) and 27 (4: 2); 40 has one utterance
     assert metrics["n"] == 5 and metrics["held_out_speakers"] == 3 and metrics["speakers"] == 4
     assert 0.0 <= metrics["accuracy"] <= metrics["top5_accuracy"] == 1.0
@@ -157,6 +158,10 @@ def test_fine_tune_from_pretrained_speaker_model(pretrained, synthetic_corpus, t
     assert prov["init_arch"] == "thin-resnet34" and len(prov["init_sha1"]) == 12
     obj = torch.load(tmp_path / "ft" / "model.pt", weights_only=True)
     assert obj["kind"] == "emotion" and obj["provenance"] == prov and obj["model"]["config"]["num_classes"] == 4
+    width = obj["model"]["config"]["width"]
+    with pytest.raises(UserError, match=f"speaker model has width {width} but this run asks for width {width + 1}"):
+        train(make_config("tiny", data=str(synthetic_corpus), init=str(out / "model.pt"), width=width + 1, epochs=1),
+              tmp_path / "ft-wide", progress=False)
 
 
 def test_speaker_task_refuses_copypaste_and_unsplittable_corpora(pretrained, tmp_path):

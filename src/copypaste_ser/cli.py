@@ -62,6 +62,7 @@ def train(
     batch_size: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None),
     chunk_seconds: Optional[float] = typer.Option(None),
+    width: Optional[int] = typer.Option(None, help="Channels of the first ResNet stage (paper 16, cpu 8)"),
     fold: Optional[str] = typer.Option(None, help="Protocol fold (default: the corpus default)"),
     seed: list[int] = typer.Option([0], help="Repeat for several seeds: --seed 0 --seed 1 --seed 2"),
     noise_aug: bool = typer.Option(False, help="Clean+Noise: add six noise/music copies (10, 5, 0 dB)"),
@@ -80,7 +81,7 @@ def train(
     from .train import train_seeds
 
     cfg = make_config(preset, config, data=str(data.resolve()), copypaste=copypaste, epochs=epochs,
-                      batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds, fold=fold,
+                      batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds, width=width, fold=fold,
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
                       noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads)
@@ -106,6 +107,7 @@ def pretrain_speaker(
     batch_size: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None),
     chunk_seconds: float = typer.Option(4.0, help="Random training chunk (s)"),
+    width: Optional[int] = typer.Option(None, help="Channel width of the first stage (must match the emotion runs)"),
     noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout: adds six noise/music copies"),
     noise_epoch_fraction: Optional[float] = typer.Option(None, help="Share of the noisy copies drawn per epoch"),
     seed: int = typer.Option(0),
@@ -118,7 +120,7 @@ def pretrain_speaker(
 
     m = run(data, out, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds,
             noise_root=noise_root, noise_epoch_fraction=noise_epoch_fraction, seed=seed, threads=threads,
-            force=force, progress=not quiet)
+            width=width, force=force, progress=not quiet)
     if m:
         typer.echo(f"held-out speaker-ID accuracy {m['accuracy']:.4f} (top-5 {m['top5_accuracy']:.4f}, "
                    f"n={m['n']}, {m['speakers']} speakers) -> {out / 'model.pt'}")
@@ -191,6 +193,7 @@ def grid(
     training_data: Optional[list[str]] = typer.Option(None, help="Run only clean and/or clean+noise"),
     init: Optional[list[str]] = typer.Option(None, help="Run only these initialisations"),
     seeds: Optional[list[int]] = typer.Option(None, "--seed", help="Run only these seeds"),
+    folds: Optional[list[str]] = typer.Option(None, "--fold", help="Run only these folds (names or patterns)"),
     no_run: bool = typer.Option(False, "--no-run", help="Only collect finished runs and report"),
     report: Optional[Path] = typer.Option(None, help="Also write the Markdown report into this folder"),
     title: str = typer.Option("", help="Report title"),
@@ -200,7 +203,8 @@ def grid(
     from .experiments import GridConfig, collect, run_grid
 
     g = GridConfig.load(config)
-    g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds)
+    g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds,
+                     folds=folds)
     if no_run:
         collect(g)
         results = Path(g.out) / "results.csv"
@@ -216,15 +220,17 @@ def grid(
 
 @app.command("report")
 def report_cmd(
-    results: Path = typer.Argument(..., help="results.csv of a grid"),
-    out: Path = typer.Option(..., help="Folder for report.md and plots"),
+    results: list[Path] = typer.Argument(..., help="results.csv of a grid; several are merged (the last wins "
+                                         "where they hold the same run)"),
+    out: Path = typer.Option(..., help="Folder for report.md, plots and the merged results.csv"),
     title: str = typer.Option("Results"),
     command: str = typer.Option("", help="The command that made the results, quoted in the report"),
+    notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
 ) -> None:
-    """Write the Markdown report (paper-style tables, significance, plots) from results.csv."""
+    """Write the Markdown report (paper-style tables, significance, plots) from results.csv files."""
     from .report import write_report
 
-    typer.echo(str(write_report(results, out, title, command)))
+    typer.echo(str(write_report(results, out, title, command, notes)))
 
 
 def main() -> None:

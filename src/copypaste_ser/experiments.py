@@ -23,7 +23,6 @@ per cell and condition.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import fnmatch
 import itertools
@@ -65,7 +64,7 @@ class GridConfig:
             if values:
                 resolved = [str(Path(v).resolve()) if key == "init" and v not in ("scratch", "resemblyzer")
                             else v for v in values]
-                unknown = [v for v in resolved if v not in getattr(self, key)]
+                unknown = [v for v in resolved if not _in_config(key, v, getattr(self, key))]
                 if unknown:
                     raise UserError(f"grid: {key} {unknown[0]!r} is not in the config ({getattr(self, key)})")
                 changes[key] = resolved
@@ -96,6 +95,13 @@ class GridConfig:
             if not grid.noise_root:
                 raise UserError(f"{path}: clean+noise training and noisy tests need noise_root")
         return grid
+
+
+def _in_config(key: str, value, configured: list) -> bool:
+    """A slice value is one of the config's; a fold may also match one of its patterns."""
+    if key == "folds":
+        return value in configured or "all" in configured or any(fnmatch.fnmatch(value, p) for p in configured)
+    return value in configured
 
 
 @dataclass(frozen=True)
@@ -268,12 +274,8 @@ def collect(grid: GridConfig) -> list[dict]:
     rows += _baseline_rows(out)
     _write_confusions(grid)
     if rows:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        with open(out / "results.csv.tmp", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-        (out / "results.csv.tmp").replace(out / "results.csv")
+        from .report import write_rows
+        write_rows(rows, out / "results.csv")
     return rows
 
 

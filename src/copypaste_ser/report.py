@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from .errors import UserError
 from .manifest import atomic_write_text
 
 SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
@@ -21,13 +22,33 @@ DATA_NAMES = {"clean": "Clean", "clean+noise": "Clean+Noise"}
 
 
 def load_rows(results_csv: Path) -> list[dict]:
-    with open(results_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(results_csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise UserError(f"{results_csv}: cannot read results ({e.strerror})") from None
+    missing = {"fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1"} - set(rows[0] if rows else {})
+    if missing:
+        raise UserError(f"{results_csv}: not a grid results.csv (no column {sorted(missing)[0]!r})")
     for r in rows:
         for k, v in r.items():
             if k == "weighted_f1" or k.startswith("f1_") or k in ("uar", "accuracy"):
                 r[k] = float(v) if v not in ("", None) else float("nan")
     return rows
+
+
+def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
+    """Rows and clean-test confusions of several grids' results; a run (fold, init, data,
+    scheme, seed, test) or confusion key found in several files is taken from the last."""
+    merged: dict[tuple, dict] = {}
+    confusions: dict = {}
+    for path in results:
+        for r in load_rows(Path(path)):
+            merged[(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"], r["test"])] = r
+        f = Path(path).parent / "confusions.json"
+        if f.is_file():
+            confusions.update(json.loads(f.read_text()))
+    return list(merged.values()), confusions
 
 
 def _index(rows: list[dict]) -> dict:
@@ -111,8 +132,12 @@ def probe_table(rows: list[dict], init: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(results_csv: Path, out_dir: Path, title: str, command: str = "", notes: str = "") -> Path:
-    rows = load_rows(results_csv)
+def write_report(results: Path | list[Path], out_dir: Path, title: str, command: str = "", notes: str = "") -> Path:
+    """report.md, plots, and the merged results.csv (+ confusions.json) in ``out_dir``, from
+    one grid's results.csv or several (slices run apart, see :func:`merge_results`)."""
+    sources = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
+    rows, confusions = merge_results(sources)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] != "egemaps-svm"))
     tests = list(dict.fromkeys(r["test"] for r in rows))
@@ -144,13 +169,12 @@ def write_report(results_csv: Path, out_dir: Path, title: str, command: str = ""
                       "joined to a neutral test utterance of another speaker (kept), next to its "
                       "recall of the same utterances alone (%), mean over seeds and folds.", "", probe, ""]
     plots = plot_report(rows, out_dir)
-    confusions = results_csv.parent / "confusions.json"
-    if confusions.is_file():
-        plots.append(plot_confusions(json.loads(confusions.read_text()), out_dir / "confusions.png"))
+    if confusions:
+        plots.append(plot_confusions(confusions, out_dir / "confusions.png"))
+        atomic_write_text(out_dir / "confusions.json", json.dumps(confusions))
     parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
-    parts += [f"All runs: [{results_csv.name}]({results_csv.name})", ""]
-    if results_csv.parent.resolve() != out_dir.resolve():
-        atomic_write_text(out_dir / results_csv.name, results_csv.read_text())
+    parts += ["All runs: [results.csv](results.csv)", ""]
+    write_rows(rows, out_dir / "results.csv")
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(parts))
     return report
@@ -228,3 +252,14 @@ def plot_confusions(confusions: dict, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    """Rows as CSV, atomically; the columns are the union, in first-seen order."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)

@@ -90,7 +90,8 @@ def evaluate_speaker(model: torch.nn.Module, manifest: Manifest, task, cfg: Trai
 def pretrain_speaker(data_dir: str | Path, out: str | Path, preset: str = "cpu", epochs: int | None = None,
                      batch_size: int | None = None, lr: float | None = None, chunk_seconds: float = 4.0,
                      noise_root: str | Path | None = None, noise_epoch_fraction: float | None = None,
-                     seed: int = 0, threads: int = 0, force: bool = False, progress: bool = True) -> dict:
+                     seed: int = 0, threads: int = 0, width: int | None = None, force: bool = False,
+                     progress: bool = True) -> dict:
     """Train a speaker classifier on a prepared speaker corpus; returns the held-out metrics
     (also in ``out/metrics.json``). ``out/model.pt`` is then a valid ``train --init``."""
     from .train import train
@@ -99,5 +100,5 @@ def pretrain_speaker(data_dir: str | Path, out: str | Path, preset: str = "cpu",
                       batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds,
                       noise_aug=True if noise_root else None,
                       noise_root=str(Path(noise_root).resolve()) if noise_root else None,
-                      noise_epoch_fraction=noise_epoch_fraction, seed=seed, threads=threads)
+                      noise_epoch_fraction=noise_epoch_fraction, seed=seed, threads=threads, width=width)
     return train(cfg, out, force=force, progress=progress)

@@ -140,7 +140,12 @@ def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Mo
 
     if cfg.init:
         from .transfer import emotion_model_from_speaker
-        return emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config)
+        model, provenance = emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config)
+        init_width = getattr(getattr(model, "config", None), "width", None)
+        if cfg.width and init_width is not None and init_width != cfg.width:
+            raise UserError(f"{cfg.init}: speaker model has width {init_width} but this run asks for width "
+                            f"{cfg.width}; leave width unset or pretrain with --width {cfg.width}")
+        return model, provenance
     if cfg.preset not in PRESETS:
         raise UserError(f"unknown model preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
     overrides = {"width": cfg.width} if cfg.width else {}
