@@ -145,3 +145,18 @@ def test_baseline_in_the_same_folds(tmp_path, synthetic_corpus, fake_musan):
     assert all(0 <= r["weighted_f1"] <= 1 for r in rows)
     cached = json.loads((tmp_path / "grid" / "baseline" / "results.json").read_text())
     assert cached == rows
+
+
+def test_fold_table_lists_each_test_fold():
+    from copypaste_ser.report import fold_table
+
+    def row(fold, init, scheme, seed, f1):
+        return {"fold": fold, "init": init, "training_data": "clean", "copypaste": scheme, "seed": seed,
+                "test": "clean", "weighted_f1": f1}
+    rows = [row(f, "scratch", s, k, 0.1 * i + 0.02 * k + (0.05 if s == "n-cp" else 0))
+            for i, f in enumerate(["cv-1", "cv-2"]) for s in ("none", "n-cp") for k in (0, 1)]
+    rows += [row("cv-1", "egemaps-svm", "none", "-", 0.5), row("cv-2", "egemaps-svm", "none", "-", 0.6)]
+    lines = fold_table(rows, "scratch").splitlines()
+    assert lines[0] == "| Test fold | No CP | N-CP | eGeMAPS + SVM |"
+    assert lines[2] == "| cv-1 | 1.00 | 6.00 | 50.00 |" and lines[3] == "| cv-2 | 11.00 | 16.00 | 60.00 |"
+    assert fold_table([r for r in rows if r["fold"] == "cv-1"], "scratch") == ""

@@ -117,6 +117,27 @@ def per_class_table(rows: list[dict], init: str, data: str = "clean") -> str:
     return "\n".join(lines)
 
 
+def fold_table(rows: list[dict], init: str, data: str = "clean", test: str = "clean") -> str:
+    """Per test fold: each scheme's mean over seeds, and the baseline; empty for one fold."""
+    sel = [r for r in rows if r["test"] == test and r["training_data"] == data
+           and r["init"] in (init, "egemaps-svm")]
+    folds = sorted({r["fold"] for r in sel})
+    if len(folds) < 2:
+        return ""
+    schemes = [s for s in SCHEME_NAMES if any(r["copypaste"] == s and r["init"] == init for r in sel)]
+    has_base = any(r["init"] == "egemaps-svm" for r in sel)
+    lines = ["| Test fold | " + " | ".join(SCHEME_NAMES[s] for s in schemes)
+             + (" | eGeMAPS + SVM |" if has_base else " |"),
+             "|---|" + "---|" * (len(schemes) + has_base)]
+    for fold in folds:
+        vals = [[r["weighted_f1"] for r in sel if r["fold"] == fold and r["init"] == init and r["copypaste"] == s]
+                for s in schemes]
+        if has_base:
+            vals.append([r["weighted_f1"] for r in sel if r["fold"] == fold and r["init"] == "egemaps-svm"])
+        lines.append(f"| {fold} | " + " | ".join(f"{100 * np.mean(v):.2f}" if v else "–" for v in vals) + " |")
+    return "\n".join(lines)
+
+
 def probe_table(rows: list[dict], init: str) -> str:
     sel = [r for r in rows if r["init"] == init and r["test"] == "clean" and r.get("probe_kept") not in ("", None)]
     if not sel:
@@ -162,6 +183,10 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
             parts += [f"## Init: {init}, {names.get(test, test)}", "", score_table(rows, init, test), ""]
         parts += [f"## Per-class F1, init {init}, clean training, clean test", "",
                   per_class_table(rows, init), ""]
+        folds = fold_table(rows, init)
+        if folds:
+            parts += [f"## Per test fold, init {init}, clean training, clean test", "",
+                      "Weighted F1 (%), mean over seeds.", "", folds, ""]
         probe = probe_table(rows, init)
         if probe:
             parts += [f"## Concat probe, init {init}", "",
