@@ -69,6 +69,7 @@ def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, m
     text = report.read_text()
     assert "| Clean+Noise |" in text and "N-CP" in text and "copypaste-ser grid grid.yaml" in text
     assert "## Concat probe, init scratch" in text
+    assert "clean test data (as the paper's Table 2)" in text and "10 dB SNR (as the paper's Table 5)" in text
     assert (tmp_path / "report" / "scores_by_scheme.png").is_file()
     assert (tmp_path / "report" / "score_vs_snr.png").is_file()
     assert (tmp_path / "report" / "confusions.png").is_file()

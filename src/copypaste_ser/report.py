@@ -153,6 +153,13 @@ def probe_table(rows: list[dict], init: str) -> str:
     return "\n".join(lines)
 
 
+def _paper_table(init: str, test: str) -> str:
+    """Which of the paper's tables a score table corresponds to (Tables 2/3: clean test from
+    scratch / pretrained; Tables 5/6: 10 dB / 0 dB test)."""
+    number = {"clean": 2 if init == "scratch" else 3, "10dB": 5, "0dB": 6}.get(test)
+    return f" (as the paper's Table {number})" if number else ""
+
+
 def write_report(results: Path | list[Path], out_dir: Path, title: str, command: str = "", notes: str = "") -> Path:
     """report.md, plots, and the merged results.csv (+ confusions.json) in ``out_dir``, from
     one grid's results.csv or several (slices run apart, see :func:`merge_results`)."""
@@ -180,8 +187,9 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     names = {"clean": "clean test data", "10dB": "test data at 10 dB SNR", "0dB": "test data at 0 dB SNR"}
     for init in inits:
         for test in tests:
-            parts += [f"## Init: {init}, {names.get(test, test)}", "", score_table(rows, init, test), ""]
-        parts += [f"## Per-class F1, init {init}, clean training, clean test", "",
+            parts += [f"## Init: {init}, {names.get(test, test)}{_paper_table(init, test)}", "",
+                      score_table(rows, init, test), ""]
+        parts += [f"## Per-class F1, init {init}, clean training, clean test (as the paper's Table 4)", "",
                   per_class_table(rows, init), ""]
         folds = fold_table(rows, init)
         if folds:
