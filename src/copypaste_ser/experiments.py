@@ -194,6 +194,7 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
         if init not in ("scratch", "resemblyzer") and not Path(init).is_file():
             raise UserError(f"grid: init model {init} is missing; train it with "
                             f"`copypaste-ser pretrain-speaker` or leave it out (--init scratch)")
+    started = time.time()
     out = Path(grid.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid), sort_keys=False))
@@ -222,7 +223,17 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
         from .baseline import run_baseline
         run_baseline(grid, progress=progress)
     collect(grid)
+    _log_invocation(grid, started, trained=len(todo))
     return out / "results.csv"
+
+
+def _log_invocation(grid: GridConfig, started: float, trained: int) -> None:
+    """Append this invocation's wall time and slice to ``grid-log.jsonl`` (the report sums it)."""
+    entry = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+             "seconds": round(time.time() - started, 1), "runs_trained": trained, "workers": grid.workers,
+             "slice": {k: getattr(grid, k) for k in ("folds", "init", "training_data", "copypaste", "seeds")}}
+    with open(Path(grid.out) / "grid-log.jsonl", "a") as f:
+        f.write(json.dumps(entry) + "\n")
 
 
 def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:

@@ -51,6 +51,18 @@ def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
     return list(merged.values()), confusions
 
 
+def grid_log(results: list[Path]) -> list[dict]:
+    """The grid invocations (``grid-log.jsonl`` beside each results.csv), each once, in time order."""
+    entries: dict[str, dict] = {}
+    for path in results:
+        f = Path(path).parent / "grid-log.jsonl"
+        if f.is_file():
+            for line in f.read_text().splitlines():
+                if line.strip():
+                    entries[line] = json.loads(line)
+    return sorted(entries.values(), key=lambda e: e["started"])
+
+
 def _index(rows: list[dict]) -> dict:
     """(init, data, scheme, test) -> {(fold, seed): weighted F1}."""
     idx: dict = defaultdict(dict)
@@ -165,6 +177,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     one grid's results.csv or several (slices run apart, see :func:`merge_results`)."""
     sources = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
     rows, confusions = merge_results(sources)
+    log = grid_log(sources)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] != "egemaps-svm"))
@@ -182,6 +195,12 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
               "Weighted F1 (%) on the test speakers, mean ± std over seeds and folds; in parentheses "
               "the change against No CP, `*` where a paired t-test over the same (fold, seed) pairs "
               "gives p < 0.05.", ""]
+    if log:
+        wall = sum(e["seconds"] for e in log)
+        parts += [f"Wall time of the grid: {wall / 3600:.2f} h in {len(log)} invocation(s) that trained "
+                  f"{sum(e['runs_trained'] for e in log)} runs with up to {max(e['workers'] for e in log)} "
+                  f"worker(s) (grid-log.jsonl).", ""]
+        atomic_write_text(out_dir / "grid-log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
     if notes:
         parts += [notes, ""]
     names = {"clean": "clean test data", "10dB": "test data at 10 dB SNR", "0dB": "test data at 0 dB SNR"}
