@@ -164,3 +164,27 @@ def test_fold_table_lists_each_test_fold():
     assert lines[0] == "| Test fold | No CP | N-CP | eGeMAPS + SVM |"
     assert lines[2] == "| cv-1 | 1.00 | 6.00 | 50.00 |" and lines[3] == "| cv-2 | 11.00 | 16.00 | 60.00 |"
     assert fold_table([r for r in rows if r["fold"] == "cv-1"], "scratch") == ""
+
+
+def test_leave_one_speaker_out_fold_is_scored_without_the_probe(tmp_path, synthetic_corpus, fake_musan):
+    from copypaste_ser.experiments import cell_done
+    from copypaste_ser.manifest import load_corpus
+
+    loso = [n for n in load_corpus(synthetic_corpus)[1].names if n.startswith("loso-")][0]
+    grid = _grid(tmp_path, synthetic_corpus, fake_musan, folds=[loso], copypaste=["n-cp"],
+                 training_data=["clean"], snrs=[])
+    run_grid(grid, progress=False)
+    run = cells(grid)[0].path(tmp_path / "grid")
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["clean"]["probe"] is None  # one test speaker: no cross-speaker pair to probe
+    assert cell_done(run, []) and 0 <= scores["clean"]["weighted_f1"] <= 1
+
+
+def test_a_failing_run_stops_the_parallel_grid_with_one_line(tmp_path, synthetic_corpus, fake_musan):
+    grid = _grid(tmp_path, synthetic_corpus, fake_musan, copypaste=["n-cp"], training_data=["clean"],
+                 seeds=[0, 1, 2], snrs=[], workers=2,
+                 train={"epochs": 1, "threads": 1, "copypaste_order": "sideways"})
+    with pytest.raises(UserError, match=r"grid run .*/n-cp/seed-\d failed: .*config.yaml: bad CopyPaste "
+                                        r"option: unknown order 'sideways'") as err:
+        run_grid(grid, progress=False)
+    assert "\n" not in str(err.value)

@@ -172,9 +172,11 @@ def run_cell(grid: GridConfig, cell: Cell) -> dict:
         train(cfg, run, progress=False)
     scores = {"clean": json.loads((run / "metrics.json").read_text())}
     manifest, protocol = load_corpus(Path(grid.data))
-    # the concat probe (evaluate --probe concat); None where the corpus has no neutral label
-    scores["clean"]["probe"] = (concat_probe(load_run(run)[0], manifest, protocol.fold(cell.fold).test, cfg)
-                                if manifest.neutral else None)
+    test = protocol.fold(cell.fold).test
+    # the concat probe (evaluate --probe concat) pairs utterances of two test speakers; None where
+    # the corpus has no neutral label or the fold tests one speaker (leave-one-speaker-out)
+    probe_applies = manifest.neutral is not None and len({manifest[i].speaker for i in test}) > 1
+    scores["clean"]["probe"] = concat_probe(load_run(run)[0], manifest, test, cfg) if probe_applies else None
     for snr in grid.snrs:
         scores[f"{snr:g}dB"] = evaluate_run(run, snr=snr, noise_root=grid.noise_root, progress=False)
     atomic_write_text(run / "scores.json", json.dumps(scores))
@@ -207,15 +209,26 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
     bar = tqdm(total=len(todo), desc="grid", disable=not progress, unit="run")
     if grid.workers <= 1:
         for c in todo:
-            _worker((grid, c))
+            try:
+                _worker((grid, c))
+            except UserError as e:
+                raise _cell_failed(c, out, e) from None
             bar.update()
     else:
         with ProcessPoolExecutor(grid.workers, mp_context=mp.get_context("spawn")) as pool:
-            pending = {pool.submit(_worker, (grid, c)) for c in todo}
+            futures = {pool.submit(_worker, (grid, c)): c for c in todo}
+            pending = set(futures)
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
-                    cell, secs = f.result()
+                    try:
+                        cell, secs = f.result()
+                    except BaseException as e:
+                        # stop now rather than after every queued run; finished runs stay done
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        if isinstance(e, UserError):
+                            raise _cell_failed(futures[f], out, e) from None
+                        raise
                     bar.update()
                     bar.set_postfix_str(f"{cell.copypaste}/{cell.training_data} seed {cell.seed}: {secs:.0f} s")
     bar.close()
@@ -225,6 +238,12 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
     collect(grid)
     _log_invocation(grid, started, trained=len(todo))
     return out / "results.csv"
+
+
+def _cell_failed(cell: Cell, out: Path, error: UserError) -> UserError:
+    """The one-line error of a run that stopped the grid, naming the run."""
+    return UserError(f"grid run {cell.path(out)} failed: {error}; fix it and run the grid again "
+                     f"(finished runs are kept)")
 
 
 def _log_invocation(grid: GridConfig, started: float, trained: int) -> None:

@@ -239,8 +239,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
     augment = None
     if cfg.copypaste != "none":
         neutral = manifest.label_index(manifest.neutral) if manifest.neutral else None
-        augment = CopyPaste(cfg.copypaste, neutral_label=neutral, p=cfg.copypaste_p,
-                            mode=cfg.copypaste_mode, order=cfg.copypaste_order, seed=cfg.seed)
+        try:
+            augment = CopyPaste(cfg.copypaste, neutral_label=neutral, p=cfg.copypaste_p,
+                                mode=cfg.copypaste_mode, order=cfg.copypaste_order, seed=cfg.seed)
+        except ValueError as e:
+            raise UserError(f"{out / 'config.yaml'}: bad CopyPaste option: {e}") from None
     loss_fn = torch.nn.CrossEntropyLoss()
     status = {"status": "running", "world_size": world, "provenance": provenance}
     if rank == 0:
