@@ -205,7 +205,26 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
     if progress:
         print(f"grid: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done, {len(todo)} to run "
               f"with {grid.workers} worker(s)")
-    _prefill_features(grid, todo)
+    status = "failed"
+    try:
+        _prefill_features(grid, todo)
+        _run_cells(grid, todo, progress)
+        if grid.baseline:
+            from .baseline import run_baseline
+            run_baseline(grid, progress=progress)
+        collect(grid)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        _log_invocation(grid, started, status, completed=sum(cell_done(c.path(out), grid.snrs) for c in todo))
+    return out / "results.csv"
+
+
+def _run_cells(grid: GridConfig, todo: list[Cell], progress: bool) -> None:
+    """Train and score ``todo`` in ``grid.workers`` processes; the first failure stops the rest."""
+    out = Path(grid.out)
     bar = tqdm(total=len(todo), desc="grid", disable=not progress, unit="run")
     if grid.workers <= 1:
         for c in todo:
@@ -232,12 +251,6 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
                     bar.update()
                     bar.set_postfix_str(f"{cell.copypaste}/{cell.training_data} seed {cell.seed}: {secs:.0f} s")
     bar.close()
-    if grid.baseline:
-        from .baseline import run_baseline
-        run_baseline(grid, progress=progress)
-    collect(grid)
-    _log_invocation(grid, started, trained=len(todo))
-    return out / "results.csv"
 
 
 def _cell_failed(cell: Cell, out: Path, error: UserError) -> UserError:
@@ -246,10 +259,12 @@ def _cell_failed(cell: Cell, out: Path, error: UserError) -> UserError:
                      f"(finished runs are kept)")
 
 
-def _log_invocation(grid: GridConfig, started: float, trained: int) -> None:
-    """Append this invocation's wall time and slice to ``grid-log.jsonl`` (the report sums it)."""
+def _log_invocation(grid: GridConfig, started: float, status: str, completed: int) -> None:
+    """Append this invocation's wall time, outcome and slice to ``grid-log.jsonl`` (the report
+    sums it); ``completed`` counts the runs it finished (trained and scored)."""
     entry = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-             "seconds": round(time.time() - started, 1), "runs_trained": trained, "workers": grid.workers,
+             "seconds": round(time.time() - started, 1), "status": status, "runs_completed": completed,
+             "workers": grid.workers,
              "slice": {k: getattr(grid, k) for k in ("folds", "init", "training_data", "copypaste", "seeds")}}
     with open(Path(grid.out) / "grid-log.jsonl", "a") as f:
         f.write(json.dumps(entry) + "\n")

@@ -197,9 +197,9 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
               "gives p < 0.05.", ""]
     if log:
         wall = sum(e["seconds"] for e in log)
-        parts += [f"Wall time of the grid: {wall / 3600:.2f} h in {len(log)} invocation(s) that trained "
-                  f"{sum(e['runs_trained'] for e in log)} runs with up to {max(e['workers'] for e in log)} "
-                  f"worker(s) (grid-log.jsonl).", ""]
+        parts += [f"Wall time of the grid: {wall / 3600:.2f} h in {len(log)} invocation(s) that completed "
+                  f"{sum(e.get('runs_completed', 0) for e in log)} runs with up to "
+                  f"{max(e['workers'] for e in log)} worker(s) (grid-log.jsonl).", ""]
         atomic_write_text(out_dir / "grid-log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
     if notes:
         parts += [notes, ""]
