@@ -90,7 +90,8 @@ def _cell(values: dict, base: dict | None) -> str:
     if base is not None:
         d, p, _ = paired_test(base, values)
         star = "*" if p == p and p < 0.05 else ""
-        text += f" ({100 * d:+.2f}{star}, p={p:.2f})" if p == p else f" ({100 * d:+.2f})"
+        shown = "p<0.01" if p < 0.01 else f"p={p:.2f}"
+        text += f" ({100 * d:+.2f}{star}, {shown})" if p == p else f" ({100 * d:+.2f})"
     return text
 
 
