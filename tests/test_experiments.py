@@ -189,3 +189,15 @@ def test_a_failing_run_stops_the_parallel_grid_with_one_line(tmp_path, synthetic
                                         r"option: unknown order 'sideways'") as err:
         run_grid(grid, progress=False)
     assert "\n" not in str(err.value)
+
+
+def test_probe_pairs_need_two_speakers(synthetic_corpus):
+    from copypaste_ser.evaluate import has_probe_pair
+    from copypaste_ser.manifest import load_corpus
+
+    manifest, protocol = load_corpus(synthetic_corpus)
+    test = protocol.fold(protocol.default).test
+    assert len({manifest[i].speaker for i in test}) > 1 and has_probe_pair(manifest, test)
+    one = [i for i in test if manifest[i].speaker == manifest[test[0]].speaker]
+    assert not has_probe_pair(manifest, one)
+    assert not has_probe_pair(manifest, [i for i in test if manifest[i].emotion != manifest.neutral])

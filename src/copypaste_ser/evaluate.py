@@ -83,6 +83,15 @@ def evaluate_run(run_dir: str | Path, snr: float | None = None, noise_root: str 
     return metrics
 
 
+def has_probe_pair(manifest: Manifest, ids: list[str]) -> bool:
+    """Whether ``ids`` hold an emotional and a neutral utterance of different speakers, which
+    :func:`concat_probe` needs (not so in a one-speaker test fold, or without a neutral label)."""
+    if manifest.neutral is None:
+        return False
+    neutral_speakers = {manifest[i].speaker for i in ids if manifest[i].emotion == manifest.neutral}
+    return any(manifest[i].emotion != manifest.neutral and neutral_speakers - {manifest[i].speaker} for i in ids)
+
+
 def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg: TrainConfig,
                  seed: int = 0) -> dict:
     """Concatenate each emotional test utterance with a neutral test utterance of another speaker
@@ -92,6 +101,8 @@ def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg
     """
     if manifest.neutral is None:
         raise UserError(f"{cfg.data}: corpus has no neutral label; the concat probe needs one")
+    if not has_probe_pair(manifest, ids):
+        raise UserError(f"{cfg.data}: the test split has no emotional/neutral pair of different speakers")
     store = extract_features(manifest.subset(ids), cfg.feature_config, Path(cfg.data), progress=False)
     neutral = [i for i in ids if manifest[i].emotion == manifest.neutral]
     emotional = [i for i in ids if manifest[i].emotion != manifest.neutral]
@@ -105,8 +116,6 @@ def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg
         parts = [store[i], store[j]] if rng.random() < 0.5 else [store[j], store[i]]
         pairs.append((i, j))
         feats.append(np.concatenate(parts))
-    if not pairs:
-        raise UserError(f"{cfg.data}: the test split has no emotional/neutral pair of different speakers")
     labels = [manifest.label_index(manifest[i].emotion) for i, _ in pairs]
     norm = cfg.feature_config.mean_norm
     pred_concat = predict_proba(model, feats, mean_norm=norm).argmax(1)

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig, make_config
 from .errors import UserError
-from .manifest import atomic_write_text, load_corpus
+from .manifest import atomic_write_csv, atomic_write_text, load_corpus
 
 
 @dataclass
@@ -163,7 +163,7 @@ def cell_done(run: Path, snrs: list[float]) -> bool:
 
 def run_cell(grid: GridConfig, cell: Cell) -> dict:
     """Train (or resume) one cell and score it on clean and noisy test data."""
-    from .evaluate import concat_probe, evaluate_run, load_run
+    from .evaluate import concat_probe, evaluate_run, has_probe_pair, load_run
     from .train import run_status, train
 
     run = cell.path(Path(grid.out))
@@ -173,10 +173,10 @@ def run_cell(grid: GridConfig, cell: Cell) -> dict:
     scores = {"clean": json.loads((run / "metrics.json").read_text())}
     manifest, protocol = load_corpus(Path(grid.data))
     test = protocol.fold(cell.fold).test
-    # the concat probe (evaluate --probe concat) pairs utterances of two test speakers; None where
-    # the corpus has no neutral label or the fold tests one speaker (leave-one-speaker-out)
-    probe_applies = manifest.neutral is not None and len({manifest[i].speaker for i in test}) > 1
-    scores["clean"]["probe"] = concat_probe(load_run(run)[0], manifest, test, cfg) if probe_applies else None
+    # the concat probe (evaluate --probe concat); None where it cannot pair two test speakers
+    # (no neutral label, or a leave-one-speaker-out fold)
+    scores["clean"]["probe"] = (concat_probe(load_run(run)[0], manifest, test, cfg)
+                                if has_probe_pair(manifest, test) else None)
     for snr in grid.snrs:
         scores[f"{snr:g}dB"] = evaluate_run(run, snr=snr, noise_root=grid.noise_root, progress=False)
     atomic_write_text(run / "scores.json", json.dumps(scores))
@@ -319,8 +319,7 @@ def collect(grid: GridConfig) -> list[dict]:
     rows += _baseline_rows(out)
     _write_confusions(grid)
     if rows:
-        from .report import write_rows
-        write_rows(rows, out / "results.csv")
+        atomic_write_csv(out / "results.csv", rows)
     return rows
 
 

@@ -7,6 +7,8 @@ each a train/dev/test partition of utterance ids).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -180,6 +182,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def atomic_write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows as CSV, atomically; the columns are the union of the rows' keys, in first-seen order."""
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def save_corpus(out_dir: Path, manifest: Manifest, protocol: Protocol) -> None:

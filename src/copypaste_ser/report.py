@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from .errors import UserError
-from .manifest import atomic_write_text
+from .manifest import atomic_write_csv, atomic_write_text
 
 SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
 DATA_NAMES = {"clean": "Clean", "clean+noise": "Clean+Noise"}
@@ -227,7 +227,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
         atomic_write_text(out_dir / "confusions.json", json.dumps(confusions))
     parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     parts += ["All runs: [results.csv](results.csv)", ""]
-    write_rows(rows, out_dir / "results.csv")
+    atomic_write_csv(out_dir / "results.csv", rows)
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(parts))
     return report
@@ -306,13 +306,3 @@ def plot_confusions(confusions: dict, path: Path) -> Path:
     plt.close(fig)
     return path
 
-
-def write_rows(rows: list[dict], path: Path) -> None:
-    """Rows as CSV, atomically; the columns are the union, in first-seen order."""
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
