@@ -108,6 +108,18 @@ def test_emodb(tmp_path):
     assert len(f.train) == 15 - 1 - 3
 
 
+def test_emodb_paper4_drops_the_other_emotions(tmp_path):
+    m, p = emodb.prepare(make_emodb(tmp_path / "emodb"), classes="paper4")
+    assert m.labels == ["neutral", "angry", "happy", "sad"]
+    assert {u.emotion for u in m.utterances} <= set(m.labels)
+    ids = {u.id for u in m.utterances}
+    assert len(ids) == 10 and "09a05Ea" not in ids and "03a01Fa" in ids
+    assert "5 utterances of other emotions dropped" in p.description
+    check_disjoint(m, p)
+    with pytest.raises(UserError, match="EmoDB option classes='paper5'"):
+        emodb.prepare(make_emodb(tmp_path / "e2"), classes="paper5")
+
+
 def test_emodb_root_may_be_wav_folder(tmp_path):
     m, _ = prepare_corpus("emodb", make_emodb(tmp_path / "e") / "wav")
     assert len(m) == 15

@@ -21,7 +21,7 @@ def prepare(
                                          "speaker corpora: librispeech, voxceleb"),
     out: Path = typer.Option(..., "--out", help="Folder for manifest.jsonl, corpus.json, protocol.json"),
     root: Optional[Path] = typer.Option(None, "--root", help="Corpus folder on disk (synthetic: where to write audio)"),
-    classes: Optional[str] = typer.Option(None, help="ravdess/crema-d: 'all' or 'paper4'"),
+    classes: Optional[str] = typer.Option(None, help="emodb/ravdess/crema-d: 'all' or 'paper4'"),
     merge_excited: bool = typer.Option(False, help="iemocap: count 'excited' as happy"),
     csv: Optional[Path] = typer.Option(None, help="folder: a CSV with path,label,speaker[,split]"),
     test_set: Optional[str] = typer.Option(None, help="msp-podcast: Test1 or Test2"),

@@ -8,6 +8,9 @@ L boredom, E disgust, A fear, F happiness, T sadness, N neutral), V version lett
 Labels: neutral, angry, happy, sad, fear, disgust, boredom. Speaker ids are ``emodb-SS``;
 ``extra`` holds gender, text_id, text and version.
 
+Options: ``classes="all"`` (7 labels, 535 utterances) or ``"paper4"`` (angry, happy,
+neutral, sad as in the paper: 339 utterances; the rest dropped and counted).
+
 Protocol (speaker-independent throughout):
 
 * ``default``: test = speakers 03 (m) + 08 (f), dev = 09 (f) + 10 (m), train = the other six
@@ -31,6 +34,7 @@ NAME_RE = re.compile(r"^(\d\d)([ab]\d\d)([WLEAFTN])([a-z])$")
 EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy",
             "T": "sad", "N": "neutral"}
 LABELS = ["neutral", "angry", "happy", "sad", "fear", "disgust", "boredom"]
+CLASS_SETS = {"all": LABELS, "paper4": ["neutral", "angry", "happy", "sad"]}
 GENDER = {"03": "male", "08": "female", "09": "female", "10": "male", "11": "male",
           "12": "male", "13": "female", "14": "female", "15": "male", "16": "female"}
 TEXTS = {
@@ -52,18 +56,25 @@ def speaker_id(ss: str) -> str:
     return f"emodb-{ss}"
 
 
-def prepare(root: Path) -> tuple[Manifest, Protocol]:
+def prepare(root: Path, classes: str = "all") -> tuple[Manifest, Protocol]:
+    if classes not in CLASS_SETS:
+        raise UserError(f"EmoDB option classes={classes!r}: choose one of {', '.join(CLASS_SETS)}")
+    labels = CLASS_SETS[classes]
     root = require_dir(root, "EmoDB")
     folder = root / "wav" if (root / "wav").is_dir() else root
     files = audio_files(folder)
     if not files:
         raise UserError(f"{root}: no EmoDB files (*.wav|*.flac named like 03a01Fa) found")
     utts = []
+    n_dropped = 0
     for path in files:
         m = NAME_RE.match(path.stem)
         if not m:
             raise UserError(f"{path}: not an EmoDB file name (expected SSTTTEV like 03a01Fa)")
         ss, text_id, emo, version = m.groups()
+        if EMOTIONS[emo] not in labels:
+            n_dropped += 1
+            continue
         extra = {"text_id": text_id, "version": version}
         if ss in GENDER:
             extra["gender"] = GENDER[ss]
@@ -72,7 +83,7 @@ def prepare(root: Path) -> tuple[Manifest, Protocol]:
         utts.append(make_utterance(path.stem, path, speaker_id(ss), EMOTIONS[emo], extra))
     check_unique_ids(utts, root)
     utts, n_empty = drop_empty(utts)
-    manifest = Manifest("emodb", list(LABELS), utts, "neutral")
+    manifest = Manifest("emodb", list(labels), utts, "neutral")
 
     speakers = manifest.speakers
     assignments = {"default": {s: DEFAULT_SPLIT.get(s.removeprefix("emodb-"), "train")
@@ -81,6 +92,8 @@ def prepare(root: Path) -> tuple[Manifest, Protocol]:
     description = ("EmoDB: fold 'default' tests on speakers 03+08, develops on 09+10, trains on "
                    "the other six; 'loso-emodb-SS' leaves speaker SS out for test with the next "
                    "speaker id as dev.")
+    if n_dropped:
+        description += f" classes={classes}: {n_dropped} utterances of other emotions dropped."
     if n_empty:
         description += f" {n_empty} zero-length files skipped."
     return finish(manifest, speaker_folds(manifest, assignments), "default", description, root)
