@@ -3,12 +3,14 @@
 import csv
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
 from copypaste_ser.audio import write_audio
+from copypaste_ser.config import make_config
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments import GridConfig, cells, run_grid
 from copypaste_ser.report import paired_test, write_report
@@ -201,3 +203,13 @@ def test_probe_pairs_need_two_speakers(synthetic_corpus):
     one = [i for i in test if manifest[i].speaker == manifest[test[0]].speaker]
     assert not has_probe_pair(manifest, one)
     assert not has_probe_pair(manifest, [i for i in test if manifest[i].emotion != manifest.neutral])
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_grid_configs_load_and_make_valid_training_configs(path):
+    grid = GridConfig.load(path)
+    assert grid.preset in ("cpu", "paper") and set(grid.copypaste) <= {"none", "se-cp", "n-cp", "n+se-cp"}
+    assert Path(grid.data).parent.name == "data" and Path(grid.out).parent.name == "runs"
+    config = make_config(grid.preset, **{**grid.train, "data": grid.data})
+    assert config.epochs > 0 and config.batch_size > 0
