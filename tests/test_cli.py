@@ -38,3 +38,28 @@ def test_prepare_refuses_to_overwrite(synthetic_corpus):
     root = synthetic_corpus.parent / "audio"
     proc = _cli("prepare", "synthetic", "--root", str(root), "--out", str(synthetic_corpus))
     assert proc.returncode == 2 and "pass --force" in proc.stderr
+
+
+def test_sigterm_stops_a_parallel_grid_like_ctrl_c(tmp_path, synthetic_corpus):
+    import json
+    import signal
+    import time
+
+    import yaml
+
+    config = tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(dict(
+        data=str(synthetic_corpus), out=str(tmp_path / "grid"), preset="tiny", train={"epochs": 200, "threads": 1},
+        copypaste=["none", "n-cp"], training_data=["clean"], seeds=[0, 1], snrs=[], workers=2)))
+    proc = subprocess.Popen([sys.executable, "-m", "copypaste_ser.cli", "grid", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "grid").rglob("history.jsonl")):  # workers are training
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: run the same command again to resume" in err and "leaked" not in err, err
+    log = (tmp_path / "grid" / "grid-log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["status"] for x in log] == ["interrupted"]

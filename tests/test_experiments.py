@@ -213,3 +213,26 @@ def test_shipped_grid_configs_load_and_make_valid_training_configs(path):
     assert Path(grid.data).parent.name == "data" and Path(grid.out).parent.name == "runs"
     config = make_config(grid.preset, **{**grid.train, "data": grid.data})
     assert config.epochs > 0 and config.batch_size > 0
+
+
+def test_interrupting_a_parallel_grid_stops_its_workers_at_once(tmp_path, synthetic_corpus, fake_musan,
+                                                                monkeypatch):
+    import multiprocessing as mp
+
+    import copypaste_ser.experiments as E
+    grid = _grid(tmp_path, synthetic_corpus, fake_musan, workers=2)
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E, "wait", ctrl_c)  # Ctrl-C while the first runs train
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(grid, progress=False)
+    assert mp.active_children() == []
+    # the queued runs were cancelled, not trained on the way out
+    assert not any(E.cell_done(c.path(tmp_path / "grid"), grid.snrs) for c in cells(grid))
+    log = [json.loads(x) for x in (tmp_path / "grid" / "grid-log.jsonl").read_text().splitlines()]
+    assert [e["status"] for e in log] == ["interrupted"]
+    monkeypatch.undo()
+    run_grid(grid, progress=False)
+    assert all(E.cell_done(c.path(tmp_path / "grid"), grid.snrs) for c in cells(grid))

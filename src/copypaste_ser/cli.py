@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -233,15 +234,29 @@ def report_cmd(
     typer.echo(str(write_report(results, out, title, command, notes)))
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # `kill` (SIGTERM) stops a run like Ctrl-C: logged, grid workers ended, resumable
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: run the same command again to resume", err=True)
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as e:
+        if e.code == 130:  # typer turns Ctrl-C into exit status 130 without a word
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    typer.echo("interrupted: run the same command again to resume", err=True)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import fnmatch
 import itertools
 import json
 import multiprocessing as mp
+import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -199,14 +201,14 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
     started = time.time()
     out = Path(grid.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid), sort_keys=False))
-    todo_all = cells(grid)
-    todo = [c for c in todo_all if not cell_done(c.path(out), grid.snrs)]
-    if progress:
-        print(f"grid: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done, {len(todo)} to run "
-              f"with {grid.workers} worker(s)")
-    status = "failed"
+    status, todo = "failed", []
     try:
+        atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid), sort_keys=False))
+        todo_all = cells(grid)
+        todo = [c for c in todo_all if not cell_done(c.path(out), grid.snrs)]
+        if progress:
+            print(f"grid: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done, {len(todo)} to run "
+                  f"with {grid.workers} worker(s)")
         _prefill_features(grid, todo)
         _run_cells(grid, todo, progress)
         if grid.baseline:
@@ -224,33 +226,57 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
 
 def _run_cells(grid: GridConfig, todo: list[Cell], progress: bool) -> None:
     """Train and score ``todo`` in ``grid.workers`` processes; the first failure stops the rest."""
-    out = Path(grid.out)
-    bar = tqdm(total=len(todo), desc="grid", disable=not progress, unit="run")
-    if grid.workers <= 1:
-        for c in todo:
-            try:
-                _worker((grid, c))
-            except UserError as e:
-                raise _cell_failed(c, out, e) from None
-            bar.update()
-    else:
-        with ProcessPoolExecutor(grid.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_worker, (grid, c)): c for c in todo}
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    try:
-                        cell, secs = f.result()
-                    except BaseException as e:
-                        # stop now rather than after every queued run; finished runs stay done
-                        pool.shutdown(wait=False, cancel_futures=True)
-                        if isinstance(e, UserError):
-                            raise _cell_failed(futures[f], out, e) from None
-                        raise
-                    bar.update()
-                    bar.set_postfix_str(f"{cell.copypaste}/{cell.training_data} seed {cell.seed}: {secs:.0f} s")
-    bar.close()
+    with tqdm(total=len(todo), desc="grid", disable=not progress, unit="run") as bar:
+        if grid.workers <= 1:
+            for c in todo:
+                try:
+                    _worker((grid, c))
+                except UserError as e:
+                    raise _cell_failed(c, Path(grid.out), e) from None
+                bar.update()
+        else:
+            _run_parallel(grid, todo, bar)
+
+
+def _run_parallel(grid: GridConfig, todo: list[Cell], bar: tqdm) -> None:
+    pool = ProcessPoolExecutor(grid.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    try:
+        futures = {pool.submit(_worker, (grid, c)): c for c in todo}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                try:
+                    cell, secs = f.result()
+                except UserError as e:
+                    raise _cell_failed(futures[f], Path(grid.out), e) from None
+                bar.update()
+                bar.set_postfix_str(f"{cell.copypaste}/{cell.training_data} seed {cell.seed}: {secs:.0f} s")
+    except BaseException:
+        # a failure or Ctrl-C stops the grid now, not after the queued runs; runs cut short
+        # resume from their last checkpoint next time
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def _init_worker() -> None:
+    """Workers leave Ctrl-C to the grid process, which stops them (so it is logged once); their
+    progress bars take a thread lock, as tqdm's default process lock would leak when a worker
+    is stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued runs and end the running ones at once."""
+    processes = list((pool._processes or {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.join()
+    pool.shutdown(wait=True)  # lets the pool close its queues once it sees the workers gone
 
 
 def _cell_failed(cell: Cell, out: Path, error: UserError) -> UserError:
