@@ -1,9 +1,13 @@
 """The command line: every subcommand has help; user errors are one line, not a traceback."""
 
+import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import yaml
 
 SUBCOMMANDS = ["download", "prepare", "train", "evaluate", "predict", "demo", "grid", "report", "pretrain-speaker"]
 
@@ -41,12 +45,6 @@ def test_prepare_refuses_to_overwrite(synthetic_corpus):
 
 
 def test_sigterm_stops_a_parallel_grid_like_ctrl_c(tmp_path, synthetic_corpus):
-    import json
-    import signal
-    import time
-
-    import yaml
-
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump(dict(
         data=str(synthetic_corpus), out=str(tmp_path / "grid"), preset="tiny", train={"epochs": 200, "threads": 1},

@@ -28,6 +28,9 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 CANONICAL_LABELS = ("neutral", "angry", "happy", "sad", "fear", "disgust", "boredom", "calm",
                     "surprise", "contempt")
 
+#: The paper's four classes (IEMOCAP, CREMA-D), offered as ``classes="paper4"`` by recipes.
+PAPER4 = ["neutral", "angry", "happy", "sad"]
+
 #: Spellings accepted by the generic CSV / folder import, mapped to the canonical names.
 LABEL_SYNONYMS = {
     "neutral": "neutral", "neu": "neutral", "n": "neutral",
@@ -52,6 +55,13 @@ def require_dir(root: Path | str, what: str) -> Path:
     if not root.is_dir():
         raise UserError(f"{root}: not a folder (expected the {what} corpus folder)")
     return root.resolve()
+
+
+def class_set(corpus: str, class_sets: dict[str, list[str]], classes: str) -> list[str]:
+    """The labels a recipe keeps for its ``classes`` option; an unknown option names the choices."""
+    if classes not in class_sets:
+        raise UserError(f"{corpus} option classes={classes!r}: choose one of {', '.join(class_sets)}")
+    return class_sets[classes]
 
 
 def is_audio_file(path: Path) -> bool:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from . import (audio_files, check_unique_ids, drop_empty, finish, make_utterance, require_dir,
-               shuffled_split, speaker_folds)
+from . import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
+               require_dir, shuffled_split, speaker_folds)
 
 NAME_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral",
@@ -51,7 +51,7 @@ SENTENCES = {
     "TSI": "The surface is slick.",
     "WSI": "We'll stop in a couple of minutes.",
 }
-CLASS_SETS = {"paper4": ["neutral", "angry", "happy", "sad"],
+CLASS_SETS = {"paper4": PAPER4,
               "all": ["neutral", "angry", "happy", "sad", "fear", "disgust"]}
 N_ACTORS, N_TEST, N_DEV = 91, 32, 8
 SEED = 0
@@ -97,9 +97,7 @@ def read_demographics(root: Path) -> dict[str, dict[str, str]]:
 
 
 def prepare(root: Path, classes: str = "paper4") -> tuple[Manifest, Protocol]:
-    if classes not in CLASS_SETS:
-        raise UserError(f"CREMA-D option classes={classes!r}: choose one of {', '.join(CLASS_SETS)}")
-    labels = CLASS_SETS[classes]
+    labels = class_set("CREMA-D", CLASS_SETS, classes)
     root = require_dir(root, "CREMA-D")
     folder = root / "AudioWAV" if (root / "AudioWAV").is_dir() else root
     files = audio_files(folder)

@@ -27,14 +27,14 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from . import (audio_files, check_unique_ids, drop_empty, finish, loso_assignments, make_utterance,
-               require_dir, speaker_folds)
+from . import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, loso_assignments,
+               make_utterance, require_dir, speaker_folds)
 
 NAME_RE = re.compile(r"^(\d\d)([ab]\d\d)([WLEAFTN])([a-z])$")
 EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy",
             "T": "sad", "N": "neutral"}
 LABELS = ["neutral", "angry", "happy", "sad", "fear", "disgust", "boredom"]
-CLASS_SETS = {"all": LABELS, "paper4": ["neutral", "angry", "happy", "sad"]}
+CLASS_SETS = {"all": LABELS, "paper4": PAPER4}
 GENDER = {"03": "male", "08": "female", "09": "female", "10": "male", "11": "male",
           "12": "male", "13": "female", "14": "female", "15": "male", "16": "female"}
 TEXTS = {
@@ -57,9 +57,7 @@ def speaker_id(ss: str) -> str:
 
 
 def prepare(root: Path, classes: str = "all") -> tuple[Manifest, Protocol]:
-    if classes not in CLASS_SETS:
-        raise UserError(f"EmoDB option classes={classes!r}: choose one of {', '.join(CLASS_SETS)}")
-    labels = CLASS_SETS[classes]
+    labels = class_set("EmoDB", CLASS_SETS, classes)
     root = require_dir(root, "EmoDB")
     folder = root / "wav" if (root / "wav").is_dir() else root
     files = audio_files(folder)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Fold, Manifest, Protocol
-from . import check_unique_ids, drop_empty, finish, make_utterance, require_dir, resolve_audio
+from . import check_unique_ids, class_set, drop_empty, finish, make_utterance, require_dir, resolve_audio
 
 CLASSES = {"A": "angry", "H": "happy", "S": "sad", "N": "neutral", "D": "disgust",
            "C": "contempt", "U": "surprise", "F": "fear"}
@@ -54,11 +54,9 @@ def find_labels(root: Path) -> Path | None:
 
 
 def prepare(root: Path, classes: str = "paper5", test_set: str = "Test1") -> tuple[Manifest, Protocol]:
-    if classes not in CLASS_SETS:
-        raise UserError(f"MSP-Podcast option classes={classes!r}: choose one of {', '.join(CLASS_SETS)}")
+    labels = class_set("MSP-Podcast", CLASS_SETS, classes)
     if test_set not in ("Test1", "Test2"):
         raise UserError(f"MSP-Podcast option test_set={test_set!r}: choose Test1 or Test2")
-    labels = CLASS_SETS[classes]
     root = require_dir(root, "MSP-Podcast")
     label_file = find_labels(root)
     if label_file is None:

@@ -29,14 +29,13 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from . import (audio_files, check_unique_ids, drop_empty, finish, make_utterance, require_dir,
-               speaker_folds)
+from . import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
+               require_dir, speaker_folds)
 
 NAME_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
             "06": "fear", "07": "disgust", "08": "surprise"}
 LABELS = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise"]
-PAPER4 = ["neutral", "angry", "happy", "sad"]
 INTENSITY = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 CLASS_SETS = {"all": LABELS, "paper4": PAPER4}
@@ -47,9 +46,7 @@ def speaker_id(actor: int) -> str:
 
 
 def prepare(root: Path, classes: str = "all") -> tuple[Manifest, Protocol]:
-    if classes not in CLASS_SETS:
-        raise UserError(f"RAVDESS option classes={classes!r}: choose one of {', '.join(CLASS_SETS)}")
-    labels = CLASS_SETS[classes]
+    labels = class_set("RAVDESS", CLASS_SETS, classes)
     root = require_dir(root, "RAVDESS")
     files = audio_files(root)
     if not files:
