@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from copypaste_ser.audio import write_audio
-from copypaste_ser.features import (FeatureConfig, compute_features, energy_vad, extract_features,
-                                    mean_normalize, mfcc)
+from copypaste_ser.features import (FeatureConfig, cache_folder, compute_features, energy_vad,
+                                    extract_features, mean_normalize, mfcc)
 from copypaste_ser.manifest import Utterance
 
 SR = 16000
@@ -69,16 +69,71 @@ def test_cache_is_reused_and_extended(tmp_path, monkeypatch):
     np.testing.assert_array_equal(store["u0"], first)
 
 
-def test_noisy_condition_uses_clean_vad(tmp_path):
+def _loud(w, u):
+    """Broadband noise that fills the pauses (VAD on it keeps every frame)."""
+    return w + 0.05 * np.random.default_rng(0).standard_normal(len(w)).astype(np.float32)
+
+
+def _one_utterance(tmp_path):
     p = tmp_path / "u.wav"
     write_audio(p, _speech_with_pauses(1.0))
-    utt = Utterance("u", str(p), "s", "neutral", 1.0)
-    cfg = FeatureConfig()
+    return Utterance("u", str(p), "s", "neutral", 1.0)
+
+
+def test_noisy_training_copy_keeps_the_clean_vad(tmp_path):
+    utt, cfg = _one_utterance(tmp_path), FeatureConfig()
     clean = extract_features([utt], cfg, tmp_path, progress=False)["u"]
-    loud = lambda w, u: w + 0.05 * np.random.default_rng(0).standard_normal(len(w)).astype(np.float32)  # noqa: E731
-    noisy = extract_features([utt], cfg, tmp_path, condition="loud", transform=loud, progress=False)["u"]
-    assert noisy.shape == clean.shape
+    noisy = extract_features([utt], cfg, tmp_path, condition="loud", transform=_loud, progress=False)["u"]
+    assert len(clean) == 74  # the tone's frames (and their context) of 100
+    assert noisy.shape == clean.shape  # Kaldi practice: the copy reuses the clean VAD decisions
     assert not np.allclose(noisy, clean)
+
+
+def test_noisy_test_set_takes_its_vad_from_the_noisy_audio(tmp_path):
+    """A deployed system never has the clean signal: the VAD runs on what it hears."""
+    from copypaste_ser.audio import load_audio
+    utt, cfg = _one_utterance(tmp_path), FeatureConfig()
+    wave = _loud(load_audio(utt.audio), utt)
+    voiced = energy_vad(mfcc(wave, cfg), cfg)
+    assert voiced.sum() == 100  # the noise fills the pauses
+    # the clean-VAD features of the same condition are cached first: they must not be reused
+    old = extract_features([utt], cfg, tmp_path, condition="test-loud", transform=_loud, progress=False)
+    assert len(old["u"]) == 74
+    test = extract_features([utt], cfg, tmp_path, condition="test-loud", transform=_loud, progress=False,
+                            vad_from="noisy")
+    np.testing.assert_array_equal(test["u"], mfcc(wave, cfg)[voiced])
+    assert test.folder == cache_folder(tmp_path, cfg, "test-loud", "noisy") != old.folder
+    assert test.folder.name == "test-loud+noisy-vad"
+    with pytest.raises(ValueError, match="vad_from"):
+        extract_features([utt], cfg, tmp_path, condition="x", transform=_loud, vad_from="oracle")
+
+
+def _kaldi_vad(log_energy, cfg):
+    """compute-vad, written as Kaldi's loop: window t-ctx..t+ctx clipped to the utterance."""
+    if len(log_energy) == 0:
+        return np.zeros(0, dtype=bool)
+    thr = cfg.vad_energy_threshold + cfg.vad_energy_mean_scale * np.mean(log_energy)
+    n, ctx, out = len(log_energy), cfg.vad_frames_context, []
+    for t in range(n):
+        window = range(max(0, t - ctx), min(n, t + ctx + 1))
+        num = sum(log_energy[j] > thr for j in window)
+        out.append(num >= len(window) * cfg.vad_proportion_threshold)
+    return np.array(out, dtype=bool)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 9])
+def test_energy_vad_has_one_decision_per_frame(n):
+    cfg = FeatureConfig(vad_proportion_threshold=0.5)
+    energy = np.array([30.0, 2.0, 40.0, 1.0, 0.5, 35.0, 1.0, 1.0, 38.0])[:n]
+    feats = np.zeros((n, 23), np.float32)
+    feats[:, 0] = energy
+    voiced = energy_vad(feats, cfg)
+    assert voiced.shape == (n,)
+    np.testing.assert_array_equal(voiced, _kaldi_vad(energy, cfg))
+    if n == 4:  # threshold 5.5 + 0.5 * 18.25 = 14.625: above 1 0 1 0; windows of 3, 4, 4, 3 frames
+        assert voiced.tolist() == [True, True, True, False]
+    if n == 2:
+        assert voiced.tolist() == [True, True]
 
 
 @pytest.mark.parametrize("sr", [8000, 44100])

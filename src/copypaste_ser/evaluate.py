@@ -1,8 +1,10 @@
 """Score a trained run on clean or noisy test data, and probe the CopyPaste hypothesis.
 
 ``evaluate_run(run, snr=10)`` corrupts every test utterance with a clip from the test pool
-of the noise corpus (deterministic for a seed, so every model hears the same noisy items)
-and writes ``eval/<condition>/{metrics.json, confusion.png, predictions.jsonl}``.
+of the noise corpus (deterministic for a seed, so every model hears the same noisy items);
+the features and their VAD come from the noisy audio alone, as a deployed system meets it
+(features.py; ``metrics["vad"] == "noisy"``), and writes
+``eval/<condition>/{metrics.json, confusion.png, predictions.jsonl}``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,22 @@ from .inference import model_from_file, predict_proba
 from .manifest import Manifest, atomic_write_text, load_corpus
 from .metrics import plot_confusion, score
 
+#: Noisy test sets decide their VAD on the noisy wave (features.extract_features ``vad_from``).
+TEST_VAD = "noisy"
+
 
 def evaluate_ids(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg: TrainConfig,
                  device: str | torch.device = "cpu", condition: str = "clean",
                  transform: WaveTransform | None = None, progress: bool = True) -> dict:
     store = extract_features(manifest.subset(ids), cfg.feature_config, Path(cfg.data),
-                             condition=condition, transform=transform, progress=progress)
+                             condition=condition, transform=transform, progress=progress,
+                             vad_from=TEST_VAD)
     probs = predict_proba(model, [store[i] for i in ids], device, mean_norm=cfg.feature_config.mean_norm)
     y_true = [manifest.label_index(manifest[i].emotion) for i in ids]
     metrics = score(y_true, probs.argmax(1).tolist(), manifest.labels)
     metrics["condition"] = condition
+    if transform is not None:
+        metrics["vad"] = TEST_VAD  # results.csv column test_vad; reports flag rows without it
     metrics["predictions"] = [{"id": i, "true": manifest[i].emotion, "pred": manifest.labels[int(p.argmax())],
                                "probs": [round(float(v), 4) for v in p]} for i, p in zip(ids, probs)]
     return metrics

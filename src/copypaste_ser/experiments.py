@@ -317,10 +317,10 @@ def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:
         load_train_features(cfg, manifest, make_task(cfg, manifest, protocol), progress=False)
         extract_features(manifest.subset(fold.dev + fold.test), cfg.feature_config, Path(grid.data), progress=False)
         for snr in grid.snrs:
-            from .evaluate import noisy_condition
+            from .evaluate import TEST_VAD, noisy_condition
             prefix, cond = noisy_condition(grid.noise_root, Path(grid.data), snr)
             extract_features(manifest.subset(fold.test), cfg.feature_config, Path(grid.data),
-                             condition=prefix + cond.name, transform=cond, progress=False)
+                             condition=prefix + cond.name, transform=cond, progress=False, vad_from=TEST_VAD)
 
 
 def collect(grid: GridConfig) -> list[dict]:
@@ -338,6 +338,8 @@ def collect(grid: GridConfig) -> list[dict]:
                    "weighted_f1": m["weighted_f1"], "uar": m["uar"], "accuracy": m["accuracy"],
                    "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds")}
             row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
+            if m.get("vad"):  # where a noisy test's VAD came from (report.py flags rows without it)
+                row["test_vad"] = m["vad"]
             if m.get("probe"):
                 row.update(probe_kept=m["probe"]["emotion_kept_concat"],
                            probe_alone=m["probe"]["emotion_recall_alone"])

@@ -17,6 +17,16 @@ Two kinds of frame features (``FeatureConfig.kind``):
   grid differs (Kaldi centres frame t at t*10 ms + 5 ms, librosa at t*10 ms). The same
   energy VAD (MFCC C0 of the unscaled wave) picks the frames.
 
+VAD of noisy conditions (``extract_features(..., transform=..., vad_from=...)``):
+
+* Noisy TEST sets (``vad_from="noisy"``, evaluate.py and the grid): the VAD is decided on
+  the noisy wave itself, as a deployed system meets it; it never sees the clean signal.
+  Their cache folder is ``<condition>+noisy-vad``, so test features cached before this
+  rule (VAD from the clean audio, which made the 10 dB / 0 dB tests easier) are not reused.
+* Noisy TRAINING copies (``vad_from="clean"``, the default; train.py): the VAD comes from
+  the clean utterance, as in Kaldi's augmentation recipes, which copy the clean data's
+  VAD decisions to the noisy copies; the copies then keep the same speech frames.
+
 Cache layout, one folder per (feature config, condition)::
 
     <corpus>/features/<config key>/<condition>/feats.npy   all frames, stacked (float32)
@@ -47,6 +57,10 @@ from .manifest import Utterance, atomic_write_text
 WaveTransform = Callable[[np.ndarray, Utterance], np.ndarray]
 
 FEATURE_KINDS = ("mfcc", "mel40-power")
+#: Where the VAD of a transformed (noisy) condition comes from: the clean wave or the noisy one.
+VAD_SOURCES = ("clean", "noisy")
+#: Cache-folder suffix of a condition whose VAD was decided on the noisy wave itself.
+NOISY_VAD_SUFFIX = "+noisy-vad"
 #: Fields added after caches existed: left out of ``FeatureConfig.key`` at these values.
 _KEY_DEFAULTS = {"kind": "mfcc", "mean_norm": True}
 
@@ -176,15 +190,16 @@ def energy_vad(feats: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     above = (log_energy > threshold).astype(np.float64)
     ctx = cfg.vad_frames_context
     kernel = np.ones(2 * ctx + 1)
-    num = np.convolve(above, kernel, mode="same")
-    den = np.convolve(np.ones_like(above), kernel, mode="same")
+    n = len(above)  # "full" then cut: mode="same" returns len(kernel) values for shorter inputs
+    num = np.convolve(above, kernel, mode="full")[ctx: ctx + n]
+    den = np.convolve(np.ones(n), kernel, mode="full")[ctx: ctx + n]
     return num >= den * cfg.vad_proportion_threshold
 
 
 def compute_features(wave: np.ndarray, cfg: FeatureConfig, vad_wave: np.ndarray | None = None) -> np.ndarray:
     """Features (``cfg.kind``) of ``wave`` with VAD frames kept; VAD decided on ``vad_wave``
-    when given (the clean signal of a noisy training copy). All frames are kept when VAD
-    finds none."""
+    when given (the clean signal of a noisy training copy), else on ``wave`` itself. All
+    frames are kept when VAD finds none."""
     feats = frame_features(wave, cfg)
     if not cfg.vad:
         return feats
@@ -224,27 +239,37 @@ class FeatureStore:
         return {u: data[o: o + n] for u, (o, n) in self.index.items()}
 
 
-def cache_folder(corpus_dir: Path, cfg: FeatureConfig, condition: str = "clean") -> Path:
-    return Path(corpus_dir) / "features" / cfg.key() / condition
+def cache_folder(corpus_dir: Path, cfg: FeatureConfig, condition: str = "clean",
+                 vad_from: str = "clean") -> Path:
+    """The folder of one condition; a transformed condition whose VAD comes from the
+    transformed wave gets its own folder (``<condition>+noisy-vad``), so features cached
+    with the clean signal's VAD are never reused for it."""
+    name = condition + NOISY_VAD_SUFFIX if vad_from == "noisy" and condition != "clean" else condition
+    return Path(corpus_dir) / "features" / cfg.key() / name
 
 
 def _extract_one(args: tuple) -> np.ndarray:
-    utt, cfg, transform = args
+    utt, cfg, transform, vad_from = args
     wave = load_audio(utt.audio, cfg.sample_rate)
     if transform is None:
         return compute_features(wave, cfg)
-    return compute_features(transform(wave, utt), cfg, vad_wave=wave)
+    return compute_features(transform(wave, utt), cfg, vad_wave=wave if vad_from == "clean" else None)
 
 
 def extract_features(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus_dir: Path,
                      condition: str = "clean", transform: WaveTransform | None = None,
-                     jobs: int = 1, progress: bool = True) -> FeatureStore:
+                     jobs: int = 1, progress: bool = True, vad_from: str = "clean") -> FeatureStore:
     """Compute (or reuse) the cached features of ``utterances`` under ``condition``.
 
-    A cache folder is complete once its index.json exists; it is written last, so an
-    interrupted extraction is redone. A cache missing some utterances is extended.
+    With a ``transform``, ``vad_from="clean"`` decides the VAD on the untransformed wave
+    (noisy training copies) and ``vad_from="noisy"`` on the transformed wave itself (noisy
+    test sets); see the module docstring. A cache folder is complete once its index.json
+    exists; it is written last, so an interrupted extraction is redone. A cache missing
+    some utterances is extended.
     """
-    folder = cache_folder(corpus_dir, cfg, condition)
+    if vad_from not in VAD_SOURCES:
+        raise ValueError(f"vad_from must be one of {VAD_SOURCES}, not {vad_from!r}")
+    folder = cache_folder(corpus_dir, cfg, condition, vad_from if transform is not None else "clean")
     old: dict[str, np.ndarray] = {}
     if (folder / "index.json").is_file():
         store = FeatureStore(folder)
@@ -252,7 +277,7 @@ def extract_features(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus
             return store
         old = store.load_all()  # keep what is cached, add the rest
     wanted = [u for u in {u.id: u for u in utterances}.values() if u.id not in old]
-    tasks = [(u, cfg, transform) for u in wanted]
+    tasks = [(u, cfg, transform, vad_from) for u in wanted]
     desc = f"features {condition}"
     if jobs > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(jobs) as pool:
