@@ -13,7 +13,7 @@ from copypaste_ser.audio import write_audio
 from copypaste_ser.config import make_config
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments import GridConfig, cells, run_grid
-from copypaste_ser.report import paired_test, write_report
+from copypaste_ser.report import score_table, write_report
 
 
 class Crash(RuntimeError):
@@ -76,6 +76,10 @@ def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, m
     assert "## Concat probe, init scratch" in text
     assert "in 3 invocation(s) that completed 4 runs" in text
     assert "clean test data (as the paper's Table 2)" in text and "10 dB SNR (as the paper's Table 5)" in text
+    # noisy tests took their VAD from the noisy audio; one fold: bootstrap over the run folders' predictions
+    assert {r["test_vad"] for r in rows if r["test"] == "10dB"} == {"noisy"} and "old clean-audio VAD" not in text
+    assert text.count("Tested: one fold, so no fold-level test; paired bootstrap over the") == 2
+    assert len(json.loads((tmp_path / "report" / "predictions.json").read_text())) == 8
     assert (tmp_path / "report" / "scores_by_scheme.png").is_file()
     assert (tmp_path / "report" / "score_vs_snr.png").is_file()
     assert (tmp_path / "report" / "confusions.png").is_file()
@@ -134,13 +138,50 @@ def test_missing_init_model_is_refused(tmp_path, synthetic_corpus, fake_musan):
         run_grid(grid, progress=False)
 
 
-def test_paired_test_detects_a_consistent_gain():
-    base = {("f", s): 0.5 + 0.01 * s for s in range(5)}
-    better = {k: v + 0.05 + 0.001 * k[1] for k, v in base.items()}
-    d, p, n = paired_test(base, better)
-    assert n == 5 and d == pytest.approx(0.052) and p < 0.01
-    noisy = {k: v + (0.05 if k[1] % 2 else -0.05) for k, v in base.items()}
-    assert paired_test(base, noisy)[1] > 0.3
+def _rows(folds, seeds, gains, test="clean", **extra):
+    """Result rows: scheme s in fold i, seed k scores 0.4 + 0.03 i + 0.01 k + gains[s][i]."""
+    return [{"fold": f, "init": "scratch", "training_data": "clean", "copypaste": s, "seed": str(k), "test": test,
+             "weighted_f1": 0.4 + 0.03 * i + 0.01 * k + g[i], "train_seconds": "1", **extra}
+            for s, g in gains.items() for i, f in enumerate(folds) for k in seeds]
+
+
+def test_report_tests_folds_not_runs_and_holm_corrects_the_table(tmp_path):
+    from scipy import stats as st
+    folds = ["cv-1", "cv-2", "cv-3", "cv-4"]
+    gains = {"none": [0] * 4, "se-cp": [0.04, 0.05, 0.03, 0.06], "n-cp": [0.02, -0.01, 0.03, 0.01]}
+    rows = _rows(folds, [0, 1], gains)
+    # by hand: seeds cancel in the paired fold means, so the differences are the gains
+    p_se = st.ttest_1samp(gains["se-cp"], 0).pvalue
+    p_n = st.ttest_1samp(gains["n-cp"], 0).pvalue
+    assert p_se < p_n
+    holm_se, holm_n = 2 * p_se, max(2 * p_se, p_n)  # Holm over the table's 2 cells
+    line = score_table(rows, "scratch", "clean").splitlines()[2]
+    assert 0.01 < holm_se < 0.05 and f"(+4.50*, p={holm_se:.2f})" in line and f"(+1.25, p={holm_n:.2f})" in line
+
+    rows += _rows(folds, [0, 1], gains, test="10dB")  # no test_vad: scored with the old clean VAD
+    with open(tmp_path / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    text = write_report(tmp_path / "results.csv", tmp_path / "out", "t").read_text()
+    assert text.count("Tested: paired t-test over 4 folds of seed-averaged weighted F1 against No CP, "
+                      "Holm-corrected over the 2 cell(s) of this table") == 2
+    assert "10 dB SNR (as the paper's Table 5), made with the old clean-audio VAD" in text
+    assert "clean test data (as the paper's Table 2)\n" in text
+    ci = st.t.interval(0.95, 3, loc=np.mean(gains["se-cp"]), scale=st.sem(gains["se-cp"]))
+    assert f"| SE-CP | +4.50 | [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}] | {p_se:.4f} | 0.1250 |" in text
+
+
+def test_one_fold_report_says_no_fold_test_is_possible(tmp_path):
+    rows = _rows(["default"], [0, 1, 2], {"none": [0], "n-cp": [0.05]})
+    with open(tmp_path / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    text = write_report(tmp_path / "results.csv", tmp_path / "out", "t").read_text()
+    assert "| Clean | 41.00 ± 1.00 | 46.00 ± 1.00 (+5.00) |" in text
+    assert "Not tested: one fold, so no fold-level test is possible" in text
+    assert "paired bootstrap over the test utterances" in text and "## Statistics" not in text
 
 
 def test_baseline_in_the_same_folds(tmp_path, synthetic_corpus, fake_musan):

@@ -1,0 +1,111 @@
+"""Fold-level statistics (stats.py) against values worked out by hand or by scipy directly."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from copypaste_ser.stats import fold_means, fold_test, holm, mean_ci, paired_bootstrap
+
+
+def test_fold_means_average_the_seeds_of_each_fold():
+    scores = {("a", 0): 0.4, ("a", 1): 0.6, ("b", 0): 0.3, ("b", 1): 0.5, ("b", 2): 0.7}
+    assert fold_means(scores) == pytest.approx({"a": 0.5, "b": 0.5})
+
+
+def test_holm_textbook_example():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> monotone 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # capped at 1, one test is unchanged, NaN (untested cell) is skipped and not counted
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert holm([0.2]) == pytest.approx([0.2])
+    out = holm([0.01, float("nan"), 0.02])
+    assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.02)
+    assert holm([]) == []
+
+
+def _runs(fold_values, offsets):
+    """(fold, seed) -> value: each fold's value plus a per-seed offset."""
+    return {(f, s): v + o for f, v in fold_values.items() for s, o in enumerate(offsets)}
+
+
+def test_fold_test_averages_seeds_then_tests_over_folds():
+    ref_folds = {"f1": 0.50, "f2": 0.60, "f3": 0.40, "f4": 0.55}
+    gain = {"f1": 0.02, "f2": 0.05, "f3": 0.01, "f4": 0.04}
+    ref = _runs(ref_folds, [-0.03, 0.03])
+    sys = _runs({f: v + gain[f] for f, v in ref_folds.items()}, [0.01, -0.01])
+    r = fold_test(ref, sys)
+    d = np.array([0.02, 0.05, 0.01, 0.04])
+    assert r.n_folds == 4 and r.diffs == pytest.approx(tuple(d))
+    assert r.mean_diff == pytest.approx(0.03)
+    # t by hand: mean / (sd / sqrt n), 3 degrees of freedom
+    t = 0.03 / (d.std(ddof=1) / 2)
+    assert r.t_p == pytest.approx(2 * st.t.sf(t, 3))
+    assert r.t_p == pytest.approx(st.ttest_rel([0.52, 0.65, 0.41, 0.59], [0.5, 0.6, 0.4, 0.55]).pvalue)
+    # Wilcoxon, n = 4, all differences positive: exact two-sided p = 2 / 2**4
+    assert r.wilcoxon_p == pytest.approx(0.125)
+    half = st.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert (r.ci_low, r.ci_high) == pytest.approx((0.03 - half, 0.03 + half))
+
+
+def test_fold_test_does_not_count_seeds_as_replicates():
+    """The old per-run test saw 4 folds x 3 seeds = 12 pairs; over folds there are 4."""
+    ref = _runs({"f1": 0.5, "f2": 0.6, "f3": 0.4, "f4": 0.55}, [0.0, 0.0, 0.0])
+    sys = _runs({"f1": 0.53, "f2": 0.59, "f3": 0.43, "f4": 0.57}, [-0.002, 0.0, 0.002])
+    keys = sorted(ref)
+    per_run_p = st.ttest_rel([sys[k] for k in keys], [ref[k] for k in keys]).pvalue
+    r = fold_test(ref, sys)
+    assert r.n_folds == 4 and r.t_p > per_run_p
+    assert r.t_p == pytest.approx(st.ttest_1samp([0.03, -0.01, 0.03, 0.02], 0).pvalue)
+
+
+def test_fold_test_degenerate_cases():
+    one = fold_test({("f", 0): 0.4, ("f", 1): 0.6}, {("f", 0): 0.7})
+    assert one.n_folds == 1 and one.mean_diff == pytest.approx(0.2)
+    assert math.isnan(one.t_p) and math.isnan(one.wilcoxon_p) and math.isnan(one.ci_low)
+    none = fold_test({("f", 0): 0.4}, {("g", 0): 0.5})
+    assert none.n_folds == 0 and math.isnan(none.mean_diff)
+    same = fold_test(_runs({"a": 0.1, "b": 0.2}, [0]), _runs({"a": 0.1, "b": 0.2}, [0]))
+    assert same.mean_diff == 0 and math.isnan(same.t_p) and math.isnan(same.wilcoxon_p)
+
+
+def test_mean_ci_matches_scipy_interval():
+    d = [0.1, -0.05, 0.2, 0.07, 0.03]
+    want = st.t.interval(0.95, len(d) - 1, loc=np.mean(d), scale=st.sem(d))
+    assert mean_ci(d) == pytest.approx(want)
+
+
+def test_bootstrap_identical_systems_give_no_difference():
+    y = [0, 1, 2, 0, 1, 2, 0, 1]
+    pred = [[0, 1, 1, 0, 2, 2, 0, 0]]
+    r = paired_bootstrap(y, pred, pred, n_boot=200)
+    assert r.mean_diff == 0 and r.ci_low == 0 and r.ci_high == 0 and r.p == 1.0
+
+
+def test_bootstrap_of_accuracy_matches_the_normal_approximation():
+    """With accuracy and one seed, the difference is the mean of per-utterance correctness
+    differences, whose standard error is sd / sqrt(n): the bootstrap CI must match it."""
+    rng = np.random.default_rng(1)
+    n = 400
+    y = rng.integers(0, 4, n)
+    a = np.where(rng.random(n) < 0.5, y, (y + 1) % 4)
+    b = np.where(rng.random(n) < 0.6, y, (y + 2) % 4)
+    acc = lambda t, p: float(np.mean(t == p))  # noqa: E731
+    r = paired_bootstrap(y, [a], [b], metric=acc, n_boot=3000, seed=0)
+    c = (b == y).astype(float) - (a == y).astype(float)
+    assert r.mean_diff == pytest.approx(c.mean())
+    se = c.std(ddof=1) / math.sqrt(n)
+    assert (r.ci_high - r.ci_low) == pytest.approx(2 * 1.96 * se, rel=0.1)
+    z = c.mean() / se
+    assert r.p == pytest.approx(2 * st.norm.sf(abs(z)), abs=0.02)
+
+
+def test_bootstrap_averages_seeds_and_finds_a_clear_gain():
+    y = np.repeat([0, 1, 2, 3], 25)
+    wrong = (y + 1) % 4
+    r = paired_bootstrap(y, [wrong, wrong], [y, y.copy()], n_boot=500)
+    assert r.mean_diff == pytest.approx(1.0) and r.ci_low == pytest.approx(1.0)
+    assert r.p == pytest.approx(2 / 501) and r.n_utterances == 100
+    with pytest.raises(ValueError, match="aligned"):
+        paired_bootstrap(y, [wrong], [y[:-1]])
