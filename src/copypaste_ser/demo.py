@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 from .config import make_config
+from .rundir import claim
 from .train import summarize, train_seeds
 
 SCHEMES = ("none", "n-cp", "se-cp", "n+se-cp")
@@ -20,8 +20,7 @@ def run_demo(out: str | Path = "demo-out", force: bool = False, epochs: int = 12
     from .evaluate import evaluate_run
 
     out = Path(out)
-    if force and out.exists():
-        shutil.rmtree(out)
+    claim(out, "demo", force)  # --force clears only what the demo wrote (rundir.py)
     t0 = time.time()
     audio = out / "synthetic-audio"
     if not (audio / ".complete").is_file():

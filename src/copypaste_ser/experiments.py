@@ -28,7 +28,9 @@ import fnmatch
 import itertools
 import json
 import multiprocessing as mp
+import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -40,6 +42,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig, make_config
 from .errors import UserError
+from .gridlog import Invocation
 from .manifest import atomic_write_csv, atomic_write_text, load_corpus
 
 
@@ -140,6 +143,9 @@ def expand_folds(patterns: list[str], names: list[str], default: str) -> list[st
     return out
 
 
+SLICE_KEYS = ("folds", "init", "training_data", "copypaste", "seeds")
+
+
 def cells(grid: GridConfig) -> list[Cell]:
     _, protocol = load_corpus(Path(grid.data))
     folds = expand_folds(grid.folds, protocol.names, protocol.default)
@@ -156,7 +162,7 @@ def cell_config(grid: GridConfig, cell: Cell) -> TrainConfig:
 
 def cell_done(run: Path, snrs: list[float]) -> bool:
     """Trained, and scored on every test condition (plus the concat probe, if it applies)."""
-    from .train import run_status
+    from .rundir import run_status
     if run_status(run) != "complete" or not (run / "scores.json").is_file():
         return False
     scores = json.loads((run / "scores.json").read_text())
@@ -166,7 +172,8 @@ def cell_done(run: Path, snrs: list[float]) -> bool:
 def run_cell(grid: GridConfig, cell: Cell) -> dict:
     """Train (or resume) one cell and score it on clean and noisy test data."""
     from .evaluate import concat_probe, evaluate_run, has_probe_pair, load_run
-    from .train import run_status, train
+    from .rundir import run_status
+    from .train import train
 
     run = cell.path(Path(grid.out))
     cfg = cell_config(grid, cell)
@@ -198,10 +205,12 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
         if init not in ("scratch", "resemblyzer") and not Path(init).is_file():
             raise UserError(f"grid: init model {init} is missing; train it with "
                             f"`copypaste-ser pretrain-speaker` or leave it out (--init scratch)")
-    started = time.time()
     out = Path(grid.out)
     out.mkdir(parents=True, exist_ok=True)
     status, todo = "failed", []
+    # the runs this invocation finished (trained and scored), counted for grid-log.jsonl
+    invocation = Invocation.start(out, grid.workers, {k: getattr(grid, k) for k in SLICE_KEYS},
+                                  completed=lambda: sum(cell_done(c.path(out), grid.snrs) for c in todo))
     try:
         atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid), sort_keys=False))
         todo_all = cells(grid)
@@ -219,8 +228,8 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
     except KeyboardInterrupt:
         status = "interrupted"
         raise
-    finally:
-        _log_invocation(grid, started, status, completed=sum(cell_done(c.path(out), grid.snrs) for c in todo))
+    finally:  # grid-log.jsonl (gridlog.py); a killed invocation is logged by the next one
+        invocation.finish(status)
     return out / "results.csv"
 
 
@@ -239,7 +248,8 @@ def _run_cells(grid: GridConfig, todo: list[Cell], progress: bool) -> None:
 
 
 def _run_parallel(grid: GridConfig, todo: list[Cell], bar: tqdm) -> None:
-    pool = ProcessPoolExecutor(grid.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    pool = ProcessPoolExecutor(grid.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(os.getpid(),))
     try:
         futures = {pool.submit(_worker, (grid, c)): c for c in todo}
         pending = set(futures)
@@ -260,12 +270,24 @@ def _run_parallel(grid: GridConfig, todo: list[Cell], bar: tqdm) -> None:
     pool.shutdown()
 
 
-def _init_worker() -> None:
-    """Workers leave Ctrl-C to the grid process, which stops them (so it is logged once); their
-    progress bars take a thread lock, as tqdm's default process lock would leak when a worker
-    is stopped."""
+def _init_worker(parent: int) -> None:
+    """Workers die with the grid process ``parent``, even one killed with ``kill -9``; they leave
+    Ctrl-C to it, as it stops them (so it is logged once); their progress bars take a thread
+    lock, as tqdm's default process lock would leak when a worker is stopped."""
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tqdm.set_lock(threading.RLock())
+
+
+def die_with_parent(parent: int) -> None:
+    """Have Linux SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG): an orphaned
+    worker would go on training, and race the next grid for the same run folders."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -283,17 +305,6 @@ def _cell_failed(cell: Cell, out: Path, error: UserError) -> UserError:
     """The one-line error of a run that stopped the grid, naming the run."""
     return UserError(f"grid run {cell.path(out)} failed: {error}; fix it and run the grid again "
                      f"(finished runs are kept)")
-
-
-def _log_invocation(grid: GridConfig, started: float, status: str, completed: int) -> None:
-    """Append this invocation's wall time, outcome and slice to ``grid-log.jsonl`` (the report
-    sums it); ``completed`` counts the runs it finished (trained and scored)."""
-    entry = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-             "seconds": round(time.time() - started, 1), "status": status, "runs_completed": completed,
-             "workers": grid.workers,
-             "slice": {k: getattr(grid, k) for k in ("folds", "init", "training_data", "copypaste", "seeds")}}
-    with open(Path(grid.out) / "grid-log.jsonl", "a") as f:
-        f.write(json.dumps(entry) + "\n")
 
 
 def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:

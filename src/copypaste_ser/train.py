@@ -11,6 +11,7 @@ Run directory::
     last.pt        resume state (atomic)         model.pt       best-dev model file
     metrics.json   clean test scores             confusion.png, curves.png
     run.json       status, timings, provenance
+    .copypaste-ser-run, .copypaste-ser.lock   marker and lock (rundir.py: what --force may delete)
 
 Under ``torchrun`` every rank trains on its slice of each batch (DistributedDataParallel,
 gloo on CPU, nccl on GPU); rank 0 alone scores dev and writes files.
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,45 +34,14 @@ from tqdm.auto import tqdm
 
 from .augment.copypaste import CopyPaste
 from .checkpoint import FORMAT, load_checkpoint, save_atomic
-from .config import TrainConfig, normalized
+from .config import TrainConfig
 from .data import Item, TrainBatches
 from .errors import UserError
 from .features import extract_features
 from .inference import predict_proba
 from .manifest import Manifest, Protocol, atomic_write_text, load_corpus
 from .metrics import plot_confusion, score
-
-
-# ---------------------------------------------------------------- run directory
-def prepare_run_dir(out: Path, cfg: TrainConfig, force: bool) -> bool:
-    """Create or reopen ``out``; True when an unfinished run of the same config is resumed."""
-    out = Path(out)
-    if force and out.exists():
-        shutil.rmtree(out)
-    if out.exists() and any(out.iterdir()):
-        cfg_file = out / "config.yaml"
-        if not cfg_file.is_file():
-            raise UserError(f"{out}: exists and is not a copypaste-ser run; choose another --out or pass --force")
-        old = yaml.safe_load(cfg_file.read_text())
-        try:  # configs written before a field was added get its default
-            old = normalized(old, str(cfg_file))
-        except (UserError, TypeError):
-            pass
-        if old != cfg.to_dict():
-            changed = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
-            raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
-                            f"pass --force to overwrite it or choose another --out")
-        if run_status(out) == "complete":
-            raise UserError(f"{out}: run is already complete; pass --force to train it again")
-        return (out / "last.pt").is_file()
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    return False
-
-
-def run_status(run_dir: Path) -> str:
-    f = Path(run_dir) / "run.json"
-    return json.loads(f.read_text()).get("status", "unknown") if f.is_file() else "new"
+from .rundir import claim, prepare_run_dir, run_status
 
 
 # ---------------------------------------------------------------- task
@@ -191,8 +161,13 @@ def dist_setup() -> tuple[int, int, torch.device]:
 # ---------------------------------------------------------------- training
 def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: bool = True) -> dict:
     """Train one model; returns the clean test metrics (also in ``out_dir/metrics.json``);
-    for ``cfg.task == "speaker"`` the held-out speaker-ID accuracy."""
-    out = Path(out_dir)
+    for ``cfg.task == "speaker"`` the held-out speaker-ID accuracy. The run folder stays
+    locked until it returns (see rundir.py)."""
+    with ExitStack() as held:
+        return _train(cfg, Path(out_dir), force, progress, held)
+
+
+def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitStack) -> dict:
     rank, world, device = dist_setup()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -202,7 +177,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
         raise UserError(f"{cfg.data}: CopyPaste needs emotion labels; speaker pretraining takes none")
     if cfg.copypaste in ("n-cp", "n+se-cp") and manifest.neutral is None:
         raise UserError(f"{cfg.data}: corpus {manifest.name!r} has no neutral label; N-CP needs one")
-    resume = prepare_run_dir(out, cfg, force) if rank == 0 else True
+    resume = prepare_run_dir(out, cfg, force, held) if rank == 0 else True
     if world > 1:
         dist.barrier()
     show = progress and rank == 0
@@ -376,8 +351,8 @@ def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: list[int], force: 
             return {}
         return {"runs": [str(out)], "weighted_f1": [m["weighted_f1"]],
                 "text": f"test weighted F1 {m['weighted_f1']:.4f}"}
-    if force and out.exists():
-        shutil.rmtree(out)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 alone prepares the folder
+        claim(out, "seeds", force, cfg.data)  # --force clears only the tool's files (rundir.py)
     scores, runs, seconds = [], [], 0.0
     for s in seeds:
         run = out / f"seed-{s}"

@@ -1,0 +1,216 @@
+"""Run folders: which folders the tool made, what ``--force`` may delete in them, and the lock.
+
+A folder the tool makes for ``train`` (kind "run"), for several seeds (kind "seeds": one run
+per ``seed-N``) or for ``demo`` (kind "demo") carries a marker file, ``.copypaste-ser-run``,
+holding ``{"kind": ..., "created": ...}``. ``--force`` replaces only such a folder (or one
+of an older version, recognised by its files) and deletes only the files the tool writes
+there; a user's own files stay. It never replaces ``/``, the home folder, the current folder
+or one of its parents, or a folder holding the corpus. While a process trains a run it holds
+an exclusive lock on ``.copypaste-ser.lock`` in the run folder, so two processes never train
+the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+from .config import TrainConfig, normalized
+from .errors import UserError
+from .manifest import atomic_write_text
+
+MARKER = ".copypaste-ser-run"
+LOCK = ".copypaste-ser.lock"
+KINDS = ("run", "seeds", "demo")
+# what the tool writes in a run folder (train.py, evaluate.py, the grid's scores.json)
+RUN_FILES = frozenset({"config.yaml", "history.jsonl", "last.pt", "model.pt", "metrics.json", "confusion.png",
+                       "curves.png", "run.json", "scores.json"})
+EVAL_FILES = frozenset({"predictions.jsonl", "metrics.json", "confusion.png"})  # eval/<condition>/
+SEED_DIR = re.compile(r"seed-\d+")
+
+
+def run_status(run_dir: str | Path) -> str:
+    f = Path(run_dir) / "run.json"
+    return json.loads(f.read_text()).get("status", "unknown") if f.is_file() else "new"
+
+
+def folder_kind(folder: str | Path) -> str | None:
+    """"run", "seeds" or "demo" for a folder the tool made; "" for a missing or empty folder;
+    None for anything else (a user's folder)."""
+    folder = Path(folder)
+    # a lock and temp files only: a run being created (a trainer then refuses on the lock) or cut short
+    if not folder.is_dir() or all(c.name == LOCK or _is_temp(c) for c in folder.iterdir()):
+        return ""
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            kind = json.loads(marker.read_text()).get("kind")
+        except (ValueError, AttributeError, OSError):
+            return None
+        return kind if kind in KINDS else None
+    # folders made before the marker existed
+    if (folder / "config.yaml").is_file() and (folder / "run.json").is_file():
+        return "run"
+    if any(SEED_DIR.fullmatch(c.name) and folder_kind(c) == "run" for c in folder.iterdir()):
+        return "seeds"
+    if (folder / "synthetic-audio" / ".complete").is_file():
+        return "demo"
+    return None
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run's lock (non-blocking); a run another process trains is a one-line error."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"{run_dir}: cannot write in the run folder ({e.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            raise UserError(f"{run_dir}: is being trained by another process (pid {pid}); "
+                            f"wait for it to finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def claim(out: str | Path, kind: str, force: bool, data: str | Path | None = None,
+          held: contextlib.ExitStack | None = None) -> None:
+    """Make ``out`` a ``kind`` folder of the tool: refuse a user's folder, lock it (kind "run",
+    for as long as ``held`` is open), clear it with ``force``, mark it, drop stale temp files."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file, not a folder; choose another --out")
+    if force and out.exists():
+        _refuse_protected(out, data)
+    found = folder_kind(out)
+    if found is None:
+        raise UserError(f"{out}: is not a copypaste-ser run folder; choose another --out")
+    if found and found != kind:
+        raise UserError(f"{out}: is a copypaste-ser {found} folder, not a {kind} folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{out}: cannot create the folder ({e.strerror})") from None
+    locked = kind == "run" and held is not None
+    if locked:
+        held.enter_context(run_lock(out))
+        _remove_temp_files(out)  # no other process writes here now
+    if force and found:
+        clear(out, locked=locked)
+    if not (out / MARKER).is_file():
+        atomic_write_text(out / MARKER, json.dumps({"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+
+
+def _refuse_protected(out: Path, data: str | Path | None) -> None:
+    p = out.resolve()
+    cwd = Path.cwd().resolve()
+    reason = None
+    if p == Path(p.anchor):
+        reason = "the file system root"
+    elif p == Path.home().resolve():
+        reason = "your home folder"
+    elif p == cwd or p in cwd.parents:
+        reason = "the current folder or one of its parents"
+    elif data is not None and (p == Path(data).resolve() or p in Path(data).resolve().parents):
+        reason = f"the corpus folder {data} or holds it"
+    if reason:
+        raise UserError(f"{out}: is {reason}; --force never replaces it; choose another --out")
+
+
+def clear(folder: Path, locked: bool = False) -> None:
+    """Delete what the tool wrote in a run, seeds or demo folder, keeping every other file and
+    the marker (the folder stays the tool's); ``locked``: this process holds the folder's run lock."""
+    kind = folder_kind(folder)
+    if kind == "run":
+        with contextlib.nullcontext() if locked else run_lock(folder):
+            for child in folder.iterdir():
+                if child.name in RUN_FILES and child.is_file():
+                    child.unlink()
+                elif child.name == "eval" and child.is_dir():
+                    for cond in child.iterdir():
+                        _remove_files(cond, EVAL_FILES)
+                    _remove_if_empty(child)
+            _remove_temp_files(folder)
+    elif kind == "seeds":
+        for child in folder.iterdir():
+            if SEED_DIR.fullmatch(child.name) and folder_kind(child) == "run":
+                clear(child)
+                _remove_if_unused(child)
+        _remove_files(folder, {"summary.json"})
+    elif kind == "demo":
+        (folder / "synthetic-audio" / ".complete").unlink(missing_ok=True)  # regenerate the audio
+        runs = folder / "runs"
+        for child in runs.iterdir() if runs.is_dir() else ():
+            if folder_kind(child) in ("run", "seeds"):
+                clear(child)
+                _remove_if_unused(child)
+        _remove_if_empty(runs)
+
+
+def _remove_files(folder: Path, names: set[str] | frozenset[str]) -> None:
+    for name in names:
+        if (folder / name).is_file():
+            (folder / name).unlink()
+    _remove_temp_files(folder)
+
+
+def _is_temp(f: Path) -> bool:
+    """A leftover of an atomic write cut short (checkpoint.save_atomic, manifest.atomic_write_text)."""
+    return f.name.startswith(".") and f.name.endswith(".tmp") and f.is_file()
+
+
+def _remove_temp_files(folder: Path) -> None:
+    for f in folder.iterdir() if folder.is_dir() else ():
+        if _is_temp(f):
+            f.unlink()
+
+
+def _remove_if_unused(folder: Path) -> None:
+    """Remove a cleared sub-run that holds none of the user's files."""
+    if {c.name for c in folder.iterdir()} <= {MARKER, LOCK}:
+        _remove_files(folder, {MARKER, LOCK})
+        _remove_if_empty(folder)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def prepare_run_dir(out: str | Path, cfg: TrainConfig, force: bool, held: contextlib.ExitStack) -> bool:
+    """Create or reopen the run folder ``out`` and lock it while ``held`` is open; True when an
+    unfinished run of the same config is resumed."""
+    out = Path(out)
+    claim(out, "run", force, cfg.data, held)
+    cfg_file = out / "config.yaml"
+    if not cfg_file.is_file():
+        atomic_write_text(cfg_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return False
+    old = yaml.safe_load(cfg_file.read_text())
+    if not isinstance(old, dict):
+        raise UserError(f"{cfg_file}: is not a run config; pass --force to train the run again")
+    try:  # configs written before a field was added get its default
+        old = normalized(old, str(cfg_file))
+    except (UserError, TypeError):
+        pass
+    if old != cfg.to_dict():
+        changed = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
+        raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
+                        f"pass --force to overwrite it or choose another --out")
+    if run_status(out) == "complete":
+        raise UserError(f"{out}: run is already complete; pass --force to train it again")
+    return (out / "last.pt").is_file()
