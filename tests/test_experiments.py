@@ -225,13 +225,18 @@ def test_leave_one_speaker_out_fold_is_scored_without_the_probe(tmp_path, synthe
 
 
 def test_a_failing_run_stops_the_parallel_grid_with_one_line(tmp_path, synthetic_corpus, fake_musan):
+    with pytest.raises(UserError, match=r"grid.yaml:train: copypaste_order must be one of .*'sideways'"):
+        _grid(tmp_path, synthetic_corpus, fake_musan, train={"copypaste_order": "sideways"})  # refused at load
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, copypaste=["n-cp"], training_data=["clean"],
-                 seeds=[0, 1, 2], snrs=[], workers=2,
-                 train={"epochs": 1, "threads": 1, "copypaste_order": "sideways"})
-    with pytest.raises(UserError, match=r"grid run .*/n-cp/seed-\d failed: .*config.yaml: bad CopyPaste "
-                                        r"option: unknown order 'sideways'") as err:
+                 seeds=[0, 1, 2], snrs=[], workers=2, train={"epochs": 1, "threads": 1})
+    # a user's folder where one run goes: its worker refuses it, which stops the grid
+    mine = cells(grid)[1].path(tmp_path / "grid")
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"grid run .*/n-cp/seed-1 failed: .*is not a copypaste-ser run "
+                                        r"folder") as err:
         run_grid(grid, progress=False)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and (mine / "notes.txt").read_text() == "mine"
 
 
 def test_probe_pairs_need_two_speakers(synthetic_corpus):

@@ -80,7 +80,9 @@ def train(
     """Train an emotion model; with several seeds, report mean +- std."""
     from .config import make_config
     from .train import train_seeds
+    from .validation import check_seeds
 
+    check_seeds(seed)  # every option is checked before anything is read or written
     cfg = make_config(preset, config, data=str(data.resolve()), copypaste=copypaste, epochs=epochs,
                       batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds, width=width, fold=fold,
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
@@ -164,12 +166,17 @@ def predict(
 ) -> None:
     """Print the emotion and class probabilities of each file."""
     from .predict import EmotionPredictor
+    from .validation import WINDOW, check
 
+    check("--window", window, WINDOW)  # before the model is read
     for r in EmotionPredictor(model)(files, window=window):
         if as_json:
             typer.echo(json.dumps(r))
         else:
             span = f" [{r['start']:.1f}-{r['end']:.1f} s]" if "start" in r else ""
+            if r["emotion"] is None:  # silence, a constant signal, or no voiced frame
+                typer.echo(f"{r['file']}{span}: no speech")
+                continue
             probs = " ".join(f"{k}={v:.2f}" for k, v in r["probs"].items())
             typer.echo(f"{r['file']}{span}: {r['emotion']}  ({probs})")
 
@@ -199,10 +206,13 @@ def grid(
     report: Optional[Path] = typer.Option(None, help="Also write the Markdown report into this folder"),
     title: str = typer.Option("", help="Report title"),
     notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
+    force: bool = typer.Option(False, help="Train again the runs made with another config than the grid's"),
 ) -> None:
     """Run (or complete) the paper's experiment grid, then tabulate it."""
     from .experiments import GridConfig, collect, run_grid
+    from .gridrules import check_slices
 
+    check_slices(workers, seeds)
     g = GridConfig.load(config)
     g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds,
                      folds=folds)
@@ -210,7 +220,7 @@ def grid(
         collect(g)
         results = Path(g.out) / "results.csv"
     else:
-        results = run_grid(g)
+        results = run_grid(g, force=force)
     typer.echo(f"results: {results}")
     if report is not None:
         from .report import write_report
@@ -245,6 +255,10 @@ def main() -> None:
         app()
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:  # a read-only folder, a full disk: one line naming the path, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        typer.echo(f"error: {where}{e.strerror or e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         _interrupted()

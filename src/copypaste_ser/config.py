@@ -8,8 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from .augment.copypaste import MODES, ORDERS, SCHEMES
 from .errors import UserError
-from .features import FeatureConfig, resemblyzer_features
+from .features import FEATURE_KINDS, FeatureConfig, resemblyzer_features
+from .validation import SEED, Check, Fields, Kind, Number, OneOf, Rule, check, check_fields, option_name
 
 #: TrainConfig.init value that selects the pretrained Resemblyzer speaker encoder.
 RESEMBLYZER = "resemblyzer"
@@ -52,6 +54,10 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def validate(self, source: str = "config:") -> None:
+        """Every field's type and range (TRAIN_RULES); ``source`` prefixes the field name."""
+        check_fields(self.to_dict(), TRAIN_RULES, source)
+
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
@@ -61,6 +67,32 @@ class TrainConfig:
                             f"(known: {', '.join(sorted(known))})")
         return cls(**d)
 
+
+#: What each FeatureConfig field allows (a config file's ``features:`` mapping).
+FEATURE_RULES: dict[str, Rule] = {
+    "sample_rate": Number(integer=True, ge=8000, le=48000),
+    "num_ceps": Number(integer=True, ge=1, le=128), "num_mel_bins": Number(integer=True, ge=1, le=256),
+    "frame_length_ms": Number(ge=5, le=100), "frame_shift_ms": Number(ge=1, le=50),
+    "low_freq": Number(ge=0), "high_freq": Number(), "vad": Kind(bool),
+    "vad_energy_threshold": Number(), "vad_energy_mean_scale": Number(),
+    "vad_frames_context": Number(integer=True, ge=0, le=50), "vad_proportion_threshold": Number(ge=0, le=1),
+    "kind": OneOf(FEATURE_KINDS), "mean_norm": Kind(bool),
+}
+
+#: What each TrainConfig field allows (checked for CLI options, config files and grid configs).
+TRAIN_RULES: dict[str, Rule] = {
+    "data": Check(lambda v: isinstance(v, str), "a folder path"),  # "" until a corpus is set
+    "task": OneOf(("emotion", "speaker")), "fold": Kind(str, optional=True),
+    "preset": OneOf(("paper", "cpu", "tiny")), "width": Number(integer=True, ge=1, le=512, optional=True),
+    "epochs": Number(integer=True, ge=1, le=100000),
+    "batch_size": Number(integer=True, ge=2, le=65536),  # BatchNorm needs two items a batch
+    "lr": Number(gt=0, le=10), "chunk_seconds": Number(ge=0.1, le=600),  # >= 10 frames a chunk
+    "copypaste": OneOf(SCHEMES), "copypaste_p": Number(ge=0, le=1), "copypaste_mode": OneOf(MODES),
+    "copypaste_order": OneOf(ORDERS), "noise_aug": Kind(bool), "noise_root": Kind(str, optional=True),
+    "noise_epoch_fraction": Number(gt=0, le=1), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
+    "encoder_lr_scale": Number(ge=0, le=100), "seed": SEED, "threads": Number(integer=True, ge=0, le=1024),
+    "features": Fields(FEATURE_RULES),
+}
 
 #: Training presets; every key is a TrainConfig field.
 PRESETS: dict[str, dict] = {
@@ -73,11 +105,13 @@ PRESETS: dict[str, dict] = {
 def make_config(preset: str = "cpu", config_file: str | Path | None = None, **overrides) -> TrainConfig:
     """Preset, then a YAML file, then explicit overrides (None values are ignored).
 
+    Values are validated before anything else happens: a file's as ``file:key``, an
+    override's as its CLI option (``--batch-size``).
+
     ``init="resemblyzer"`` sets the features to Resemblyzer's mel40 power front end
     (``features.resemblyzer_features``) unless features are given explicitly.
     """
-    if preset not in PRESETS:
-        raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    check("--preset", preset, OneOf(tuple(PRESETS)))
     values = dict(PRESETS[preset])
     if config_file is not None:
         path = Path(config_file)
@@ -87,11 +121,17 @@ def make_config(preset: str = "cpu", config_file: str | Path | None = None, **ov
             raise UserError(f"{path}: cannot read config ({e})") from None
         if not isinstance(loaded, dict):
             raise UserError(f"{path}: expected a mapping of training options")
+        TrainConfig.from_dict(dict(loaded), str(path))  # unknown keys first: a typo names itself
+        check_fields(loaded, TRAIN_RULES, f"{path}:")
         values.update(loaded)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    check_fields(given, TRAIN_RULES, "", names=option_name)
+    values.update(given)
     if values.get("init") == RESEMBLYZER and "features" not in values:
         values["features"] = resemblyzer_features().to_dict()
-    return TrainConfig.from_dict(values)
+    cfg = TrainConfig.from_dict(values)
+    cfg.validate()
+    return cfg
 
 
 def normalized(d: dict, source: str = "config") -> dict:

@@ -20,8 +20,9 @@ from .config import TrainConfig
 from .errors import UserError
 from .features import WaveTransform, extract_features
 from .inference import model_from_file, predict_proba
-from .manifest import Manifest, atomic_write_text, load_corpus
+from .manifest import SPLITS, Manifest, atomic_write_text, load_corpus
 from .metrics import plot_confusion, score
+from .validation import SEED, SNR, OneOf, check
 
 #: Noisy test sets decide their VAD on the noisy wave (features.extract_features ``vad_from``).
 TEST_VAD = "noisy"
@@ -63,6 +64,11 @@ def evaluate_run(run_dir: str | Path, snr: float | None = None, noise_root: str 
                  seed: int = 0, split: str = "test", probe: str | None = None,
                  progress: bool = True) -> dict:
     """Score ``run_dir``'s best model on its fold's ``split``, clean or at ``snr`` dB."""
+    if snr is not None:  # every option before the run is read
+        check("--snr", snr, SNR)
+    check("--split", split, OneOf(SPLITS))
+    check("--probe", probe, OneOf(("concat",), optional=True))
+    check("--seed", seed, SEED)
     run_dir = Path(run_dir)
     model, obj, cfg = load_run(run_dir)
     manifest, protocol = load_corpus(Path(cfg.data))
@@ -79,8 +85,6 @@ def evaluate_run(run_dir: str | Path, snr: float | None = None, noise_root: str 
     metrics["split"] = split
     if probe == "concat":
         metrics["probe"] = concat_probe(model, manifest, ids, cfg, seed=seed)
-    elif probe is not None:
-        raise UserError(f"unknown probe {probe!r}: the only probe is 'concat'")
     name = condition if split == "test" else f"{split}-{condition}"
     out = run_dir / "eval" / name if run_dir.is_dir() else Path(str(run_dir) + ".eval") / name
     preds = metrics.pop("predictions")

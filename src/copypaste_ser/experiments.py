@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from .config import TrainConfig, make_config
 from .errors import UserError
 from .gridlog import Invocation
+from .gridrules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
 from .manifest import atomic_write_csv, atomic_write_text, load_corpus
 
 
@@ -89,11 +90,12 @@ class GridConfig:
         for key in ("data", "out"):
             if key not in raw:
                 raise UserError(f"{path}: missing {key!r}")
+        validate_grid(raw, path)  # every value's type, range and allowed set, before any path is used
         base = path.parent
         for key in ("data", "out", "noise_root"):  # relative paths are relative to the config file
             if raw.get(key) is not None and not Path(raw[key]).is_absolute():
                 raw[key] = str((base / raw[key]).resolve())
-        raw["init"] = [i if i in ("scratch", "resemblyzer") or Path(i).is_absolute() else str((base / i).resolve())
+        raw["init"] = [i if i in NAMED_INITS or Path(i).is_absolute() else str((base / i).resolve())
                        for i in raw.get("init", ["scratch"])]
         grid = cls(**raw)
         if "clean+noise" in grid.training_data or grid.snrs:
@@ -169,16 +171,20 @@ def cell_done(run: Path, snrs: list[float]) -> bool:
     return set(scores) == {"clean", *(f"{s:g}dB" for s in snrs)} and "probe" in scores["clean"]
 
 
-def run_cell(grid: GridConfig, cell: Cell) -> dict:
-    """Train (or resume) one cell and score it on clean and noisy test data."""
+def run_cell(grid: GridConfig, cell: Cell, force: bool = False) -> dict:
+    """Train (or resume) one cell and score it on clean and noisy test data; ``force``: train
+    it again when its run was made with another config (see gridrules.check_reuse)."""
     from .evaluate import concat_probe, evaluate_run, has_probe_pair, load_run
-    from .rundir import run_status
+    from .rundir import config_changes, run_status
     from .train import train
 
     run = cell.path(Path(grid.out))
     cfg = cell_config(grid, cell)
-    if run_status(run) != "complete":
-        train(cfg, run, progress=False)
+    stale = bool(config_changes(run, cfg, REUSE_IGNORES))
+    if stale and not force:
+        raise UserError(f"{run}: was trained with another config; pass --force to train it again")
+    if stale or run_status(run) != "complete":
+        train(cfg, run, force=stale, progress=False)
     scores = {"clean": json.loads((run / "metrics.json").read_text())}
     manifest, protocol = load_corpus(Path(grid.data))
     test = protocol.fold(cell.fold).test
@@ -193,33 +199,38 @@ def run_cell(grid: GridConfig, cell: Cell) -> dict:
 
 
 def _worker(args: tuple) -> tuple[Cell, float]:
-    grid, cell = args
+    grid, cell, force = args
     t0 = time.time()
-    run_cell(grid, cell)
+    run_cell(grid, cell, force=True) if force else run_cell(grid, cell)
     return cell, time.time() - t0
 
 
-def run_grid(grid: GridConfig, progress: bool = True) -> Path:
-    """Run every unfinished cell (``grid.workers`` processes), then write results.csv."""
+def run_grid(grid: GridConfig, progress: bool = True, force: bool = False) -> Path:
+    """Run every unfinished cell (``grid.workers`` processes), then write results.csv;
+    ``force`` trains again the runs made with another config (gridrules.check_reuse)."""
     for init in grid.init:
-        if init not in ("scratch", "resemblyzer") and not Path(init).is_file():
+        if init not in NAMED_INITS and not Path(init).is_file():
             raise UserError(f"grid: init model {init} is missing; train it with "
                             f"`copypaste-ser pretrain-speaker` or leave it out (--init scratch)")
     out = Path(grid.out)
-    out.mkdir(parents=True, exist_ok=True)
+    todo_all = cells(grid)  # reads only: a bad fold or a changed config is refused before any write
+    stale = check_reuse({c: (c.path(out), cell_config(grid, c)) for c in todo_all}, force)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{out}: cannot create the grid folder ({e.strerror})") from None
     status, todo = "failed", []
     # the runs this invocation finished (trained and scored), counted for grid-log.jsonl
     invocation = Invocation.start(out, grid.workers, {k: getattr(grid, k) for k in SLICE_KEYS},
                                   completed=lambda: sum(cell_done(c.path(out), grid.snrs) for c in todo))
     try:
         atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid), sort_keys=False))
-        todo_all = cells(grid)
-        todo = [c for c in todo_all if not cell_done(c.path(out), grid.snrs)]
+        todo = [c for c in todo_all if c in stale or not cell_done(c.path(out), grid.snrs)]
         if progress:
             print(f"grid: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done, {len(todo)} to run "
                   f"with {grid.workers} worker(s)")
         _prefill_features(grid, todo)
-        _run_cells(grid, todo, progress)
+        _run_cells(grid, todo, progress, stale)
         if grid.baseline:
             from .baseline import run_baseline
             run_baseline(grid, progress=progress)
@@ -233,25 +244,26 @@ def run_grid(grid: GridConfig, progress: bool = True) -> Path:
     return out / "results.csv"
 
 
-def _run_cells(grid: GridConfig, todo: list[Cell], progress: bool) -> None:
-    """Train and score ``todo`` in ``grid.workers`` processes; the first failure stops the rest."""
+def _run_cells(grid: GridConfig, todo: list[Cell], progress: bool, stale: set[Cell]) -> None:
+    """Train and score ``todo`` in ``grid.workers`` processes (the ``stale`` ones again from
+    scratch); the first failure stops the rest."""
     with tqdm(total=len(todo), desc="grid", disable=not progress, unit="run") as bar:
         if grid.workers <= 1:
             for c in todo:
                 try:
-                    _worker((grid, c))
+                    _worker((grid, c, c in stale))
                 except UserError as e:
                     raise _cell_failed(c, Path(grid.out), e) from None
                 bar.update()
         else:
-            _run_parallel(grid, todo, bar)
+            _run_parallel(grid, todo, bar, stale)
 
 
-def _run_parallel(grid: GridConfig, todo: list[Cell], bar: tqdm) -> None:
+def _run_parallel(grid: GridConfig, todo: list[Cell], bar: tqdm, stale: set[Cell]) -> None:
     pool = ProcessPoolExecutor(grid.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                initargs=(os.getpid(),))
     try:
-        futures = {pool.submit(_worker, (grid, c)): c for c in todo}
+        futures = {pool.submit(_worker, (grid, c, c in stale)): c for c in todo}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -31,6 +31,12 @@ Cache layout, one folder per (feature config, condition)::
 
     <corpus>/features/<config key>/<condition>/feats.npy   all frames, stacked (float32)
                                                index.json  utt id -> [offset, n_frames]
+                                               audio.json  utt id -> [audio path, size, mtime_ns]
+
+An utterance's cached features are reused only while its audio file is the one they were
+made from (same path, size and modification time; ``audio.json``), so a corpus prepared
+again from other audio under the same ids is extracted again. Caches made before
+``audio.json`` existed are trusted once and stamped.
 """
 
 from __future__ import annotations
@@ -271,11 +277,16 @@ def extract_features(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus
         raise ValueError(f"vad_from must be one of {VAD_SOURCES}, not {vad_from!r}")
     folder = cache_folder(corpus_dir, cfg, condition, vad_from if transform is not None else "clean")
     old: dict[str, np.ndarray] = {}
+    now = {u.id: audio_stamp(u) for u in utterances}
+    stamps: dict[str, list] = {}
     if (folder / "index.json").is_file():
         store = FeatureStore(folder)
-        if all(u.id in store for u in utterances):
+        stamps = _read_stamps(folder, store, now)
+        if all(u.id in store and stamps.get(u.id) == now[u.id] for u in utterances):
             return store
-        old = store.load_all()  # keep what is cached, add the rest
+        # keep what is cached from the same audio, extract the rest
+        old = {k: v for k, v in store.load_all().items() if k not in now or stamps.get(k) == now[k]}
+        stamps = {k: v for k, v in stamps.items() if k in old}
     wanted = [u for u in {u.id: u for u in utterances}.values() if u.id not in old]
     tasks = [(u, cfg, transform, vad_from) for u in wanted]
     desc = f"features {condition}"
@@ -286,12 +297,34 @@ def extract_features(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus
     else:
         results = [_extract_one(t) for t in tqdm(tasks, desc=desc, disable=not progress)]
     items = list(old.items()) + [(u.id, f) for u, f in zip(wanted, results)]
-    _write_store(folder, items, cfg, condition)
+    stamps.update({u.id: now[u.id] for u in wanted})
+    try:
+        _write_store(folder, items, cfg, condition, stamps)
+    except OSError as e:  # a read-only corpus folder (or a file in the way): one line
+        raise UserError(f"{folder}: cannot write the feature cache ({e.strerror}); make "
+                        f"{Path(corpus_dir) / 'features'} writable") from None
     return FeatureStore(folder)
 
 
+def audio_stamp(utt: Utterance) -> list:
+    """What identifies the audio an utterance's features were made from: [path, size, mtime_ns]."""
+    try:
+        st = os.stat(utt.audio)
+    except OSError:  # missing: load_audio says so when it is needed
+        return [str(utt.audio), -1, -1]
+    return [str(utt.audio), st.st_size, st.st_mtime_ns]
+
+
+def _read_stamps(folder: Path, store: FeatureStore, now: dict[str, list]) -> dict[str, list]:
+    """The cache's audio stamps; a cache older than them trusts what it holds (stamped now)."""
+    f = folder / "audio.json"
+    if f.is_file():
+        return json.loads(f.read_text())
+    return {k: v for k, v in now.items() if k in store}
+
+
 def _write_store(folder: Path, items: list[tuple[str, np.ndarray]], cfg: FeatureConfig,
-                 condition: str) -> None:
+                 condition: str, stamps: dict[str, list]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     index, offset = {}, 0
     for utt_id, f in items:
@@ -304,7 +337,8 @@ def _write_store(folder: Path, items: list[tuple[str, np.ndarray]], cfg: Feature
         np.save(f, stacked.astype(np.float32))
     os.replace(tmp, folder / "feats.npy")
     atomic_write_text(folder / "config.json", json.dumps({"features": cfg.to_dict(), "condition": condition}))
-    atomic_write_text(folder / "index.json", json.dumps(index))
+    atomic_write_text(folder / "audio.json", json.dumps(stamps))
+    atomic_write_text(folder / "index.json", json.dumps(index))  # last: it marks the cache complete
 
 
 def clear_cache(corpus_dir: Path) -> None:

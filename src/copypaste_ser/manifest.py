@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .validation import Check, Fields, Kind, ListOf, Number, check_fields
 
 SPLITS = ("train", "dev", "test")
 #: The single fold of a speaker corpus (LibriSpeech, VoxCeleb): every utterance in train,
@@ -215,6 +216,7 @@ def load_corpus(data_dir: Path, check_files: bool = False) -> tuple[Manifest, Pr
         if not (data_dir / name).is_file():
             raise UserError(f"{data_dir / name}: missing; run `copypaste-ser prepare` to create {data_dir}")
     meta = _read_json(data_dir / "corpus.json")
+    _check_keys(meta, CORPUS_RULES, data_dir / "corpus.json", required=("name", "labels"))
     utts = []
     path = data_dir / "manifest.jsonl"
     with open(path, encoding="utf-8") as f:
@@ -222,18 +224,44 @@ def load_corpus(data_dir: Path, check_files: bool = False) -> tuple[Manifest, Pr
             if not line.strip():
                 continue
             try:
-                utts.append(Utterance(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as e:
+                record = json.loads(line)
+                check_fields(record, UTTERANCE_RULES, f"{path}:{lineno}: ")
+                utts.append(Utterance(**record))
+            except (json.JSONDecodeError, TypeError, AttributeError) as e:
                 raise UserError(f"{path}:{lineno}: not a valid utterance record ({e})") from None
     manifest = Manifest(meta["name"], list(meta["labels"]), utts, meta.get("neutral"))
     proto = _read_json(data_dir / "protocol.json")
-    protocol = Protocol([Fold(**f) for f in proto["folds"]], proto["default"], proto.get("description", ""))
+    _check_keys(proto, PROTOCOL_RULES, data_dir / "protocol.json", required=("default", "folds"))
+    try:
+        folds = [Fold(**f) for f in proto["folds"]]
+    except TypeError as e:
+        raise UserError(f"{data_dir / 'protocol.json'}: not a valid fold ({e})") from None
+    protocol = Protocol(folds, proto["default"], proto.get("description", ""))
     validate(manifest, protocol, check_files=check_files, source=str(path))
     return manifest, protocol
 
 
+# What the files of a prepared corpus hold (a hand-edited or damaged one is a one-line error).
+_IDS = ListOf(Kind(str), empty_ok=True)
+CORPUS_RULES = {"name": Kind(str), "labels": ListOf(Kind(str)), "neutral": Kind(str, optional=True)}
+PROTOCOL_RULES = {"default": Kind(str), "description": Check(lambda v: isinstance(v, str), "a text"),
+                  "folds": ListOf(Fields({"name": Kind(str), "train": _IDS, "dev": _IDS, "test": _IDS}))}
+UTTERANCE_RULES = {"id": Kind(str), "audio": Kind(str), "speaker": Kind(str), "emotion": Kind(str),
+                   "duration": Number(ge=0), "extra": Check(lambda v: isinstance(v, dict), "a mapping")}
+
+
+def _check_keys(d: dict, rules: dict, path: Path, required: tuple[str, ...]) -> None:
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise UserError(f"{path}: {missing[0]!r} is missing; run `copypaste-ser prepare` again")
+    check_fields(d, rules, f"{path}:")
+
+
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, not {type(data).__name__}")
+    return data

@@ -12,8 +12,9 @@ def prepare_to_dir(name: str, root: str | Path | None, out: str | Path, force: b
                    **options) -> tuple[Manifest, Protocol]:
     """``prepare_corpus`` then ``save_corpus``; an existing prepared folder needs ``force``.
 
-    Cached features under ``out/features`` survive a re-prepare: they are keyed by
-    utterance id and feature config, and a changed audio path keeps its id.
+    Cached features under ``out/features`` survive a re-prepare where the audio is the same:
+    they are keyed by utterance id, feature config and the audio file's path, size and
+    modification time (features.audio_stamp), so other audio under the same ids is extracted again.
     """
     from .corpora import prepare_corpus
 

@@ -200,6 +200,21 @@ def prepare_run_dir(out: str | Path, cfg: TrainConfig, force: bool, held: contex
     if not cfg_file.is_file():
         atomic_write_text(cfg_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return False
+    changed = config_changes(out, cfg)
+    if changed:
+        raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
+                        f"pass --force to overwrite it or choose another --out")
+    if run_status(out) == "complete":
+        raise UserError(f"{out}: run is already complete; pass --force to train it again")
+    return (out / "last.pt").is_file()
+
+
+def config_changes(out: str | Path, cfg: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:
+    """How the run config in ``out`` differs from ``cfg`` ("epochs 3 -> 5", one per field,
+    ``ignore`` left out); empty when it is the same or ``out`` holds none."""
+    cfg_file = Path(out) / "config.yaml"
+    if not cfg_file.is_file():
+        return []
     old = yaml.safe_load(cfg_file.read_text())
     if not isinstance(old, dict):
         raise UserError(f"{cfg_file}: is not a run config; pass --force to train the run again")
@@ -207,10 +222,11 @@ def prepare_run_dir(out: str | Path, cfg: TrainConfig, force: bool, held: contex
         old = normalized(old, str(cfg_file))
     except (UserError, TypeError):
         pass
-    if old != cfg.to_dict():
-        changed = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
-        raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
-                        f"pass --force to overwrite it or choose another --out")
-    if run_status(out) == "complete":
-        raise UserError(f"{out}: run is already complete; pass --force to train it again")
-    return (out / "last.pt").is_file()
+    new = cfg.to_dict()
+    keys = sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))
+    return [f"{k} {_short(old.get(k))} -> {_short(new.get(k))}" for k in keys]
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -41,6 +41,7 @@ from .features import extract_features
 from .inference import predict_proba
 from .manifest import Manifest, Protocol, atomic_write_text, load_corpus
 from .metrics import plot_confusion, score
+from .reproducible import make_deterministic
 from .rundir import claim, prepare_run_dir, run_status
 
 
@@ -169,6 +170,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
 
 def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitStack) -> dict:
     rank, world, device = dist_setup()
+    make_deterministic(device)  # same seed, same weights on CPU (reproducible.py)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     manifest, protocol = load_corpus(Path(cfg.data))

@@ -249,7 +249,7 @@ class NoiseSource:
             self._cache.move_to_end(i)
             return self._cache[i]
         path = self.files[i]
-        wav = load_audio(path, self.sample_rate)
+        wav = load_audio(path, self.sample_rate, require_signal=False)  # silent clips are skipped below
         if not np.all(np.isfinite(wav)):
             raise UserError(f"{path}: noise clip contains NaN or Inf samples")
         clip = None if _power(wav) < SILENCE_POWER else wav
