@@ -1,0 +1,47 @@
+"""Exact CopyPaste for models on frozen encoder states (models/encoder_head.py).
+
+Items are ``(T, 40 + 768)`` frames: mel power and the cached states of Resemblyzer's LSTM.
+Concatenating cached states would not be what the model hears: the second piece's states
+were computed without the first piece before it, and a piece cut from the middle of an
+utterance keeps the context it had there. So after CopyPaste builds its concatenations,
+their mel halves are run through the frozen encoder again and the states replaced. Items
+CopyPaste left unchanged keep their cached states, so batches that are not augmented cost
+nothing extra (docs/benchmarks.md gives the cost of the re-encoding per epoch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..encoders import MEL_DIM, ResemblyzerStates, encode_arrays
+from .copypaste import CopyPaste, CopyPastePlan
+
+
+class ReencodeConcatenations:
+    """``CopyPaste`` then re-encode the concatenations: ``(items, labels) -> (items, labels)``."""
+
+    def __init__(self, copypaste: CopyPaste, encoder: ResemblyzerStates | None = None) -> None:
+        self.copypaste = copypaste
+        self.encoder = encoder
+        self.reencoded = 0  # concatenations re-encoded so far (for benchmarks and logs)
+
+    @property
+    def last_plan(self) -> CopyPastePlan | None:
+        return self.copypaste.last_plan
+
+    def reseed(self, seed: int | None) -> None:
+        self.copypaste.reseed(seed)
+
+    def __call__(self, items: Sequence[Any], labels: Sequence[int]) -> tuple[list, list[int]]:
+        out, out_labels = self.copypaste(items, labels)
+        plan = self.copypaste.last_plan
+        joined = [k for k, entry in enumerate(plan.entries) if len(entry.sources) > 1] if plan else []
+        if joined:
+            mels = [np.asarray(out[k])[:, :MEL_DIM] for k in joined]
+            for k, mel, states in zip(joined, mels, encode_arrays(mels, self.encoder)):
+                out[k] = np.concatenate([mel, states], axis=1).astype(np.float32, copy=False)
+            self.reencoded += len(joined)
+        return out, out_labels

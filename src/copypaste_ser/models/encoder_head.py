@@ -1,0 +1,116 @@
+"""Emotion from a frozen pretrained speaker encoder: Resemblyzer states + the paper's pooling head.
+
+The paper's central finding is that a speaker model is a far better start for emotion than
+random weights; the one large speaker model we can use offline is Resemblyzer's GE2E LSTM
+(encoders.py). :class:`EncoderAttentionEmotion`::
+
+    (B, T, 808) = mel power (40) | cached LSTM states of all three layers (768)
+      -> states, standardised with the training set's per-dimension mean and std
+      -> dropout -> Linear(768, 128)                 (the paper pools 128-dim ResNet frames)
+      -> 32-head attention pooling (eq. 1-2) -> (32 x 128)      or mean+std pooling
+      -> FC 400 + ReLU -> dropout -> FC #classes
+
+The encoder itself is frozen and not part of this module's weights: its states come from
+the feature cache (``FeatureConfig.kind == "resemblyzer-states"``), and from
+``augment.reencode`` for CopyPaste concatenations, which re-encodes the concatenated mel
+frames so a concatenation is exactly what the model would hear. A (B, T, 40) mel input is
+encoded here (predict, export), so both input forms give the same logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..encoders import MEL_DIM, STATES_DIM, shared_encoder
+from .pooling import MultiHeadAttentionPooling, lengths_to_mask
+
+ARCH = "resemblyzer-attention"
+POOLINGS = ("attention", "meanstd")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderHeadConfig:
+    num_classes: int
+    pooling: str = "attention"
+    proj_dim: int = 128
+    heads: int = 32
+    embed_dim: int = 400
+    dropout: float = 0.2
+    input_dim: int = MEL_DIM + STATES_DIM
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EncoderHeadConfig:
+        cfg = cls(**d)
+        if cfg.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {cfg.pooling!r}")
+        return cfg
+
+
+class EncoderAttentionEmotion(nn.Module):
+    """``(B, T, 808)`` or ``(B, T, 40)`` frames (+ lengths) -> ``(B, num_classes)`` logits."""
+
+    arch = ARCH
+
+    def __init__(self, config: EncoderHeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        # per-dimension statistics of the training states (fit_input_stats); saved with the weights
+        self.register_buffer("in_mean", torch.zeros(STATES_DIM))
+        self.register_buffer("in_std", torch.ones(STATES_DIM))
+        self.dropout = nn.Dropout(c.dropout)
+        if c.pooling == "attention":
+            self.proj = nn.Linear(STATES_DIM, c.proj_dim)
+            self.pool = MultiHeadAttentionPooling(c.proj_dim, c.heads)
+            pooled = self.pool.out_dim
+        else:
+            self.proj = nn.Identity()
+            self.pool = None
+            pooled = 2 * STATES_DIM
+        self.embedding = nn.Sequential(nn.Linear(pooled, c.embed_dim), nn.ReLU(), nn.Dropout(c.dropout))
+        self.output = nn.Linear(c.embed_dim, c.num_classes)
+
+    @torch.no_grad()
+    def fit_input_stats(self, feats: list[Tensor] | list) -> None:
+        """Standardise with the mean and std of the states of these (T, 808) training items."""
+        frames = torch.cat([torch.tensor(np.asarray(f[:, MEL_DIM:], dtype=np.float32)) for f in feats])
+        self.in_mean.copy_(frames.mean(0))
+        self.in_std.copy_(frames.std(0).clamp_min(1e-3))
+
+    def states(self, x: Tensor) -> Tensor:
+        if x.shape[-1] == MEL_DIM:  # raw mel: encode here (same states as the feature cache)
+            with torch.no_grad():
+                return shared_encoder().to(x.device)(x)
+        return x[..., MEL_DIM:]
+
+    def embed(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        h = self.dropout((self.states(x) - self.in_mean) / self.in_std)
+        h = self.proj(h)
+        if lengths is None:
+            lengths = torch.full((h.shape[0],), h.shape[1], device=h.device)
+        lengths = lengths.to(h.device)
+        if self.pool is not None:
+            pooled = self.pool(h, lengths)
+        else:
+            mask = lengths_to_mask(lengths, h.shape[1]).unsqueeze(-1).to(h.dtype)
+            n = lengths.clamp_min(1).unsqueeze(-1).to(h.dtype)
+            mean = (h * mask).sum(1) / n
+            var = (((h - mean.unsqueeze(1)) * mask) ** 2).sum(1) / n
+            pooled = torch.cat([mean, var.clamp_min(1e-8).sqrt()], dim=-1)
+        return self.embedding(pooled)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.output(self.embed(x, lengths))
+
+    def replace_output(self, num_classes: int) -> None:
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+        self.output = nn.Linear(self.config.embed_dim, num_classes)

@@ -1,0 +1,111 @@
+"""The speaker-pretrained emotion model: frozen Resemblyzer states + attention head, exact CopyPaste."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from copypaste_ser.augment.copypaste import CopyPaste
+from copypaste_ser.augment.reencode import ReencodeConcatenations
+from copypaste_ser.encoders import MEL_DIM, STATES_DIM, ResemblyzerStates, encode_arrays, resemblyzer_available
+from copypaste_ser.features import extract_features, resemblyzer_states_features
+from copypaste_ser.manifest import Utterance
+from copypaste_ser.models.encoder_head import EncoderAttentionEmotion, EncoderHeadConfig
+
+needs_weights = pytest.mark.skipif(not resemblyzer_available(), reason="resemblyzer wheel not installed")
+
+
+@pytest.fixture(scope="module")
+def encoder() -> ResemblyzerStates:
+    torch.manual_seed(0)
+    return ResemblyzerStates(pretrained=False).eval()
+
+
+def frames(encoder, n: int, seed: int) -> np.ndarray:
+    mel = np.random.default_rng(seed).random((n, MEL_DIM)).astype(np.float32)
+    return np.concatenate([mel, encode_arrays([mel], encoder)[0]], axis=1)
+
+
+@pytest.mark.parametrize("pooling", ["attention", "meanstd"])
+def test_shapes_and_padding_masked(encoder, pooling):
+    torch.manual_seed(0)
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=5, pooling=pooling)).eval()
+    a, b = frames(encoder, 30, 1), frames(encoder, 50, 2)
+    x = torch.zeros(2, 50, MEL_DIM + STATES_DIM)
+    x[0, :30], x[1] = torch.from_numpy(a), torch.from_numpy(b)
+    x[0, 30:] = 1e3  # padding with garbage must not reach the output
+    logits = model(x, torch.tensor([30, 50]))
+    assert logits.shape == (2, 5)
+    alone = model(torch.from_numpy(a)[None], torch.tensor([30]))
+    torch.testing.assert_close(logits[0], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_input_stats_standardise_states_only(encoder):
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=3))
+    items = [frames(encoder, n, s) for s, n in enumerate((20, 40, 25))]
+    model.fit_input_stats(items)
+    states = np.concatenate([f[:, MEL_DIM:] for f in items])
+    np.testing.assert_allclose(model.in_mean.numpy(), states.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.in_std.numpy(), np.maximum(states.std(0, ddof=1), 1e-3), rtol=1e-3)
+
+
+def test_reencoded_concatenation_is_what_the_encoder_hears(encoder):
+    items = [frames(encoder, n, s) for s, n in enumerate((30, 40, 35, 45))]
+    labels = [0, 1, 1, 2]  # 0 is neutral
+    aug = ReencodeConcatenations(CopyPaste("n-cp", neutral_label=0, p=1.0, seed=3), encoder)
+    out, out_labels = aug(items, labels)
+    plan = aug.last_plan
+    assert plan.scheme == "n-cp" and aug.reencoded == 4
+    for k, entry in enumerate(plan.entries):
+        mel = np.concatenate([items[i][s: s + n, :MEL_DIM] for i, (s, n) in zip(entry.sources, entry.pieces)])
+        np.testing.assert_allclose(out[k][:, :MEL_DIM], mel)
+        with torch.no_grad():
+            heard = encoder(torch.from_numpy(mel)[None])[0].numpy()
+        np.testing.assert_allclose(out[k][:, MEL_DIM:], heard, rtol=1e-4, atol=1e-5)
+        naive = np.concatenate([items[i][s: s + n, MEL_DIM:] for i, (s, n) in zip(entry.sources, entry.pieces)])
+        assert not np.allclose(naive, heard, atol=1e-3)  # cached states pasted together differ
+    assert out_labels == labels
+
+
+def test_unaugmented_batch_keeps_cached_states(encoder):
+    items = [frames(encoder, 20, s) for s in range(3)]
+    aug = ReencodeConcatenations(CopyPaste("n-cp", neutral_label=0, p=0.0, seed=0), encoder)
+    out, _ = aug(items, [0, 1, 2])
+    assert aug.reencoded == 0 and all(o is i for o, i in zip(out, items))
+
+
+def test_frozen_encoder_and_stats_stay_fixed_in_training(encoder):
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=2))
+    items = [frames(encoder, 30, s) for s in range(4)]
+    model.fit_input_stats(items)
+    before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("in_")}
+    enc_before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-2)
+    x = torch.from_numpy(np.stack(items))
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(model.train()(x, torch.full((4,), 30)), torch.tensor([0, 1, 0, 1]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for k, v in before.items():
+        assert torch.equal(model.state_dict()[k], v)
+    for k, v in enc_before.items():
+        assert torch.equal(encoder.state_dict()[k], v)
+
+
+@needs_weights
+def test_cache_and_mel_input_match(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 2) / 16000
+    wave = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.size))
+    sf.write(tmp_path / "a.wav", wave.astype(np.float32), 16000)
+    utt = Utterance(id="a", audio=str(tmp_path / "a.wav"), speaker="s", emotion="neutral", duration=2.0)
+    cfg = resemblyzer_states_features()
+    feats = extract_features([utt], cfg, tmp_path, progress=False)["a"]
+    assert feats.shape[1] == MEL_DIM + STATES_DIM == cfg.dim
+    np.testing.assert_allclose(feats[:, MEL_DIM:], encode_arrays([feats[:, :MEL_DIM]])[0], rtol=1e-4, atol=1e-5)
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=4)).eval()
+    x = torch.from_numpy(np.array(feats))[None]
+    torch.testing.assert_close(model(x), model(x[..., :MEL_DIM]), rtol=1e-4, atol=1e-5)
