@@ -26,3 +26,14 @@ def shared_data(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is absent (integration data)")
     return path
+
+
+def weighted_f1_from_confusion(confusion) -> float:
+    """Weighted F1 recomputed from a confusion matrix (rows: true class), for tests that check a
+    reported score against the predictions it claims to summarise."""
+    import numpy as np
+
+    cm = np.asarray(confusion, dtype=float)
+    support, predicted, hits = cm.sum(1), cm.sum(0), np.diag(cm)
+    f1 = np.divide(2 * hits, support + predicted, out=np.zeros_like(hits), where=support + predicted > 0)
+    return float((f1 * support).sum() / support.sum())

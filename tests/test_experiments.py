@@ -14,6 +14,7 @@ from copypaste_ser.config import make_config
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments import GridConfig, cells, run_grid
 from copypaste_ser.report import score_table, write_report
+from conftest import weighted_f1_from_confusion
 
 
 class Crash(RuntimeError):
@@ -221,7 +222,8 @@ def test_leave_one_speaker_out_fold_is_scored_without_the_probe(tmp_path, synthe
     run = cells(grid)[0].path(tmp_path / "grid")
     scores = json.loads((run / "scores.json").read_text())
     assert scores["clean"]["probe"] is None  # one test speaker: no cross-speaker pair to probe
-    assert cell_done(run, []) and 0 <= scores["clean"]["weighted_f1"] <= 1
+    assert cell_done(run, [])
+    assert scores["clean"]["weighted_f1"] == pytest.approx(weighted_f1_from_confusion(scores["clean"]["confusion"]))
 
 
 def test_a_failing_run_stops_the_parallel_grid_with_one_line(tmp_path, synthetic_corpus, fake_musan):

@@ -18,6 +18,7 @@ from copypaste_ser.manifest import SPEAKER_FOLD, Manifest, Utterance, load_corpu
 from copypaste_ser.prepare import prepare_to_dir
 from copypaste_ser.speaker import held_out_split, pretrain_speaker
 from copypaste_ser.train import train
+from conftest import weighted_f1_from_confusion
 
 SR = 16000
 
@@ -141,7 +142,8 @@ def test_pretrain_writes_a_speaker_model(pretrained):
     assert obj["model"]["config"]["width"] == 3  # the width option, not the tiny preset's 4
     # held out: ceil(30 %) of speakers 19 (4 utts: 2), 26 (3: 1) and 27 (4: 2); 40 has one utterance
     assert metrics["n"] == 5 and metrics["held_out_speakers"] == 3 and metrics["speakers"] == 4
-    assert 0.0 <= metrics["accuracy"] <= metrics["top5_accuracy"] == 1.0
+    assert metrics["top5_accuracy"] == 1.0  # four speakers: top-5 holds every one
+    assert metrics["accuracy"] * 5 == pytest.approx(round(metrics["accuracy"] * 5))  # k of 5 right
     assert json.loads((out / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
     history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2] and "dev_accuracy" in history[0]
@@ -152,7 +154,8 @@ def test_fine_tune_from_pretrained_speaker_model(pretrained, synthetic_corpus, t
     out, _ = pretrained
     cfg = make_config("tiny", data=str(synthetic_corpus), init=str(out / "model.pt"), epochs=1, threads=1)
     metrics = train(cfg, tmp_path / "ft", progress=False)
-    assert 0.0 <= metrics["weighted_f1"] <= 1.0
+    assert metrics["weighted_f1"] == pytest.approx(weighted_f1_from_confusion(metrics["confusion"]))
+    assert sum(map(sum, metrics["confusion"])) == metrics["n"] > 0
     prov = json.loads((tmp_path / "ft" / "run.json").read_text())["provenance"]
     assert prov["init_kind"] == "speaker" and prov["init_corpus"] == "librispeech"
     assert prov["init_arch"] == "thin-resnet34" and len(prov["init_sha1"]) == 12

@@ -11,6 +11,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.evaluate import evaluate_run
 from copypaste_ser.predict import EmotionPredictor
 from copypaste_ser.train import train, train_seeds
+from conftest import weighted_f1_from_confusion
 
 
 def _cfg(data, **kw):
@@ -32,7 +33,10 @@ def test_run_directory_holds_everything(trained_run):
         assert (out / name).is_file(), name
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
-    assert 0.0 <= metrics["weighted_f1"] <= 1.0
+    # the scores agree with the confusion matrix they come from, which covers the whole test split
+    cm = torch.tensor(metrics["confusion"], dtype=torch.float64)
+    assert metrics["weighted_f1"] == pytest.approx(weighted_f1_from_confusion(metrics["confusion"]))
+    assert metrics["accuracy"] == pytest.approx(float(cm.diag().sum() / cm.sum())) and cm.sum() == metrics["n"]
     assert set(metrics["per_class_f1"]) == {"neutral", "angry", "happy", "sad"}
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
 
@@ -57,7 +61,16 @@ def test_predict_and_evaluate(trained_run, synthetic_corpus):
         assert abs(sum(r["probs"].values()) - 1) < 1e-3
     m = evaluate_run(out, progress=False, probe="concat")
     assert m["weighted_f1"] == pytest.approx(metrics["weighted_f1"])
-    assert 0 <= m["probe"]["emotion_kept_concat"] <= 1 and m["probe"]["pairs"] > 0
+    # every emotional test utterance has a neutral partner of the other test speaker, so the
+    # probe's "alone" recall is the emotional recall of the confusion matrix (+- one utterance:
+    # the probe pads its batches differently)
+    probe, cm = m["probe"], m["confusion"]
+    emotional = [k for k, name in enumerate(m["labels"]) if name != "neutral"]
+    n_emotional = sum(sum(cm[k]) for k in emotional)
+    assert probe["pairs"] == n_emotional > 0
+    recall = sum(cm[k][k] for k in emotional) / n_emotional
+    assert probe["emotion_recall_alone"] == pytest.approx(recall, abs=1.01 / n_emotional)
+    assert probe["emotion_kept_concat"] * n_emotional == pytest.approx(round(probe["emotion_kept_concat"] * n_emotional))
     windows = EmotionPredictor(out)(files[:1], window=0.5)
     assert len(windows) >= 2 and windows[0]["start"] == 0.0
 
@@ -110,3 +123,25 @@ def test_n_cp_without_neutral_is_refused(synthetic_corpus, tmp_path):
     (data / "corpus.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="no neutral label"):
         train(_cfg(data, copypaste="n-cp"), tmp_path / "r", progress=False)
+
+
+def test_frozen_encoder_keeps_weights_and_norm_statistics(synthetic_corpus, tmp_path, monkeypatch):
+    """--freeze-encoder: after training, every encoder parameter AND buffer (BatchNorm running
+    mean/var, batch counts) is bit-identical to the start; only the output layer moved."""
+    import copypaste_ser.train as T
+    start: dict = {}
+    real = T.build_emotion_model
+
+    def spy(cfg, n):
+        model, prov = real(cfg, n)
+        start.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return model, prov
+
+    monkeypatch.setattr(T, "build_emotion_model", spy)
+    train(_cfg(synthetic_corpus, epochs=2, freeze_encoder=True), tmp_path / "frozen", progress=False)
+    after = torch.load(tmp_path / "frozen" / "last.pt", weights_only=True)["state_dict"]
+    encoder = [k for k in start if not k.startswith("output.")]
+    assert any("running_mean" in k for k in encoder) and any("running_var" in k for k in encoder)
+    for k in encoder:
+        assert torch.equal(start[k], after[k]), k
+    assert not torch.equal(start["output.weight"], after["output.weight"])

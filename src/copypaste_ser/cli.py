@@ -63,6 +63,8 @@ def train(
     batch_size: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None),
     chunk_seconds: Optional[float] = typer.Option(None),
+    piece_seconds: Optional[float] = typer.Option(None, help="CopyPaste piece per part (s; default 4 as in "
+                                                  "the paper, 0 = whole chunks); independent of the chunk"),
     width: Optional[int] = typer.Option(None, help="Channels of the first ResNet stage (paper 16, cpu 8)"),
     fold: Optional[str] = typer.Option(None, help="Protocol fold (default: the corpus default)"),
     seed: list[int] = typer.Option([0], help="Repeat for several seeds: --seed 0 --seed 1 --seed 2"),
@@ -84,7 +86,8 @@ def train(
 
     check_seeds(seed)  # every option is checked before anything is read or written
     cfg = make_config(preset, config, data=str(data.resolve()), copypaste=copypaste, epochs=epochs,
-                      batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds, width=width, fold=fold,
+                      batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds,
+                      copypaste_piece_seconds=piece_seconds, width=width, fold=fold,
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
                       noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads)

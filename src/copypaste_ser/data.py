@@ -1,10 +1,13 @@
 """From cached features to padded batches: random chunks, CopyPaste, mean normalisation.
 
 Order inside a training batch (paper 3.2.2): each utterance is cut to a random chunk
-(4 s), CopyPaste concatenates chunks, then every item is mean-normalised as a whole and
-the batch is zero-padded with its true lengths (the pooling ignores padded frames).
-``mean_norm=False`` (FeatureConfig.mean_norm, e.g. Resemblyzer's mel power input) skips
-the normalisation.
+(the training chunk, ``TrainConfig.chunk_seconds``), CopyPaste concatenates pieces of the
+chunks (``TrainConfig.copypaste_piece_seconds``, 4 s in the paper), then every item is
+mean-normalised as a whole and the batch is zero-padded with its true lengths (the
+pooling ignores padded frames). ``mean_norm=False`` (FeatureConfig.mean_norm, e.g.
+Resemblyzer's mel power input) skips the normalisation.
+
+Distributed training builds the same batches as one process: see :class:`TrainBatches`.
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ def random_chunk(feats: np.ndarray, length: int, rng: np.random.Generator) -> np
     return feats[start: start + length]
 
 
-def pad_batch(items: Sequence[np.ndarray], labels: Sequence[int], mean_norm: bool = True) -> Batch:
-    """Mean-normalise each item (unless ``mean_norm`` is False) and zero-pad to the longest."""
+def pad_batch(items: Sequence[np.ndarray], labels: Sequence[int], mean_norm: bool = True,
+              min_frames: int = 0) -> Batch:
+    """Mean-normalise each item (unless ``mean_norm`` is False) and zero-pad to the longest
+    (or to ``min_frames`` if longer: a DDP shard is padded like its whole global batch)."""
     lengths = torch.tensor([len(x) for x in items], dtype=torch.long)
     dim = items[0].shape[1]
-    out = torch.zeros(len(items), int(lengths.max()), dim, dtype=torch.float32)
+    out = torch.zeros(len(items), max(int(lengths.max()), min_frames), dim, dtype=torch.float32)
     for i, x in enumerate(items):
         x = mean_normalize(x) if mean_norm else np.array(x)  # a copy: cached arrays are read-only
         out[i, : len(x)] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -51,10 +56,18 @@ FeatureLookup = Callable[[Item], np.ndarray]
 
 
 class TrainBatches:
-    """Shuffled training batches for one epoch, sharded over DDP ranks.
+    """Shuffled training batches for one epoch, sharded over DDP ranks after augmentation.
 
-    Every rank draws the same global permutation (seeded by seed and epoch) and takes its
-    own slice of each global batch, so ranks never see the same item in an epoch.
+    Every rank builds the whole GLOBAL batch with the same random streams (permutation,
+    chunk positions and CopyPaste all seeded by ``seed`` and the epoch, never by the rank),
+    so the augmentation decision and the partners are drawn over the global batch exactly
+    as one process draws them. Only then is the result sharded: rank ``r`` keeps items
+    ``r, r + world_size, ...`` and pads them to the global batch's longest item, so the
+    shards, interleaved, are the one-process batch tensor. ``global_size`` is the size of
+    the last global batch (after augmentation), for a loss that averages over it.
+
+    One difference remains: the batch split depends on ``world_size`` when the last batch
+    is too small to give every rank two items (it then joins the batch before it).
     ``augment`` is any callable (items, labels) -> (items, labels), e.g. a CopyPaste.
     """
 
@@ -70,6 +83,7 @@ class TrainBatches:
         self.rank = rank
         self.world_size = world_size
         self.mean_norm = mean_norm
+        self.global_size = 0
 
     def _bounds(self) -> list[tuple[int, int]]:
         n, bs = len(self.items), self.batch_size
@@ -84,20 +98,22 @@ class TrainBatches:
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.items))
-        rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
+        rng = np.random.default_rng([self.seed, epoch, 1])  # shared by all ranks: no rank in the seed
         if self.augment is not None and hasattr(self.augment, "reseed"):
             self.augment.reseed(int(rng.integers(2**31)))
         for start, stop in self._bounds():
-            batch_idx = order[start:stop]
-            mine = batch_idx[self.rank:: self.world_size]
-            if len(mine) == 0:  # keep ranks in step: reuse an item rather than skip a step
-                mine = batch_idx[:1]
-            chosen = [self.items[i] for i in mine]
+            chosen = [self.items[i] for i in order[start:stop]]
             feats = [random_chunk(self.lookup(it), self.chunk_frames, rng) for it in chosen]
             labels = [it.label for it in chosen]
             if self.augment is not None:
                 feats, labels = self.augment(feats, labels)
-            yield pad_batch(feats, labels, self.mean_norm)
+            self.global_size = len(feats)
+            longest = max(len(x) for x in feats)
+            mine = list(range(self.rank, len(feats), self.world_size))
+            if not mine:  # fewer items than ranks: keep ranks in step by reusing an item
+                mine = [0]
+            yield pad_batch([feats[k] for k in mine], [labels[k] for k in mine], self.mean_norm,
+                            min_frames=longest)
 
 
 def eval_batches(feats: Sequence[np.ndarray], labels: Sequence[int], max_frames: int = 20000,

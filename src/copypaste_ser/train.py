@@ -13,8 +13,11 @@ Run directory::
     run.json       status, timings, provenance
     .copypaste-ser-run, .copypaste-ser.lock   marker and lock (rundir.py: what --force may delete)
 
-Under ``torchrun`` every rank trains on its slice of each batch (DistributedDataParallel,
-gloo on CPU, nccl on GPU); rank 0 alone scores dev and writes files.
+Under ``torchrun`` every rank trains on its slice of each global batch, built and
+augmented identically on all ranks (DistributedDataParallel, gloo on CPU, nccl on GPU with
+SyncBatchNorm; distributed.py says what differs on CPU); rank 0 alone scores dev and
+writes files. Each epoch reseeds torch from (seed, epoch), so a resumed run repeats the
+uninterrupted one exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.modules.batchnorm import _NormBase
 import yaml
 from tqdm.auto import tqdm
 
@@ -36,6 +40,7 @@ from .augment.copypaste import CopyPaste
 from .checkpoint import FORMAT, load_checkpoint, save_atomic
 from .config import TrainConfig
 from .data import Item, TrainBatches
+from .distributed import dist_setup, global_mean_loss, wrap_model
 from .errors import UserError
 from .features import extract_features
 from .inference import predict_proba
@@ -136,6 +141,14 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.Adam(groups, lr=cfg.lr)
 
 
+def freeze_encoder_norms(model: torch.nn.Module) -> None:
+    """Frozen means frozen: normalisation layers outside the head (those make_optimizer
+    freezes) use and keep their running statistics. Call after every ``model.train()``."""
+    for name, module in model.named_modules():
+        if isinstance(module, _NormBase) and not name.startswith("output"):
+            module.eval()
+
+
 def model_file(model: torch.nn.Module, manifest: Manifest, cfg: TrainConfig, provenance: dict,
                kind: str = "emotion", labels: list[str] | None = None) -> dict:
     return {"format": FORMAT, "kind": kind,
@@ -144,19 +157,6 @@ def model_file(model: torch.nn.Module, manifest: Manifest, cfg: TrainConfig, pro
             "neutral": manifest.neutral, "features": dict(cfg.features), "train": cfg.to_dict(),
             "provenance": provenance,
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-
-
-# ---------------------------------------------------------------- distributed
-def dist_setup() -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
 
 
 # ---------------------------------------------------------------- training
@@ -211,17 +211,18 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
             atomic_write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"]))
         if show:
             print(f"resuming {out} after epoch {state['epoch']}")
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    net = wrap_model(model, world)
 
     augment = None
     if cfg.copypaste != "none":
         neutral = manifest.label_index(manifest.neutral) if manifest.neutral else None
         try:
             augment = CopyPaste(cfg.copypaste, neutral_label=neutral, p=cfg.copypaste_p,
-                                mode=cfg.copypaste_mode, order=cfg.copypaste_order, seed=cfg.seed)
+                                piece_length=cfg.piece_frames, mode=cfg.copypaste_mode,
+                                order=cfg.copypaste_order, seed=cfg.seed)
         except ValueError as e:
             raise UserError(f"{out / 'config.yaml'}: bad CopyPaste option: {e}") from None
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="none")  # averaged over the global batch
     status = {"status": "running", "world_size": world, "provenance": provenance}
     if rank == 0:
         atomic_write_text(out / "run.json", json.dumps(status, indent=1))
@@ -232,18 +233,22 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
         batches = TrainBatches(items, lambda it: stores[it.condition][it.utt_id], cfg.batch_size,
                                cfg.chunk_frames, augment, seed=cfg.seed, rank=rank, world_size=world,
                                mean_norm=mean_norm)
+        torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout: same stream after a resume
         net.train()
+        if cfg.freeze_encoder:
+            freeze_encoder_norms(model)
         losses, augmented = [], 0
         bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), disable=not show,
                    desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
         for x, lengths, y in bar:
             if augment is not None and augment.last_plan is not None and augment.last_plan.augmented:
                 augmented += 1
-            loss = loss_fn(net(x.to(device), lengths.to(device)), y.to(device))
+            loss = global_mean_loss(loss_fn(net(x.to(device), lengths.to(device)), y.to(device)),
+                                    batches.global_size, world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(loss.item())  # about the mean loss of this rank's shard
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if rank == 0:
             probs = predict_proba(model, dev_x, device, mean_norm=mean_norm)

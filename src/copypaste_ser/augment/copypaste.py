@@ -34,14 +34,16 @@ Decisions (paper sections 2 and 3.2.2, plus what the paper leaves open):
   the concatenations, same batch size. ``"add"``: the originals come first and the
   concatenations are appended, so the batch doubles; items left unchanged (SE-CP
   singletons) are not appended a second time. A batch that is not augmented is
-  returned as is in both modes.
+  returned as is in both modes. On EmoDB dev, ``"add"`` was no better than ``"replace"``
+  at twice the training time (docs/results/README.md, issue 12), so ``"replace"`` is the
+  trainer's default.
 * No copies beyond the concatenation itself: pieces are views, unchanged items are
   returned as the same objects. An output takes the container type (and torch
   device) of its anchor item ``i``; a partner of the other kind is converted.
 * Mean normalisation is NOT done here; the pipeline applies it after concatenation.
 * Randomness comes from one ``numpy.random.Generator`` built from ``seed``: the
   same seed and inputs give the same outputs. ``reseed(seed)`` restarts it (the
-  trainer calls it per epoch / rank).
+  trainer calls it once per epoch with a seed shared by all DDP ranks).
 * ``last_plan`` records the last call: the scheme applied (``"none"``, ``"n-cp"``,
   ``"se-cp"``) and, per output item, the source indices and ``(start, length)``
   pieces in concatenation order, plus the anchor ``i`` whose label it carries.
