@@ -24,15 +24,21 @@ def prepare(
     root: Optional[Path] = typer.Option(None, "--root", help="Corpus folder on disk (synthetic: where to write audio)"),
     classes: Optional[str] = typer.Option(None, help="emodb/ravdess/crema-d: 'all' or 'paper4'"),
     merge_excited: bool = typer.Option(False, help="iemocap: count 'excited' as happy"),
-    csv: Optional[Path] = typer.Option(None, help="folder: a CSV with path,label,speaker[,split]"),
+    csv: Optional[Path] = typer.Option(None, help="folder: a CSV list; `prepare folder --help` says its columns"),
+    label_map: Optional[str] = typer.Option(None, help="folder: rename raw labels, e.g. a=angry,n=neutral"),
+    folds: Optional[str] = typer.Option(None, help="loso or K: speaker-independent folds (any emotion corpus)"),
     test_set: Optional[str] = typer.Option(None, help="msp-podcast: Test1 or Test2"),
     subsets: Optional[str] = typer.Option(None, help="librispeech: comma-separated subset folders to keep"),
     force: bool = typer.Option(False, help="Overwrite an existing prepared corpus"),
 ) -> None:
-    """Read a corpus from disk and write its manifest and split protocol."""
+    """Read a corpus from disk and write its manifest and split protocol.
+
+    `copypaste-ser prepare folder --help` describes your own corpus's CSV, split values and folds.
+    """
     from .prepare import prepare_to_dir
 
-    options = {k: v for k, v in dict(classes=classes, csv=csv, test_set=test_set, subsets=subsets).items() if v is not None}
+    options = {k: v for k, v in dict(classes=classes, csv=csv, test_set=test_set, subsets=subsets,
+                                     label_map=label_map, folds=folds).items() if v is not None}
     if merge_excited:
         options["merge_excited"] = True
     manifest, protocol = prepare_to_dir(corpus, root, out, force=force, **options)
@@ -56,8 +62,10 @@ def download(
 def train(
     data: Path = typer.Option(..., help="Prepared corpus folder (from `prepare`)"),
     out: Path = typer.Option(..., help="Run folder; several seeds go to OUT/seed-N"),
-    preset: str = typer.Option("cpu", help="paper (GPU), cpu (2 cores) or tiny (tests)"),
-    config: Optional[Path] = typer.Option(None, help="YAML file of training options (over the preset)"),
+    preset: Optional[str] = typer.Option(None, help="paper (GPU; width 16, 4 s, 50 epochs), cpu (default; width 4, "
+                                         "2 s, 30 epochs) or tiny (tests); a grid config's preset if not given"),
+    config: Optional[Path] = typer.Option(None, help="YAML of training options (over the preset), or a grid "
+                                          "config (its preset and train: mapping)"),
     copypaste: Optional[str] = typer.Option(None, help="none, n-cp, se-cp or n+se-cp"),
     epochs: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),
@@ -65,8 +73,9 @@ def train(
     chunk_seconds: Optional[float] = typer.Option(None),
     piece_seconds: Optional[float] = typer.Option(None, help="CopyPaste piece per part (s; default 4 as in "
                                                   "the paper, 0 = whole chunks); independent of the chunk"),
-    width: Optional[int] = typer.Option(None, help="Channels of the first ResNet stage (paper 16, cpu 8)"),
-    fold: Optional[str] = typer.Option(None, help="Protocol fold (default: the corpus default)"),
+    width: Optional[int] = typer.Option(None, help="Channels of the first ResNet stage (paper 16, cpu 4, tiny 4)"),
+    fold: Optional[str] = typer.Option(None, help="Protocol fold (default: the corpus default); 'all' or a "
+                                       "pattern like 'loso-*': every matching fold, into OUT/<fold>"),
     seed: list[int] = typer.Option([0], help="Repeat for several seeds: --seed 0 --seed 1 --seed 2"),
     noise_aug: bool = typer.Option(False, help="Clean+Noise: add six noise/music copies (10, 5, 0 dB)"),
     noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout"),
@@ -81,6 +90,7 @@ def train(
 ) -> None:
     """Train an emotion model; with several seeds, report mean +- std."""
     from .config import make_config
+    from .crossval import is_fold_pattern, train_folds
     from .train import train_seeds
     from .validation import check_seeds
 
@@ -91,7 +101,10 @@ def train(
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
                       noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads)
-    summary = train_seeds(cfg, out, seeds=seed, force=force, progress=not quiet)
+    if is_fold_pattern(fold):  # every fold: OUT/<fold>, then results.csv for `report OUT`
+        summary = train_folds(cfg, out, fold, seeds=seed, force=force, progress=not quiet)
+    else:
+        summary = train_seeds(cfg, out, seeds=seed, force=force, progress=not quiet)
     if summary:
         typer.echo(summary["text"])
 
@@ -128,7 +141,7 @@ def pretrain_speaker(
             noise_root=noise_root, noise_epoch_fraction=noise_epoch_fraction, seed=seed, threads=threads,
             width=width, force=force, progress=not quiet)
     if m:
-        typer.echo(f"held-out speaker-ID accuracy {m['accuracy']:.4f} (top-5 {m['top5_accuracy']:.4f}, "
+        typer.echo(f"held-out speaker-ID accuracy {100 * m['accuracy']:.2f} % (top-5 {100 * m['top5_accuracy']:.2f} %, "
                    f"n={m['n']}, {m['speakers']} speakers) -> {out / 'model.pt'}")
 
 
@@ -150,13 +163,14 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(m, indent=1))
         return
-    typer.echo(f"{m['condition']} {split}: weighted F1 {m['weighted_f1']:.4f}  UAR {m['uar']:.4f}  "
-               f"accuracy {m['accuracy']:.4f}  (n={m['n']})")
-    typer.echo("per-class F1: " + ", ".join(f"{k} {v:.3f}" for k, v in m["per_class_f1"].items()))
+    typer.echo(f"{m['condition']} {split}: weighted F1 {100 * m['weighted_f1']:.2f} %  UAR {100 * m['uar']:.2f} %  "
+               f"accuracy {100 * m['accuracy']:.2f} %  (n={m['n']})")
+    typer.echo("per-class F1 (%): " + ", ".join(f"{k} {100 * v:.1f}" for k, v in m["per_class_f1"].items()))
     if "probe" in m:
         p = m["probe"]
-        typer.echo(f"concat probe ({p['pairs']} pairs): emotion kept {p['emotion_kept_concat']:.3f} "
-                   f"vs recall alone {p['emotion_recall_alone']:.3f}; called neutral {p['called_neutral_concat']:.3f}")
+        typer.echo(f"concat probe ({p['pairs']} pairs): emotion kept {100 * p['emotion_kept_concat']:.1f} % "
+                   f"vs recall alone {100 * p['emotion_recall_alone']:.1f} %; called neutral "
+                   f"{100 * p['called_neutral_concat']:.1f} %")
     typer.echo(f"-> {m['output']}")
 
 
@@ -180,7 +194,7 @@ def predict(
             if r["emotion"] is None:  # silence, a constant signal, or no voiced frame
                 typer.echo(f"{r['file']}{span}: no speech")
                 continue
-            probs = " ".join(f"{k}={v:.2f}" for k, v in r["probs"].items())
+            probs = " ".join(f"{k} {100 * v:.0f} %" for k, v in r["probs"].items())  # --json keeps fractions
             typer.echo(f"{r['file']}{span}: {r['emotion']}  ({probs})")
 
 
@@ -234,7 +248,8 @@ def grid(
 
 @app.command("report")
 def report_cmd(
-    results: list[Path] = typer.Argument(..., help="results.csv of a grid; several are merged (the last wins "
+    results: list[Path] = typer.Argument(..., help="results.csv of a grid, or a folder holding one (a grid's "
+                                         "out, or `train --fold all`'s OUT); several are merged (the last wins "
                                          "where they hold the same run)"),
     out: Path = typer.Option(..., help="Folder for report.md, plots and the merged results.csv"),
     title: str = typer.Option("Results"),
@@ -244,6 +259,7 @@ def report_cmd(
     """Write the Markdown report (paper-style tables, significance, plots) from results.csv files."""
     from .report import write_report
 
+    results = [r / "results.csv" if r.is_dir() else r for r in results]
     typer.echo(str(write_report(results, out, title, command, notes)))
 
 
@@ -254,6 +270,8 @@ def _interrupt(signum: int, frame) -> None:
 def main() -> None:
     # `kill` (SIGTERM) stops a run like Ctrl-C: logged, grid workers ended, resumable
     signal.signal(signal.SIGTERM, _interrupt)
+    if _folder_help(sys.argv[1:]):
+        return
     try:
         app()
     except UserError as e:
@@ -269,6 +287,17 @@ def main() -> None:
         if e.code == 130:  # typer turns Ctrl-C into exit status 130 without a word
             _interrupted()
         raise
+
+
+def _folder_help(args: list[str]) -> bool:
+    """`prepare folder --help`: the folder import's own help, printed as written (the generic
+    help table would wrap it to the terminal and cut its column lists)."""
+    if args[:2] != ["prepare", "folder"] or not {"--help", "-h"} & set(args[2:]):
+        return False
+    from .corpora.folder import HELP
+
+    typer.echo(HELP)
+    return True
 
 
 def _interrupted() -> None:

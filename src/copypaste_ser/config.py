@@ -11,6 +11,7 @@ import yaml
 from .augment.copypaste import MODES, ORDERS, SCHEMES
 from .errors import UserError
 from .features import FEATURE_KINDS, FeatureConfig, resemblyzer_features
+from .models.classifier import PRESETS as MODEL_PRESETS
 from .validation import SEED, Check, Fields, Kind, Number, OneOf, Rule, check, check_fields, option_name
 
 #: TrainConfig.init value that selects the pretrained Resemblyzer speaker encoder.
@@ -109,32 +110,35 @@ TRAIN_RULES: dict[str, Rule] = {
 #: Training presets; every key is a TrainConfig field.
 PRESETS: dict[str, dict] = {
     "paper": dict(preset="paper", epochs=50, batch_size=128, chunk_seconds=4.0),
-    "cpu": dict(preset="cpu", epochs=30, batch_size=64, chunk_seconds=4.0),
+    # width 4 / 2 s chunks: what the CPU configs and results use (docs/results/README.md);
+    # width None would mean the model preset's 8, as in runs made before this preset said 4
+    "cpu": dict(preset="cpu", width=4, epochs=30, batch_size=64, chunk_seconds=2.0),
     "tiny": dict(preset="tiny", epochs=6, batch_size=32, chunk_seconds=2.0),
 }
 
 
-def make_config(preset: str = "cpu", config_file: str | Path | None = None, **overrides) -> TrainConfig:
+def make_config(preset: str | None = "cpu", config_file: str | Path | None = None, **overrides) -> TrainConfig:
     """Preset, then a YAML file, then explicit overrides (None values are ignored).
 
     Values are validated before anything else happens: a file's as ``file:key``, an
-    override's as its CLI option (``--batch-size``).
+    override's as its CLI option (``--batch-size``). The YAML file holds training options,
+    or is a grid config whose ``train:`` mapping (and ``preset``, where ``preset`` is None)
+    are used. ``preset=None`` means the grid config's preset, else ``cpu``.
 
     ``init="resemblyzer"`` sets the features to Resemblyzer's mel40 power front end
     (``features.resemblyzer_features``) unless features are given explicitly.
     """
+    loaded, prefix = read_config_file(config_file) if config_file is not None else ({}, "")
+    if isinstance(loaded.get("preset"), str) and preset is None:  # a grid config's preset
+        preset = loaded["preset"]
+    if prefix.endswith("train."):  # a grid's preset picks the preset, it is no field value
+        loaded.pop("preset", None)
+    preset = "cpu" if preset is None else preset
     check("--preset", preset, OneOf(tuple(PRESETS)))
     values = dict(PRESETS[preset])
     if config_file is not None:
-        path = Path(config_file)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UserError(f"{path}: cannot read config ({e})") from None
-        if not isinstance(loaded, dict):
-            raise UserError(f"{path}: expected a mapping of training options")
-        TrainConfig.from_dict(dict(loaded), str(path))  # unknown keys first: a typo names itself
-        check_fields(loaded, TRAIN_RULES, f"{path}:")
+        TrainConfig.from_dict(dict(loaded), prefix.rstrip(":.") or str(config_file))  # a typo names itself
+        check_fields(loaded, TRAIN_RULES, prefix)
         values.update(loaded)
     given = {k: v for k, v in overrides.items() if v is not None}
     check_fields(given, TRAIN_RULES, "", names=option_name)
@@ -146,8 +150,35 @@ def make_config(preset: str = "cpu", config_file: str | Path | None = None, **ov
     return cfg
 
 
+#: Keys only a grid config has: such a file given to ``train --config`` is read as a grid config.
+GRID_ONLY_KEYS = frozenset({"train", "out", "training_data", "seeds", "folds", "snrs", "workers", "baseline"})
+
+
+def read_config_file(path: str | Path) -> tuple[dict, str]:
+    """(training options, the prefix naming their source) of a training-options YAML file, or
+    of a grid config's ``train:`` mapping (its ``preset`` included)."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"{path}: cannot read config ({e})") from None
+    if not isinstance(loaded, dict):
+        raise UserError(f"{path}: expected a mapping of training options (or a grid config with train:)")
+    if "train" not in loaded and not GRID_ONLY_KEYS & set(loaded):
+        return dict(loaded), f"{path}:"
+    train = loaded.get("train") or {}
+    if not isinstance(train, dict):
+        raise UserError(f"{path}:train: expected a mapping of training options, e.g. train: {{epochs: 30}}")
+    if isinstance(loaded.get("preset"), str):
+        train = {**train, "preset": loaded["preset"]}
+    return dict(train), f"{path}:train."
+
+
 def normalized(d: dict, source: str = "config") -> dict:
-    """A stored config dict with the defaults of fields added since filled in (for comparisons)."""
+    """A stored config dict with the defaults of fields added since filled in, and ``width``
+    None resolved to its model preset's width (the one it was trained with), for comparisons."""
     cfg = TrainConfig.from_dict(dict(d), source)
     cfg.features = FeatureConfig.from_dict(cfg.features).to_dict()
+    if cfg.width is None and cfg.preset in MODEL_PRESETS:
+        cfg.width = MODEL_PRESETS[cfg.preset]["width"]
     return cfg.to_dict()

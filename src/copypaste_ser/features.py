@@ -41,12 +41,14 @@ again from other audio under the same ids is extracted again. Caches made before
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,6 +67,8 @@ WaveTransform = Callable[[np.ndarray, Utterance], np.ndarray]
 FEATURE_KINDS = ("mfcc", "mel40-power")
 #: Where the VAD of a transformed (noisy) condition comes from: the clean wave or the noisy one.
 VAD_SOURCES = ("clean", "noisy")
+#: Lock file in each cache folder (extract_features holds it while it reads or extends the cache).
+LOCK_FILE = ".lock"
 #: Cache-folder suffix of a condition whose VAD was decided on the noisy wave itself.
 NOISY_VAD_SUFFIX = "+noisy-vad"
 #: Fields added after caches existed: left out of ``FeatureConfig.key`` at these values.
@@ -265,6 +269,36 @@ def _extract_one(args: tuple) -> np.ndarray:
 def extract_features(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus_dir: Path,
                      condition: str = "clean", transform: WaveTransform | None = None,
                      jobs: int = 1, progress: bool = True, vad_from: str = "clean") -> FeatureStore:
+    """:func:`_extract` while holding the cache folder's lock: concurrent runs on one corpus
+    take turns, so none reads a half-replaced cache or overwrites another's extension (the
+    second finds the cache complete and only reads it)."""
+    if vad_from not in VAD_SOURCES:
+        raise ValueError(f"vad_from must be one of {VAD_SOURCES}, not {vad_from!r}")
+    folder = cache_folder(corpus_dir, cfg, condition, vad_from if transform is not None else "clean")
+    with cache_lock(folder):
+        return _extract(utterances, cfg, corpus_dir, condition, transform, jobs, progress, vad_from)
+
+
+@contextlib.contextmanager
+def cache_lock(folder: Path) -> Iterator[None]:
+    """Exclusive flock on ``folder/.lock`` (blocking); none where the folder cannot be written
+    (a read-only cache is never rewritten, so readers need no lock)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _extract(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus_dir: Path,
+             condition: str = "clean", transform: WaveTransform | None = None,
+             jobs: int = 1, progress: bool = True, vad_from: str = "clean") -> FeatureStore:
     """Compute (or reuse) the cached features of ``utterances`` under ``condition``.
 
     With a ``transform``, ``vad_from="clean"`` decides the VAD on the untransformed wave

@@ -102,3 +102,15 @@ def log_killed(out: Path) -> list[dict]:
 def _append(out: Path, entry: dict) -> None:
     with open(Path(out) / LOG, "a") as f:
         f.write(json.dumps(entry) + "\n")
+
+
+def read_logs(results: list[Path]) -> list[dict]:
+    """The grid invocations (``grid-log.jsonl`` beside each results.csv), each once, in time order."""
+    entries: dict[str, dict] = {}
+    for path in results:
+        f = Path(path).parent / LOG
+        if f.is_file():
+            for line in f.read_text().splitlines():
+                if line.strip():
+                    entries[line] = json.loads(line)
+    return sorted(entries.values(), key=lambda e: e["started"])

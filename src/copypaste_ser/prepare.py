@@ -19,10 +19,8 @@ def prepare_to_dir(name: str, root: str | Path | None, out: str | Path, force: b
     from .corpora import prepare_corpus
 
     out = Path(out)
-    if root is None:
-        raise UserError(f"corpus {name!r} needs --root, the folder that holds it")
     if (out / "manifest.jsonl").exists() and not force:
         raise UserError(f"{out}: already holds a prepared corpus; pass --force to replace it")
-    manifest, protocol = prepare_corpus(name, Path(root), **options)
+    manifest, protocol = prepare_corpus(name, root, **options)  # folder --csv needs no root
     save_corpus(out, manifest, protocol)
     return manifest, protocol

@@ -6,7 +6,8 @@ averaged within a fold and the paired difference is tested over folds (t-test, W
 95 % CI); a one-fold grid gets a paired bootstrap over test utterances where per-utterance
 predictions exist (grid run folders or predictions.json beside results.csv), else no test,
 and each table says in one line which. Noisy-test tables scored before noisy tests took
-their VAD from the noisy audio are marked (:func:`old_vad`).
+their VAD from the noisy audio are marked (:func:`old_vad`). Where the folds partition the
+corpus, a section pools the test predictions over folds (pooling.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import numpy as np
 
 from .errors import UserError
 from .manifest import atomic_write_csv, atomic_write_text
+from .gridlog import read_logs as grid_log
 from .stats import Comparison, compare, describe_tests, with_holm
+from .pooling import pooled_section
 
 SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
 DATA_NAMES = {"clean": "Clean", "clean+noise": "Clean+Noise"}
@@ -54,18 +57,6 @@ def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
         if f.is_file():
             confusions.update(json.loads(f.read_text()))
     return list(merged.values()), confusions
-
-
-def grid_log(results: list[Path]) -> list[dict]:
-    """The grid invocations (``grid-log.jsonl`` beside each results.csv), each once, in time order."""
-    entries: dict[str, dict] = {}
-    for path in results:
-        f = Path(path).parent / "grid-log.jsonl"
-        if f.is_file():
-            for line in f.read_text().splitlines():
-                if line.strip():
-                    entries[line] = json.loads(line)
-    return sorted(entries.values(), key=lambda e: e["started"])
 
 
 def _index(rows: list[dict]) -> dict:
@@ -305,6 +296,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
                       "How often the model still names the emotion of an emotional test utterance "
                       "joined to a neutral test utterance of another speaker (kept), next to its "
                       "recall of the same utterances alone (%), mean over seeds and folds.", "", probe, ""]
+    parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
     table = stats_table(tested)
     if table:
         parts += ["## Statistics of the changes against No CP", "",

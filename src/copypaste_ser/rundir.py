@@ -42,6 +42,23 @@ def run_status(run_dir: str | Path) -> str:
     return json.loads(f.read_text()).get("status", "unknown") if f.is_file() else "new"
 
 
+def mark_stopped(run_dir: str | Path, error: BaseException) -> None:
+    """After a training that raised: a run.json saying "running" becomes "failed" (or
+    "interrupted" for Ctrl-C / kill) with the error, if this process holds the run's lock
+    (the lock file holds its pid), so another process's run is never touched."""
+    run_dir = Path(run_dir)
+    try:
+        if (run_dir / LOCK).read_text().strip() != str(os.getpid()) or run_status(run_dir) != "running":
+            return
+        status = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
+    status.update(status="interrupted" if stopped else "failed", error=str(error) or type(error).__name__)
+    with contextlib.suppress(OSError):
+        atomic_write_text(run_dir / "run.json", json.dumps(status, indent=1))
+
+
 def folder_kind(folder: str | Path) -> str | None:
     """"run", "seeds" or "demo" for a folder the tool made; "" for a missing or empty folder;
     None for anything else (a user's folder)."""
@@ -222,7 +239,7 @@ def config_changes(out: str | Path, cfg: TrainConfig, ignore: tuple[str, ...] = 
         old = normalized(old, str(cfg_file))
     except (UserError, TypeError):
         pass
-    new = cfg.to_dict()
+    new = normalized(cfg.to_dict())  # both sides alike: width None is its preset's width
     keys = sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))
     return [f"{k} {_short(old.get(k))} -> {_short(new.get(k))}" for k in keys]
 

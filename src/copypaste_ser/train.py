@@ -47,7 +47,7 @@ from .inference import predict_proba
 from .manifest import Manifest, Protocol, atomic_write_text, load_corpus
 from .metrics import plot_confusion, score
 from .reproducible import make_deterministic
-from .rundir import claim, prepare_run_dir, run_status
+from .rundir import claim, mark_stopped, prepare_run_dir, run_status
 
 
 # ---------------------------------------------------------------- task
@@ -75,6 +75,8 @@ def make_task(cfg: TrainConfig, manifest: Manifest, protocol: Protocol) -> Task:
     if cfg.task != "emotion":
         raise UserError(f"unknown task {cfg.task!r}: choose emotion or speaker")
     fold = protocol.fold(cfg.fold)
+    from .corpora.folds import check_fold
+    check_fold(manifest, fold, cfg.data)  # one line now, not a traceback after epoch 1
     targets = {i: manifest.label_index(manifest[i].emotion) for i in fold.train + fold.dev + fold.test}
     return Task("emotion", list(manifest.labels), fold.train, fold.dev, fold.test, targets,
                 ("weighted_f1", "uar"))
@@ -165,7 +167,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: 
     for ``cfg.task == "speaker"`` the held-out speaker-ID accuracy. The run folder stays
     locked until it returns (see rundir.py)."""
     with ExitStack() as held:
-        return _train(cfg, Path(out_dir), force, progress, held)
+        try:
+            return _train(cfg, Path(out_dir), force, progress, held)
+        except BaseException as e:
+            mark_stopped(Path(out_dir), e)  # never leave a run marked "running"
+            raise
 
 
 def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitStack) -> dict:
@@ -270,7 +276,7 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
             with open(out / "history.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if show:
-                tqdm.write(f"epoch {epoch:3d}  loss {record['train_loss']:.3f}  dev {task.metric} {dev[task.metric]:.3f}"
+                tqdm.write(f"epoch {epoch:3d}  loss {record['train_loss']:.3f}  dev {task.metric} {100 * dev[task.metric]:.1f} %"
                            f"{'  *' if improved else ''}  ({record['seconds']:.1f} s)")
     if world > 1:
         dist.barrier()
@@ -307,14 +313,14 @@ def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, stat
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
     if task.kind == "emotion":
         plot_confusion(metrics, out / "confusion.png",
-                       f"{manifest.name} test, weighted F1 {metrics['weighted_f1']:.3f}")
+                       f"{manifest.name} test, weighted F1 {100 * metrics['weighted_f1']:.1f} %")
     plot_curves(state["history"], out / "curves.png")
     status.update(status="complete", best_epoch=state["best_epoch"], train_seconds=round(state["elapsed"], 1))
     atomic_write_text(out / "run.json", json.dumps(status, indent=1))
     if show:
         what = "held-out speaker-ID accuracy" if task.kind == "speaker" else "test weighted F1"
         value = metrics["accuracy"] if task.kind == "speaker" else metrics["weighted_f1"]
-        print(f"{what} {value:.4f} (best dev epoch {state['best_epoch']}) -> {out}")
+        print(f"{what} {100 * value:.2f} % (best dev epoch {state['best_epoch']}) -> {out}")
     return metrics
 
 
@@ -357,7 +363,7 @@ def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: list[int], force: 
         if not m:
             return {}
         return {"runs": [str(out)], "weighted_f1": [m["weighted_f1"]],
-                "text": f"test weighted F1 {m['weighted_f1']:.4f}"}
+                "text": f"test weighted F1 {100 * m['weighted_f1']:.2f} %"}
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 alone prepares the folder
         claim(out, "seeds", force, cfg.data)  # --force clears only the tool's files (rundir.py)
     scores, runs, seconds = [], [], 0.0
@@ -376,7 +382,7 @@ def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: list[int], force: 
     mean, std = summarize(scores)
     summary = {"runs": runs, "seeds": list(seeds), "weighted_f1": scores, "mean": mean, "std": std,
                "train_seconds": round(seconds, 1),
-               "text": f"test weighted F1 {100 * mean:.2f} +- {100 * std:.2f} over seeds {list(seeds)} "
+               "text": f"test weighted F1 {100 * mean:.2f} +- {100 * std:.2f} % over seeds {list(seeds)} "
                        f"({', '.join(f'{100 * v:.2f}' for v in scores)})"}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary

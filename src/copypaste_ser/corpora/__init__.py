@@ -218,18 +218,32 @@ def recipe(name: str) -> Callable[..., tuple[Manifest, Protocol]]:
     return RECIPES[key]
 
 
-def prepare_corpus(name: str, root: Path | str, **options) -> tuple[Manifest, Protocol]:
-    """Run the recipe ``name`` on ``root``; UserError for unknown names, options or roots."""
+def prepare_corpus(name: str, root: Path | str | None, **options) -> tuple[Manifest, Protocol]:
+    """Run the recipe ``name`` on ``root``; UserError for unknown names, options or roots.
+
+    ``folds="loso"|K`` works for every emotion recipe: the protocol then holds exactly those
+    speaker-independent folds (corpora/folds.py), each speaker tested once."""
+    from .folds import check_folds, cv_folds, parse_folds, warn
+
     fn = recipe(name)
     params = inspect.signature(fn).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    generic = {} if "folds" in params or "folds" not in options else {"folds": options.pop("folds")}
     if not accepts_any:
         allowed = [p for p in list(params)[1:]]
         bad = sorted(set(options) - set(allowed))
         if bad:
             raise UserError(f"corpus {name!r} has no option {bad[0]!r}"
-                            f" (options: {', '.join(allowed) or 'none'})")
-    return fn(Path(root), **options)
+                            f" (options: {', '.join(allowed + ['folds']) or 'none'})")
+    if root is None and fn is not folder.prepare:
+        raise UserError(f"corpus {name!r} needs --root, the folder that holds it")
+    scheme = parse_folds(generic.get("folds"))
+    manifest, protocol = fn(Path(root) if root is not None else None, **options)
+    if scheme is not None:
+        folds, how = cv_folds(manifest, scheme, str(root))
+        manifest, protocol = finish(manifest, folds, folds[0].name if folds else "", how, str(root))
+        warn(check_folds(manifest, protocol, str(root)), str(root))
+    return manifest, protocol
 
 
 __all__ = ["RECIPES", "prepare_corpus", "recipe", "CANONICAL_LABELS", "LABEL_SYNONYMS"]

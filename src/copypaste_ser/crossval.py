@@ -1,0 +1,95 @@
+"""``train --fold all`` (or a pattern such as ``'loso-*'``): one training per fold and seed.
+
+Runs go to ``OUT/<fold>`` (``OUT/<fold>/seed-N`` with several seeds); ``OUT/results.csv``
+and ``OUT/predictions.json`` are laid out like a grid's, so ``copypaste-ser report OUT``
+tabulates them (per fold, mean +- std over folds, and pooled over folds: pooling.py).
+``OUT/summary.json`` holds the same numbers as fractions (0-1), labelled as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .config import TrainConfig
+from .errors import UserError
+from .manifest import atomic_write_csv, atomic_write_text, load_corpus
+from .pooling import pooled_runs, run_key
+
+
+def is_fold_pattern(fold: str | None) -> bool:
+    """``all`` or a shell pattern: train every matching fold."""
+    return fold is not None and (fold == "all" or any(c in fold for c in "*?["))
+
+
+def matching_folds(pattern: str, data: str | Path) -> list[str]:
+    _, protocol = load_corpus(Path(data))
+    names = protocol.names if pattern == "all" else [n for n in protocol.names if fnmatch.fnmatch(n, pattern)]
+    if not names:
+        raise UserError(f"--fold {pattern!r} matches none of the folds of {data} ({', '.join(protocol.names)})")
+    return names
+
+
+def init_name(init: str | None) -> str:
+    if init is None:
+        return "scratch"
+    path = Path(init)
+    return init if not path.suffix else (path.parent.name if path.stem == "model" else path.stem)
+
+
+def train_folds(cfg: TrainConfig, out_dir: str | Path, pattern: str, seeds: list[int], force: bool = False,
+                progress: bool = True) -> dict:
+    """Train ``cfg`` on every fold matching ``pattern``; results.csv, predictions.json and
+    summary.json in ``out_dir``; returns the summary (with a printable ``text`` in %)."""
+    from .train import train_seeds
+
+    out = Path(out_dir)
+    rows, preds = [], {}
+    for fold in matching_folds(pattern, cfg.data):
+        summary = train_seeds(dataclasses.replace(cfg, fold=fold), out / fold, seeds=seeds, force=force,
+                              progress=progress)
+        if not summary:  # not rank 0 under torchrun
+            return {}
+        for seed, run in zip(seeds, summary["runs"]):
+            m = json.loads((Path(run) / "metrics.json").read_text())
+            row = {"fold": fold, "init": init_name(cfg.init),
+                   "training_data": "clean+noise" if cfg.noise_aug else "clean", "copypaste": cfg.copypaste,
+                   "seed": seed, "test": "clean", "weighted_f1": m["weighted_f1"], "uar": m["uar"],
+                   "accuracy": m["accuracy"], "best_epoch": m.get("best_epoch"),
+                   "train_seconds": m.get("train_seconds"), **{f"f1_{k}": v for k, v in m["per_class_f1"].items()}}
+            rows.append(row)
+            preds[run_key(row)] = {p["id"]: [p["true"], p["pred"]] for p in m.get("predictions", [])}
+    atomic_write_csv(out / "results.csv", rows)
+    atomic_write_text(out / "predictions.json", json.dumps(preds))
+    summary = summarize_folds(rows, preds)
+    atomic_write_text(out / "summary.json", json.dumps({k: v for k, v in summary.items() if k != "text"}, indent=1))
+    return summary
+
+
+def summarize_folds(rows: list[dict], preds: dict) -> dict:
+    """Per-fold weighted F1 (mean over seeds), mean +- std over folds, and pooled over folds."""
+    folds: dict[str, list[float]] = {}
+    for r in rows:
+        folds.setdefault(r["fold"], []).append(float(r["weighted_f1"]))
+    per_fold = {f: float(np.mean(v)) for f, v in folds.items()}
+    vals = np.array(list(per_fold.values()))
+    std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    summary = {"units": "fractions (0-1); the text is in %", "per_fold_weighted_f1": per_fold,
+               "mean_over_folds": float(vals.mean()), "std_over_folds": std}
+    lines = [f"{f}: test weighted F1 {100 * v:.2f} %" for f, v in per_fold.items()]
+    lines.append(f"mean over {len(vals)} folds: {100 * vals.mean():.2f} ± {100 * std:.2f} %")
+    pooled = next(iter(pooled_runs([{**r, "seed": str(r["seed"])} for r in rows], preds).values()), None)
+    if pooled:
+        scores = [s["weighted_f1"] for s in pooled["seeds"].values()]
+        n = next(iter(pooled["seeds"].values()))["n"]
+        summary.update(pooled_weighted_f1=float(np.mean(scores)), pooled_utterances=n)
+        lines.append(f"pooled over folds ({n} test utterances, each once): weighted F1 "
+                     f"{100 * np.mean(scores):.2f} %" + (f" (mean of {len(scores)} seeds)" if len(scores) > 1 else ""))
+    elif len(vals) > 1:
+        lines.append("not pooled: the folds test some utterances twice (choose them with --fold 'loso-*')")
+    summary["text"] = "\n".join(lines)
+    return summary
