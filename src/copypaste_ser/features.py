@@ -8,6 +8,9 @@ chunking and CopyPaste (:func:`mean_normalize`), so a concatenation is normalise
 Two kinds of frame features (``FeatureConfig.kind``):
 
 * ``"mfcc"`` (default, the paper): ``num_ceps`` Kaldi MFCC, C0 = log energy.
+* ``"resemblyzer-states"``: the ``"mel40-power"`` frames (after VAD) followed by the 768
+  states of Resemblyzer's frozen LSTM run over them (encoders.py): 808 values per frame.
+  Caching the encoder output once makes training a head on it cheap.
 * ``"mel40-power"``: Resemblyzer's front end (resemblyzer.audio.wav_to_mel_spectrogram):
   ``num_mel_bins`` (40) librosa-style mel bands (Slaney scale and area norm, 0-8 kHz) of the
   POWER spectrum, no log, periodic Hann window of 400 samples, no pre-emphasis, no DC
@@ -42,6 +45,7 @@ again from other audio under the same ids is extracted again. Caches made before
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -58,13 +62,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .audio import load_audio
+from .encoders import STATES_DIM, encode_arrays
 from .errors import UserError
 from .manifest import Utterance, atomic_write_text
 
 #: A waveform transform for a test or training condition: (clean wave, utterance) -> wave.
 WaveTransform = Callable[[np.ndarray, Utterance], np.ndarray]
 
-FEATURE_KINDS = ("mfcc", "mel40-power")
+FEATURE_KINDS = ("mfcc", "mel40-power", "resemblyzer-states")
+STATES_KIND = "resemblyzer-states"
 #: Where the VAD of a transformed (noisy) condition comes from: the clean wave or the noisy one.
 VAD_SOURCES = ("clean", "noisy")
 #: Lock file in each cache folder (extract_features holds it while it reads or extends the cache).
@@ -99,6 +105,8 @@ class FeatureConfig:
     @property
     def dim(self) -> int:
         """Values per frame."""
+        if self.kind == STATES_KIND:  # mel power, then the encoder's states (encoders.py)
+            return self.num_mel_bins + STATES_DIM
         return self.num_ceps if self.kind == "mfcc" else self.num_mel_bins
 
     def key(self) -> str:
@@ -107,7 +115,7 @@ class FeatureConfig:
         if d["kind"] == _KEY_DEFAULTS["kind"]:  # caches made before ``kind`` existed stay valid
             del d["kind"]
         blob = json.dumps(d, sort_keys=True).encode()
-        prefix = "mfcc-" if self.kind == "mfcc" else "mel40-"
+        prefix = {"mfcc": "mfcc-", STATES_KIND: "rzstates-"}.get(self.kind, "mel40-")
         return prefix + hashlib.sha1(blob).hexdigest()[:10]
 
     def differences(self, other: FeatureConfig) -> list[str]:
@@ -121,6 +129,11 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
         return cls(**d)
+
+
+def resemblyzer_states_features() -> FeatureConfig:
+    """Resemblyzer's mel40 power frames followed by its frozen LSTM's states (encoders.py)."""
+    return dataclasses.replace(resemblyzer_features(), kind=STATES_KIND)
 
 
 def resemblyzer_features() -> FeatureConfig:
@@ -210,6 +223,9 @@ def compute_features(wave: np.ndarray, cfg: FeatureConfig, vad_wave: np.ndarray 
     """Features (``cfg.kind``) of ``wave`` with VAD frames kept; VAD decided on ``vad_wave``
     when given (the clean signal of a noisy training copy), else on ``wave`` itself. All
     frames are kept when VAD finds none."""
+    if cfg.kind == STATES_KIND:  # the encoder hears the voiced mel frames, as in training
+        mel = compute_features(wave, dataclasses.replace(cfg, kind="mel40-power"), vad_wave)
+        return np.concatenate([mel, encode_arrays([mel])[0]], axis=1)
     feats = frame_features(wave, cfg)
     if not cfg.vad:
         return feats
@@ -282,7 +298,12 @@ def extract_features(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus
 @contextlib.contextmanager
 def cache_lock(folder: Path) -> Iterator[None]:
     """Exclusive flock on ``folder/.lock`` (blocking); none where the folder cannot be written
-    (a read-only cache is never rewritten, so readers need no lock)."""
+    (a read-only cache is never rewritten, so readers need no lock). Folders it made are
+    removed again when the work under the lock fails, so bad input leaves no trace."""
+    made = [d for d in (folder, *folder.parents) if not d.exists()]
+    anchor = folder.parents[len(made) - 1] if made else folder  # the deepest folder that exists
+    with contextlib.suppress(OSError):
+        stamp = anchor.stat()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -292,6 +313,14 @@ def cache_lock(folder: Path) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    except BaseException:
+        if made and [c.name for c in folder.iterdir()] == [LOCK_FILE]:
+            with contextlib.suppress(OSError):
+                (folder / LOCK_FILE).unlink()
+                for d in made:  # innermost first
+                    d.rmdir()
+                os.utime(anchor, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # as it was
+        raise
     finally:
         os.close(fd)  # closing releases the lock
 
