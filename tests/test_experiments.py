@@ -189,9 +189,36 @@ def test_baseline_in_the_same_folds(tmp_path, synthetic_corpus, fake_musan):
     pytest.importorskip("opensmile")
     from copypaste_ser.baseline import run_baseline
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, snrs=[0])
+    from copypaste_ser.baseline import available_baselines
+    from copypaste_ser.encoders import resemblyzer_available
     rows = run_baseline(grid, progress=False)
     assert {r["test"] for r in rows} == {"clean", "0dB"}
-    assert all(0 <= r["weighted_f1"] <= 1 for r in rows)
+    inits = {r["init"] for r in rows}
+    assert inits == set(available_baselines())
+    assert {"egemaps-svm", "mfcc-lr"} <= inits and ("rzstates-lr" in inits) == resemblyzer_available()
+    # mfcc-lr recomputed by hand from the cached MFCC of the same fold
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from copypaste_ser.features import FeatureConfig, extract_features
+    from copypaste_ser.manifest import load_corpus
+    manifest, protocol = load_corpus(Path(grid.data))
+    fold = protocol.fold(None)
+    stats = {}
+    for split in ("train", "dev", "test"):
+        ids = fold.split(split)
+        store = extract_features(manifest.subset(ids), FeatureConfig(), Path(grid.data), progress=False)
+        stats[split] = (np.stack([np.concatenate([store[i].astype(np.float64).mean(0), store[i].astype(np.float64).std(0)])
+                                  for i in ids]).astype(np.float32),
+                        [manifest.label_index(manifest[i].emotion) for i in ids])
+    best = max((f1_score(stats["dev"][1], clf.predict(stats["dev"][0]), average="weighted"), -k, clf)
+               for k, clf in enumerate(make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
+                                       .fit(*stats["train"]) for c in (0.01, 0.1, 1.0)))[2]
+    expected = f1_score(stats["test"][1], best.predict(stats["test"][0]), average="weighted")
+    got = next(r["weighted_f1"] for r in rows if r["init"] == "mfcc-lr" and r["test"] == "clean")
+    assert got == pytest.approx(expected, abs=1e-6) and got > 0.4  # chance is 0.25
     cached = json.loads((tmp_path / "grid" / "baseline" / "results.json").read_text())
     assert cached == rows
 

@@ -1,8 +1,16 @@
-"""Classic baseline in the grid's folds: openSMILE eGeMAPS v02 functionals + RBF SVM.
+"""Baselines in the grid's folds, so every report shows where the deep models stand.
 
-Functionals are cached per condition in ``<corpus>/features/egemaps/<condition>.npz``. The
-SVM's C is chosen on the dev split (never on test); noisy test conditions use the very
-same corrupted audio as the neural models.
+* ``egemaps-svm``: openSMILE eGeMAPS v02 functionals + RBF SVM.
+* ``mfcc-lr``: mean and std over frames of the paper's 23 MFCC (after VAD) + logistic
+  regression: the statistics of the ResNet's own input.
+* ``rzstates-lr``: mean and std of the frozen Resemblyzer LSTM states (all three layers,
+  encoders.py) + logistic regression: the linear probe of the speaker-pretrained model
+  (only where resemblyzer is installed).
+
+Each standardises its features; C is chosen on the dev split (never on test). eGeMAPS
+functionals are cached per condition in ``<corpus>/features/egemaps/<condition>.npz``, the
+frame features in the feature cache. Noisy test conditions use the very same corrupted
+audio as the neural models, with the VAD decided on the noisy audio.
 """
 
 from __future__ import annotations
@@ -14,11 +22,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .audio import load_audio
-from .features import WaveTransform
+from .encoders import resemblyzer_available
+from .features import FeatureConfig, WaveTransform, extract_features, resemblyzer_states_features
 from .manifest import Manifest, atomic_write_text, load_corpus
 from .metrics import score
 
 C_GRID = (0.1, 1.0, 10.0, 100.0)
+LR_C_GRID = (0.01, 0.1, 1.0)
+#: name -> what the report calls it
+BASELINES = {"egemaps-svm": "eGeMAPS + SVM", "mfcc-lr": "MFCC mean+std + logistic regression",
+             "rzstates-lr": "Resemblyzer states mean+std + logistic regression"}
 
 
 def egemaps(manifest: Manifest, ids: list[str], corpus_dir: Path, condition: str = "clean",
@@ -47,19 +60,49 @@ def egemaps(manifest: Manifest, ids: list[str], corpus_dir: Path, condition: str
     return np.stack([have[i] for i in ids])
 
 
-def fit_svm(x_train: np.ndarray, y_train: list[int], x_dev: np.ndarray, y_dev: list[int], labels: list[str]):
-    """Standardise + RBF SVM; C picked by dev weighted F1."""
+def frame_statistics(manifest: Manifest, ids: list[str], corpus_dir: Path, cfg: FeatureConfig,
+                     condition: str = "clean", transform: WaveTransform | None = None,
+                     progress: bool = True) -> np.ndarray:
+    """(len(ids), 2 * dim) mean and std over the frames of each utterance's cached features."""
+    store = extract_features(manifest.subset(ids), cfg, corpus_dir, condition=condition, transform=transform,
+                             progress=progress, vad_from="noisy")
+    skip = cfg.num_mel_bins if cfg.kind == "resemblyzer-states" else 0  # states only, not the mel
+    rows = []
+    for i in ids:
+        f = np.asarray(store[i], dtype=np.float64)[:, skip:]
+        rows.append(np.concatenate([f.mean(0), f.std(0)]))
+    return np.stack(rows).astype(np.float32)
+
+
+def baseline_features(name: str, manifest: Manifest, ids: list[str], corpus_dir: Path,
+                      condition: str = "clean", transform: WaveTransform | None = None,
+                      progress: bool = True) -> np.ndarray:
+    if name == "egemaps-svm":
+        return egemaps(manifest, ids, corpus_dir, condition, transform, progress)
+    cfg = FeatureConfig() if name == "mfcc-lr" else resemblyzer_states_features()
+    return frame_statistics(manifest, ids, corpus_dir, cfg, condition, transform, progress)
+
+
+def fit_classifier(name: str, x_train: np.ndarray, y_train: list[int], x_dev: np.ndarray, y_dev: list[int],
+                   labels: list[str]):
+    """Standardise + RBF SVM (eGeMAPS) or logistic regression; C picked by dev weighted F1."""
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
     best, best_f1 = None, -1.0
-    for c in C_GRID:
-        clf = make_pipeline(StandardScaler(), SVC(C=c, kernel="rbf")).fit(x_train, y_train)
+    for c in (C_GRID if name == "egemaps-svm" else LR_C_GRID):
+        model = SVC(C=c, kernel="rbf") if name == "egemaps-svm" else LogisticRegression(C=c, max_iter=3000)
+        clf = make_pipeline(StandardScaler(), model).fit(x_train, y_train)
         f1 = score(y_dev, clf.predict(x_dev).tolist(), labels)["weighted_f1"]
         if f1 > best_f1:
             best, best_f1 = clf, f1
     return best, best_f1
+
+
+def available_baselines() -> list[str]:
+    return [b for b in BASELINES if b != "rzstates-lr" or resemblyzer_available()]
 
 
 def run_baseline(grid, progress: bool = True) -> list[dict]:
@@ -68,25 +111,27 @@ def run_baseline(grid, progress: bool = True) -> list[dict]:
 
     data = Path(grid.data)
     manifest, protocol = load_corpus(data)
+    conditions = [("clean", "clean", None)]
+    for snr in grid.snrs:
+        from .evaluate import noisy_condition
+        prefix, cond = noisy_condition(grid.noise_root, data, snr)
+        conditions.append((f"{snr:g}dB", prefix + cond.name, cond))
     rows = []
     for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
         fold = protocol.fold(fold_name)
         y = {s: [manifest.label_index(manifest[i].emotion) for i in fold.split(s)] for s in ("train", "dev", "test")}
-        clf, dev_f1 = fit_svm(egemaps(manifest, fold.train, data, progress=progress), y["train"],
-                              egemaps(manifest, fold.dev, data, progress=progress), y["dev"], manifest.labels)
-        conditions = [("clean", "clean", None)]
-        for snr in grid.snrs:
-            from .evaluate import noisy_condition
-            prefix, cond = noisy_condition(grid.noise_root, data, snr)
-            conditions.append((f"{snr:g}dB", prefix + cond.name, cond))
-        for test_name, cond_name, transform in conditions:
-            x = egemaps(manifest, fold.test, data, cond_name, transform, progress=progress)
-            m = score(y["test"], clf.predict(x).tolist(), manifest.labels)
-            row = {"fold": fold_name, "init": "egemaps-svm", "training_data": "clean", "copypaste": "none",
-                   "seed": "-", "test": test_name, "weighted_f1": m["weighted_f1"], "uar": m["uar"],
-                   "accuracy": m["accuracy"], "best_epoch": "", "train_seconds": 0.0, "dev_weighted_f1": dev_f1}
-            row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
-            rows.append(row)
+        for name in available_baselines():
+            feats = {s: baseline_features(name, manifest, fold.split(s), data, progress=progress)
+                     for s in ("train", "dev")}
+            clf, dev_f1 = fit_classifier(name, feats["train"], y["train"], feats["dev"], y["dev"], manifest.labels)
+            for test_name, cond_name, transform in conditions:
+                x = baseline_features(name, manifest, fold.test, data, cond_name, transform, progress=progress)
+                m = score(y["test"], clf.predict(x).tolist(), manifest.labels)
+                row = {"fold": fold_name, "init": name, "training_data": "clean", "copypaste": "none",
+                       "seed": "-", "test": test_name, "weighted_f1": m["weighted_f1"], "uar": m["uar"],
+                       "accuracy": m["accuracy"], "best_epoch": "", "train_seconds": 0.0, "dev_weighted_f1": dev_f1}
+                row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
+                rows.append(row)
     out = Path(grid.out) / "baseline" / "results.json"
     atomic_write_text(out, json.dumps(rows, indent=1))
     return rows

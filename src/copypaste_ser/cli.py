@@ -16,6 +16,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Speech emotion recognition with CopyPaste augmentation.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+        typer.echo(f"copypaste-ser {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit")) -> None:
+    """Speech emotion recognition with CopyPaste augmentation."""
+
+
 @app.command()
 def prepare(
     corpus: str = typer.Argument(..., help="emodb, ravdess, crema-d, iemocap, msp-podcast, folder, synthetic; "
@@ -81,9 +94,16 @@ def train(
     noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout"),
     noise_epoch_fraction: Optional[float] = typer.Option(None, help="Share of the noisy copies drawn per epoch"),
     init: Optional[str] = typer.Option(None, help="Speaker model file to fine-tune from (from pretrain-speaker), "
-                                       "or 'resemblyzer' (pretrained LSTM; sets its mel40 features)"),
+                                       "'resemblyzer' (pretrained LSTM, fine-tuned; mel40 features) or "
+                                       "'resemblyzer-attention' (LSTM frozen, attention head on its states)"),
     freeze_encoder: bool = typer.Option(False),
     encoder_lr_scale: Optional[float] = typer.Option(None),
+    head_pooling: Optional[str] = typer.Option(None, help="attention or meanstd (resemblyzer-attention)"),
+    weight_decay: Optional[float] = typer.Option(None, help="> 0: AdamW with this weight decay"),
+    label_smoothing: Optional[float] = typer.Option(None),
+    spec_augment: bool = typer.Option(False, help="SpecAugment-style time/frequency masks (MFCC models)"),
+    select: Optional[str] = typer.Option(None, help="best-dev (paper) or average (mean weights of the last "
+                                         "epochs, no dev choice)"),
     threads: Optional[int] = typer.Option(None, help="torch threads per process"),
     force: bool = typer.Option(False, help="Overwrite an existing run folder"),
     quiet: bool = typer.Option(False, help="No progress bars"),
@@ -100,7 +120,9 @@ def train(
                       copypaste_piece_seconds=piece_seconds, width=width, fold=fold,
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
                       noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
-                      freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads)
+                      freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
+                      head_pooling=head_pooling, weight_decay=weight_decay, label_smoothing=label_smoothing,
+                      select=select, spec_augment=spec_augment or None)
     if is_fold_pattern(fold):  # every fold: OUT/<fold>, then results.csv for `report OUT`
         summary = train_folds(cfg, out, fold, seeds=seed, force=force, progress=not quiet)
     else:
@@ -110,9 +132,9 @@ def train(
 
 
 def _init_option(init: str | None) -> str | None:
-    from .config import RESEMBLYZER
+    from .config import RESEMBLYZER, RESEMBLYZER_ATTENTION
 
-    if init is None or init == RESEMBLYZER:
+    if init is None or init in (RESEMBLYZER, RESEMBLYZER_ATTENTION):
         return init
     return str(Path(init).resolve())
 
@@ -176,26 +198,88 @@ def evaluate(
 
 @app.command()
 def predict(
-    model: Path = typer.Argument(..., help="Run folder or model file"),
-    files: list[Path] = typer.Argument(..., help="Audio files"),
-    window: Optional[float] = typer.Option(None, help="Seconds per window along long recordings"),
-    as_json: bool = typer.Option(False, "--json", help="JSON lines"),
+    paths: list[Path] = typer.Argument(..., help="[RUN] FILES: a run folder, model.pt, model folder or .onnx "
+                                       "file, then audio files; without a model, the shipped default model"),
+    model: Optional[Path] = typer.Option(None, "--model", help="The model (instead of a first argument)"),
+    window: Optional[float] = typer.Option(None, help="Seconds per window (default 4); windows cover the "
+                                           "whole file, and are printed one by one when given"),
+    hop: Optional[float] = typer.Option(None, help="Seconds between window starts (default: the window)"),
+    engine: str = typer.Option("auto", help="torch, onnx (onnxruntime) or auto: onnx where the model "
+                               "ships an ONNX file (the default model does), else torch"),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (torch engine)"),
+    batch_size: int = typer.Option(32, help="Windows scored together"),
+    vad: str = typer.Option("energy", help="energy (Kaldi's rule, as in training) or silero (pip install "
+                            "silero-vad)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write every window and file row to this .jsonl "
+                                       "or .csv"),
+    plot: Optional[Path] = typer.Option(None, help="Timeline PNG of the probabilities (a folder of PNGs for "
+                                        "several files)"),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout"),
 ) -> None:
-    """Print the emotion and class probabilities of each file."""
-    from .predict import EmotionPredictor
-    from .validation import WINDOW, check
+    """The emotion of each recording (any length), with class probabilities per window."""
+    from .predict import EmotionPredictor, check_options
+    from .timeline import FORMATS, RowWriter, plot_path, plot_timeline
 
-    check("--window", window, WINDOW)  # before the model is read
-    for r in EmotionPredictor(model)(files, window=window):
+    check_options(window, hop, batch_size, engine, device, vad)  # before the model is read
+    if out is not None and out.suffix.lower() not in FORMATS:
+        raise UserError(f"--out: {out}: the file name must end in .jsonl or .csv")
+    source, files = _model_and_files(paths, model)
+    predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad)
+    writer = RowWriter(out, predictor.labels) if out is not None else None
+
+    def show(r: dict) -> None:
         if as_json:
             typer.echo(json.dumps(r))
-        else:
-            span = f" [{r['start']:.1f}-{r['end']:.1f} s]" if "start" in r else ""
-            if r["emotion"] is None:  # silence, a constant signal, or no voiced frame
-                typer.echo(f"{r['file']}{span}: no speech")
-                continue
-            probs = " ".join(f"{k} {100 * v:.0f} %" for k, v in r["probs"].items())  # --json keeps fractions
-            typer.echo(f"{r['file']}{span}: {r['emotion']}  ({probs})")
+            return
+        span = f" [{r['start']:.1f}-{r['end']:.1f} s]" if r["level"] == "window" else ""
+        if r["emotion"] is None:  # silence, a constant signal, or too few voiced frames
+            typer.echo(f"{r['file']}{span}: no speech")
+            return
+        probs = " ".join(f"{k} {100 * v:.0f} %" for k, v in r["probs"].items())  # --json keeps fractions
+        typer.echo(f"{r['file']}{span}: {r['emotion']}  ({probs})")
+
+    def on_row(r: dict) -> None:
+        if writer is not None:
+            writer.write(r)
+        if window is not None:
+            show(r)
+
+    try:
+        for f in files:
+            rows, summary = predictor.predict_file(f, window, hop, on_row=on_row)
+            if writer is not None:
+                writer.write(summary)
+            show(summary)
+            if plot is not None:
+                plot_timeline(rows, predictor.labels, plot_path(plot, f, len(files) > 1), Path(f).name, summary)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _model_and_files(paths: list[Path], model: Path | None) -> tuple[Path | None, list[Path]]:
+    """``predict RUN a.wav`` or ``predict a.wav``: the first path is the model when it looks like
+    one (a folder, .pt, .onnx, or a name without an extension) and audio files follow."""
+    if model is not None:
+        return model, paths
+    first = paths[0]
+    looks_like_model = first.is_dir() or first.suffix in (".pt", ".onnx") or (not first.exists() and not first.suffix)
+    if not looks_like_model:
+        return None, paths
+    if len(paths) == 1:
+        raise UserError(f"{first}: is a model; give audio files after it (copypaste-ser predict {first} FILE.wav)")
+    return first, paths[1:]
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run folder, model.pt or model folder"),
+    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write (dynamic batch and time axes)"),
+) -> None:
+    """Export a model to ONNX, for `predict --engine onnx` or any onnxruntime."""
+    from .export import export_onnx
+
+    typer.echo(f"-> {export_onnx(run, onnx)}")
 
 
 @app.command()

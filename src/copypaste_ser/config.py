@@ -10,12 +10,16 @@ import yaml
 
 from .augment.copypaste import MODES, ORDERS, SCHEMES
 from .errors import UserError
-from .features import FEATURE_KINDS, FeatureConfig, resemblyzer_features
+from .features import FEATURE_KINDS, FeatureConfig, resemblyzer_features, resemblyzer_states_features
 from .models.classifier import PRESETS as MODEL_PRESETS
+from .models.encoder_head import POOLINGS
+from .selection import SELECTIONS
 from .validation import SEED, Check, Fields, Kind, Number, OneOf, Rule, check, check_fields, option_name
 
 #: TrainConfig.init value that selects the pretrained Resemblyzer speaker encoder.
 RESEMBLYZER = "resemblyzer"
+#: TrainConfig.init value: Resemblyzer's encoder frozen, the paper's attention head on its states.
+RESEMBLYZER_ATTENTION = "resemblyzer-attention"
 
 
 @dataclass
@@ -42,6 +46,13 @@ class TrainConfig:
     init: str | None = None          # speaker model file to fine-tune from, or "resemblyzer"
     freeze_encoder: bool = False
     encoder_lr_scale: float = 1.0
+    spec_augment: bool = False       # SpecAugment-style time and frequency masks (MFCC inputs)
+    head_pooling: str = "attention"  # attention | meanstd (init resemblyzer-attention only)
+    weight_decay: float = 0.0        # > 0: AdamW (decoupled weight decay) instead of Adam
+    label_smoothing: float = 0.0
+    select: str = "best-dev"         # best-dev (paper) | average (mean weights of the last epochs) | best-dev-smoothed
+    average_fraction: float = 0.5    # select=average: share of the last epochs averaged
+    smooth_epochs: int = 5           # select=best-dev-smoothed: epochs in the centred dev moving average
     seed: int = 0
     threads: int = 0                 # torch threads; 0 = torch's default
     features: dict = field(default_factory=lambda: FeatureConfig().to_dict())
@@ -103,7 +114,9 @@ TRAIN_RULES: dict[str, Rule] = {
     "copypaste_piece_seconds": Number(ge=0, le=600, optional=True),  # 0 or None: whole chunks
     "copypaste_order": OneOf(ORDERS), "noise_aug": Kind(bool), "noise_root": Kind(str, optional=True),
     "noise_epoch_fraction": Number(gt=0, le=1), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
-    "encoder_lr_scale": Number(ge=0, le=100), "seed": SEED, "threads": Number(integer=True, ge=0, le=1024),
+    "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
+    "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
+    "average_fraction": Number(gt=0, le=1), "smooth_epochs": Number(integer=True, ge=1, le=99), "seed": SEED, "threads": Number(integer=True, ge=0, le=1024),
     "features": Fields(FEATURE_RULES),
 }
 
@@ -145,6 +158,8 @@ def make_config(preset: str | None = "cpu", config_file: str | Path | None = Non
     values.update(given)
     if values.get("init") == RESEMBLYZER and "features" not in values:
         values["features"] = resemblyzer_features().to_dict()
+    if values.get("init") == RESEMBLYZER_ATTENTION and "features" not in values:
+        values["features"] = resemblyzer_states_features().to_dict()
     cfg = TrainConfig.from_dict(values)
     cfg.validate()
     return cfg
@@ -179,6 +194,8 @@ def normalized(d: dict, source: str = "config") -> dict:
     None resolved to its model preset's width (the one it was trained with), for comparisons."""
     cfg = TrainConfig.from_dict(dict(d), source)
     cfg.features = FeatureConfig.from_dict(cfg.features).to_dict()
-    if cfg.width is None and cfg.preset in MODEL_PRESETS:
+    if cfg.init in (RESEMBLYZER, RESEMBLYZER_ATTENTION):  # no ResNet: its width does not apply
+        cfg.width = None
+    elif cfg.width is None and cfg.preset in MODEL_PRESETS:
         cfg.width = MODEL_PRESETS[cfg.preset]["width"]
     return cfg.to_dict()

@@ -8,7 +8,7 @@ A grid config (YAML)::
     train: {epochs: 30}
     copypaste: [none, se-cp, n-cp, n+se-cp]
     training_data: [clean, clean+noise]
-    init: [scratch]                  # or a speaker model file, or resemblyzer
+    init: [scratch]                  # or a speaker model file, resemblyzer, resemblyzer-attention
     seeds: [0, 1, 2]
     folds: [default]                 # names, or "all", or a prefix like "loso-*"
     snrs: [10, 0]                    # noisy test conditions besides clean
@@ -68,7 +68,7 @@ class GridConfig:
         changes: dict = {"workers": workers} if workers else {}
         for key, values in subsets.items():
             if values:
-                resolved = [str(Path(v).resolve()) if key == "init" and v not in ("scratch", "resemblyzer")
+                resolved = [str(Path(v).resolve()) if key == "init" and v not in NAMED_INITS
                             else v for v in values]
                 unknown = [v for v in resolved if not _in_config(key, v, getattr(self, key))]
                 if unknown:
@@ -121,7 +121,7 @@ class Cell:
 
     @property
     def init_name(self) -> str:
-        if self.init in ("scratch", "resemblyzer"):
+        if self.init in NAMED_INITS:
             return self.init
         path = Path(self.init)  # runs/speaker-cpu/model.pt -> speaker-cpu
         return path.parent.name if path.stem == "model" else path.stem

@@ -16,7 +16,7 @@ from .validation import SEED, SNR, WORKERS, Fields, Kind, ListOf, OneOf, Rule, c
 #: Training data of a grid cell: the clean corpus, or it plus six noisy copies.
 TRAINING_DATA = ("clean", "clean+noise")
 #: Non-file values of ``init``: a randomly initialised model, or the pretrained Resemblyzer.
-NAMED_INITS = ("scratch", "resemblyzer")
+NAMED_INITS = ("scratch", "resemblyzer", "resemblyzer-attention")
 #: Keys the grid sets per cell; in ``train:`` they would be silently overridden.
 CELL_KEYS = ("data", "fold", "copypaste", "seed", "noise_aug", "noise_root", "init")
 

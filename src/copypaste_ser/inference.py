@@ -11,7 +11,7 @@ from .data import eval_batches
 from .errors import UserError
 
 #: Architectures a model file may name.
-ARCHS = ("thin-resnet34", "resemblyzer-lstm")
+ARCHS = ("thin-resnet34", "resemblyzer-lstm", "resemblyzer-attention")
 
 
 @torch.no_grad()
@@ -24,7 +24,11 @@ def predict_proba(model: torch.nn.Module, feats: Sequence[np.ndarray], device: s
     out: np.ndarray | None = None
     for idx, (x, lengths, _) in eval_batches(feats, [0] * len(feats), max_frames=max_frames,
                                              mean_norm=mean_norm):
-        probs = torch.softmax(model(x.to(device), lengths.to(device)), dim=-1).cpu().numpy()
+        x, lengths = x.to(device), lengths.to(device)
+        check = getattr(model, "check_input", None)
+        if check is not None:  # the models keep validation out of forward (export), so it is here
+            check(x, lengths)
+        probs = torch.softmax(model(x, lengths), dim=-1).cpu().numpy()
         if out is None:
             out = np.zeros((len(feats), probs.shape[1]), dtype=np.float32)
         out[idx] = probs
@@ -40,6 +44,9 @@ def build_arch(arch: str | None, config: dict, source: str = "model file") -> to
     if arch == "resemblyzer-lstm":
         from .models.resemblyzer import ResemblyzerConfig, ResemblyzerEmotion
         return ResemblyzerEmotion(ResemblyzerConfig.from_dict(config).num_classes, pretrained=False)
+    if arch == "resemblyzer-attention":
+        from .models.encoder_head import EncoderAttentionEmotion, EncoderHeadConfig
+        return EncoderAttentionEmotion(EncoderHeadConfig.from_dict(config))
     raise UserError(f"{source}: unknown architecture {arch!r} (known: {', '.join(ARCHS)})")
 
 

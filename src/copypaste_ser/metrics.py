@@ -50,3 +50,22 @@ def plot_confusion(metrics: dict, path: Path, title: str = "") -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    ep = [h["epoch"] for h in history]
+    dev_key = next(k for k in history[0] if k.startswith("dev_"))  # the selection metric
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot(ep, [h["train_loss"] for h in history])
+    ax[0].set(xlabel="epoch", ylabel="train loss")
+    ax[1].plot(ep, [h[dev_key] for h in history])
+    ax[1].set(xlabel="epoch", ylabel=dev_key.replace("_", " "))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .baseline import BASELINES
 from .errors import UserError
-from .manifest import atomic_write_csv, atomic_write_text
 from .gridlog import read_logs as grid_log
-from .stats import Comparison, compare, describe_tests, with_holm
+from .manifest import atomic_write_csv, atomic_write_text
 from .pooling import pooled_section
+from .stats import Comparison, compare, describe_tests, with_holm
 
 SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
 DATA_NAMES = {"clean": "Clean", "clean+noise": "Clean+Noise"}
@@ -63,7 +64,7 @@ def _index(rows: list[dict]) -> dict:
     """(init, data, scheme, test) -> {(fold, seed): weighted F1}."""
     idx: dict = defaultdict(dict)
     for r in rows:
-        if r["init"] != "egemaps-svm":
+        if r["init"] not in BASELINES:
             idx[(r["init"], r["training_data"], r["copypaste"], r["test"])][(r["fold"], r["seed"])] = r["weighted_f1"]
     return idx
 
@@ -92,7 +93,7 @@ def merge_predictions(results: list[Path]) -> dict[str, dict]:
             merged.update(json.loads(f.read_text()))
             continue
         for r in load_rows(path):
-            preds = None if r["init"] == "egemaps-svm" else _run_predictions(path, r)
+            preds = None if r["init"] in BASELINES else _run_predictions(path, r)
             if preds:
                 merged["|".join(r[k] for k in RUN_KEY)] = preds
     return merged
@@ -145,11 +146,12 @@ def score_table(rows: list[dict], init: str, test: str, comparisons: dict | None
         cells = [_cell(idx[(init, data, s, test)], comparisons.get(f"{data}|{s}"))
                  if (init, data, s, test) in idx else "–" for s in schemes]
         lines.append(f"| {DATA_NAMES[data]} | " + " | ".join(cells) + " |")
-    baseline = [r for r in rows if r["init"] == "egemaps-svm" and r["test"] == test]
-    if baseline:
-        v = np.array([r["weighted_f1"] for r in baseline]) * 100
-        lines.append(f"| eGeMAPS + SVM baseline (clean training) | {v.mean():.2f} ± "
-                     f"{v.std(ddof=1) if len(v) > 1 else 0:.2f} |" + " |" * (len(schemes) - 1))
+    for name, label in BASELINES.items():
+        baseline = [r for r in rows if r["init"] == name and r["test"] == test]
+        if baseline:
+            v = np.array([r["weighted_f1"] for r in baseline]) * 100
+            lines.append(f"| {label} baseline (clean training) | {v.mean():.2f} ± "
+                         f"{v.std(ddof=1) if len(v) > 1 else 0:.2f} |" + " |" * (len(schemes) - 1))
     return "\n".join(lines)
 
 
@@ -200,20 +202,18 @@ def per_class_table(rows: list[dict], init: str, data: str = "clean") -> str:
 def fold_table(rows: list[dict], init: str, data: str = "clean", test: str = "clean") -> str:
     """Per test fold: each scheme's mean over seeds, and the baseline; empty for one fold."""
     sel = [r for r in rows if r["test"] == test and r["training_data"] == data
-           and r["init"] in (init, "egemaps-svm")]
+           and (r["init"] == init or r["init"] in BASELINES)]
     folds = sorted({r["fold"] for r in sel})
     if len(folds) < 2:
         return ""
     schemes = [s for s in SCHEME_NAMES if any(r["copypaste"] == s and r["init"] == init for r in sel)]
-    has_base = any(r["init"] == "egemaps-svm" for r in sel)
-    lines = ["| Test fold | " + " | ".join(SCHEME_NAMES[s] for s in schemes)
-             + (" | eGeMAPS + SVM |" if has_base else " |"),
-             "|---|" + "---|" * (len(schemes) + has_base)]
+    bases = [b for b in BASELINES if any(r["init"] == b for r in sel)]
+    lines = ["| Test fold | " + " | ".join([SCHEME_NAMES[s] for s in schemes] + [BASELINES[b] for b in bases]) + " |",
+             "|---|" + "---|" * (len(schemes) + len(bases))]
     for fold in folds:
         vals = [[r["weighted_f1"] for r in sel if r["fold"] == fold and r["init"] == init and r["copypaste"] == s]
                 for s in schemes]
-        if has_base:
-            vals.append([r["weighted_f1"] for r in sel if r["fold"] == fold and r["init"] == "egemaps-svm"])
+        vals += [[r["weighted_f1"] for r in sel if r["fold"] == fold and r["init"] == b] for b in bases]
         lines.append(f"| {fold} | " + " | ".join(f"{100 * np.mean(v):.2f}" if v else "–" for v in vals) + " |")
     return "\n".join(lines)
 
@@ -249,13 +249,13 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     log = grid_log(sources)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] != "egemaps-svm"))
+    inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES))
     tests = list(dict.fromkeys(r["test"] for r in rows))
     runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in rows
-            if r["init"] != "egemaps-svm"}
+            if r["init"] not in BASELINES}
     folds = sorted({r["fold"] for r in rows})
-    seeds = sorted({r["seed"] for r in rows if r["init"] != "egemaps-svm"})
-    secs = sum(float(r["train_seconds"] or 0) for r in rows if r["test"] == "clean" and r["init"] != "egemaps-svm")
+    seeds = sorted({r["seed"] for r in rows if r["init"] not in BASELINES})
+    secs = sum(float(r["train_seconds"] or 0) for r in rows if r["test"] == "clean" and r["init"] not in BASELINES)
     parts = [f"# {title}", ""]
     if command:
         parts += ["Made with:", "", "```", command, "```", ""]
@@ -334,9 +334,10 @@ def plot_report(rows: list[dict], out_dir: Path) -> list[Path]:
             vals = [np.array(list(idx.get((init, d, s, "clean"), {0: np.nan}).values())) * 100 for s in schemes]
             ax.bar(np.arange(len(schemes)) + j * width, [v.mean() for v in vals], width,
                    yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3, label=DATA_NAMES[d])
-        base = [r["weighted_f1"] for r in rows if r["init"] == "egemaps-svm" and r["test"] == "clean"]
-        if base:
-            ax.axhline(100 * np.mean(base), color="gray", linestyle=":", label="eGeMAPS + SVM")
+        for (name, label), style in zip(BASELINES.items(), (":", "--", "-.")):
+            base = [r["weighted_f1"] for r in rows if r["init"] == name and r["test"] == "clean"]
+            if base:
+                ax.axhline(100 * np.mean(base), color="gray", linestyle=style, label=label)
         ax.set_xticks(np.arange(len(schemes)) + width * (len(datas) - 1) / 2, [SCHEME_NAMES[s] for s in schemes])
         ax.set(title=f"init {init}, clean test", ylabel="weighted F1 (%)")
         ax.legend(fontsize=8)

@@ -22,6 +22,7 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -36,7 +37,7 @@ from torch.nn.modules.batchnorm import _NormBase
 import yaml
 from tqdm.auto import tqdm
 
-from .augment.copypaste import CopyPaste
+from .augment.pipeline import training_augmentation
 from .checkpoint import FORMAT, load_checkpoint, save_atomic
 from .config import TrainConfig
 from .data import Item, TrainBatches
@@ -45,8 +46,9 @@ from .errors import UserError
 from .features import extract_features
 from .inference import predict_proba
 from .manifest import Manifest, Protocol, atomic_write_text, load_corpus
-from .metrics import plot_confusion, score
+from .metrics import plot_confusion, plot_curves, score
 from .reproducible import make_deterministic
+from .selection import SMOOTHED, SmoothedChoice, WeightAverage, average_start
 from .rundir import claim, mark_stopped, prepare_run_dir, run_status
 
 
@@ -135,12 +137,14 @@ def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Mo
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     head = [p for n, p in model.named_parameters() if n.startswith("output.")]
     body = [p for n, p in model.named_parameters() if not n.startswith("output.")]
+    # AdamW only with weight decay, so runs without it stay the paper's Adam
+    opt = (lambda g: torch.optim.AdamW(g, lr=cfg.lr, weight_decay=cfg.weight_decay)) if cfg.weight_decay \
+        else (lambda g: torch.optim.Adam(g, lr=cfg.lr))
     if cfg.freeze_encoder:
         for p in body:
             p.requires_grad_(False)
-        return torch.optim.Adam(head, lr=cfg.lr)
-    groups = [{"params": body, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": head, "lr": cfg.lr}]
-    return torch.optim.Adam(groups, lr=cfg.lr)
+        return opt(head)
+    return opt([{"params": body, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": head, "lr": cfg.lr}])
 
 
 def freeze_encoder_norms(model: torch.nn.Module) -> None:
@@ -204,14 +208,22 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
     mean_norm = cfg.feature_config.mean_norm
 
     model, provenance = build_emotion_model(cfg, len(task.labels))
+    if hasattr(model, "fit_input_stats"):  # standardise with training-set statistics (resume reloads them)
+        model.fit_input_stats(list(stores["clean"].values()))
     model.to(device)
     optimizer = make_optimizer(model, cfg)
+    averager = WeightAverage()
+    smoother = SmoothedChoice(cfg.smooth_epochs)
     state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "elapsed": 0.0}
     if resume and (out / "last.pt").is_file():
         ckpt = load_checkpoint(out / "last.pt")
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
+        if "average" in ckpt:
+            averager.load_state_dict(ckpt["average"])
+        if "smoothed" in ckpt:
+            smoother.load_state_dict(ckpt["smoothed"])
         state.setdefault("best_score", state.pop("best_f1", -1.0))  # checkpoints of older versions
         if rank == 0:  # the checkpoint's history is authoritative: drop epochs after it
             atomic_write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"]))
@@ -219,16 +231,10 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
             print(f"resuming {out} after epoch {state['epoch']}")
     net = wrap_model(model, world)
 
-    augment = None
-    if cfg.copypaste != "none":
-        neutral = manifest.label_index(manifest.neutral) if manifest.neutral else None
-        try:
-            augment = CopyPaste(cfg.copypaste, neutral_label=neutral, p=cfg.copypaste_p,
-                                piece_length=cfg.piece_frames, mode=cfg.copypaste_mode,
-                                order=cfg.copypaste_order, seed=cfg.seed)
-        except ValueError as e:
-            raise UserError(f"{out / 'config.yaml'}: bad CopyPaste option: {e}") from None
-    loss_fn = torch.nn.CrossEntropyLoss(reduction="none")  # averaged over the global batch
+    neutral = manifest.label_index(manifest.neutral) if manifest.neutral else None
+    augment = training_augmentation(cfg, neutral, str(out / "config.yaml"))
+    # reduction none: averaged over the global batch
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg.label_smoothing)
     status = {"status": "running", "world_size": world, "provenance": provenance}
     if rank == 0:
         atomic_write_text(out / "run.json", json.dumps(status, indent=1))
@@ -265,14 +271,32 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
                       "copypaste_batches": augmented / batches.num_batches(),
                       "train_items": len(items), "seconds": round(time.time() - t0, 2)}
             state["history"].append(record)
-            improved = dev[task.metric] > state["best_score"]
-            if improved:
+            kept = model
+            if cfg.select == "average":  # selection.py: no dev-based choice; the mean of the last epochs
+                if epoch >= average_start(cfg.epochs, cfg.average_fraction):
+                    averager.update(model)
+                if epoch == cfg.epochs:
+                    kept = copy.deepcopy(model)
+                    kept.load_state_dict(averager.averaged_state())
+                    avg_dev = score(dev_y, predict_proba(kept, dev_x, device, mean_norm=mean_norm).argmax(1).tolist(),
+                                    task.labels)
+                    record[f"dev_{task.metric}_average"], dev = avg_dev[task.metric], avg_dev
+            improved = (cfg.select == "best-dev" or epoch == cfg.epochs and cfg.select == "average") \
+                and dev[task.metric] > state["best_score"]
+            if cfg.select == SMOOTHED:  # selection.py: best epoch of the centred moving average of dev
+                improved = _keep_smoothed(smoother.add(epoch, dev[task.metric], model, epoch == cfg.epochs),
+                                          state, model, lambda m: save_atomic(model_file(
+                                              m, manifest, cfg, provenance, kind=task.kind, labels=task.labels),
+                                              out / "model.pt"))
+            if cfg.select != SMOOTHED and (improved or (cfg.select == "average" and epoch == cfg.epochs)):
                 state["best_score"], state["best_epoch"] = dev[task.metric], epoch
-                save_atomic(model_file(model, manifest, cfg, provenance, kind=task.kind, labels=task.labels),
+                save_atomic(model_file(kept, manifest, cfg, provenance, kind=task.kind, labels=task.labels),
                             out / "model.pt")
             state["epoch"] = epoch
             save_atomic({"format": FORMAT, "kind": "resume", "state_dict": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "state": state}, out / "last.pt")
+                         "optimizer": optimizer.state_dict(), "state": state, "average": averager.state_dict(),
+                         "smoothed": smoother.state_dict()},
+                        out / "last.pt")
             with open(out / "history.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if show:
@@ -287,6 +311,19 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
         dist.barrier()
         dist.destroy_process_group()
     return result
+
+
+def _keep_smoothed(ready: list, state: dict, model: torch.nn.Module, save) -> bool:
+    """Save the weights of the epoch with the best smoothed dev score among ``ready``."""
+    best = None
+    for epoch, smooth, weights in ready:
+        if smooth > state["best_score"]:
+            state["best_score"], state["best_epoch"], best = smooth, epoch, weights
+    if best is not None:
+        kept = copy.deepcopy(model)
+        kept.load_state_dict(best)
+        save(kept)
+    return best is not None
 
 
 def _sample_noisy(noisy: list[Item], cfg: TrainConfig, epoch: int) -> list[Item]:
@@ -322,25 +359,6 @@ def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, stat
         value = metrics["accuracy"] if task.kind == "speaker" else metrics["weighted_f1"]
         print(f"{what} {100 * value:.2f} % (best dev epoch {state['best_epoch']}) -> {out}")
     return metrics
-
-
-def plot_curves(history: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not history:
-        return
-    ep = [h["epoch"] for h in history]
-    dev_key = next(k for k in history[0] if k.startswith("dev_"))  # the selection metric
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax[0].plot(ep, [h["train_loss"] for h in history])
-    ax[0].set(xlabel="epoch", ylabel="train loss")
-    ax[1].plot(ep, [h[dev_key] for h in history])
-    ax[1].set(xlabel="epoch", ylabel=dev_key.replace("_", " "))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def summarize(values: list[float]) -> tuple[float, float]:

@@ -10,6 +10,10 @@ place of the speaker layer; all other parameters are kept (and trained, unless
 instead (models/resemblyzer.py); its features are the mel40 power front end, which
 config.make_config sets for it.
 
+``train --init resemblyzer-attention`` keeps that encoder frozen and trains the paper's
+attention-pooling head on the states of all its layers (models/encoder_head.py); its
+features are mel40 power plus the cached encoder states (``resemblyzer-states``).
+
 Refused with a one-line UserError: a file that is not a copypaste-ser model, an emotion
 model, an unknown architecture, weights that do not fit, and a speaker model whose feature
 config differs from the run's (the differing fields are named).
@@ -23,9 +27,9 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_model_file
-from .config import RESEMBLYZER
+from .config import RESEMBLYZER, RESEMBLYZER_ATTENTION
 from .errors import UserError
-from .features import FeatureConfig, resemblyzer_features
+from .features import FeatureConfig, resemblyzer_features, resemblyzer_states_features
 from .inference import build_arch
 
 
@@ -45,11 +49,13 @@ def check_features(theirs: FeatureConfig, ours: FeatureConfig, source: str) -> N
         raise UserError(f"{source}: speaker model was trained on other features than this run's ({shown})")
 
 
-def emotion_model_from_speaker(path: str | Path, num_classes: int,
-                               feature_config: FeatureConfig) -> tuple[torch.nn.Module, dict]:
+def emotion_model_from_speaker(path: str | Path, num_classes: int, feature_config: FeatureConfig,
+                               pooling: str = "attention") -> tuple[torch.nn.Module, dict]:
     """(model with a new ``num_classes`` output layer, provenance for run.json and model.pt)."""
     if str(path) == RESEMBLYZER:
         return emotion_model_from_resemblyzer(num_classes, feature_config)
+    if str(path) == RESEMBLYZER_ATTENTION:
+        return emotion_model_on_resemblyzer_states(num_classes, feature_config, pooling)
     path = Path(path)
     obj = load_model_file(path, kind="speaker")
     try:
@@ -83,4 +89,19 @@ def emotion_model_from_resemblyzer(num_classes: int,
     provenance = {"init": RESEMBLYZER, "init_kind": "speaker", "init_corpus": "resemblyzer 0.1.4 pretrained.pt",
                   "init_arch": ARCH, "init_sha1": file_sha1(weights), "init_weights": str(weights),
                   "features": "mel40-power, no mean normalisation (set automatically for --init resemblyzer)"}
+    return model, provenance
+
+
+def emotion_model_on_resemblyzer_states(num_classes: int, feature_config: FeatureConfig,
+                                        pooling: str = "attention") -> tuple[torch.nn.Module, dict]:
+    """A new attention (or mean+std) head on the frozen Resemblyzer states (needs the wheel)."""
+    from .encoders import weights_path
+    from .models.encoder_head import ARCH, EncoderAttentionEmotion, EncoderHeadConfig
+
+    weights = weights_path()
+    check_features(resemblyzer_states_features(), feature_config, f"{weights} (--init {RESEMBLYZER_ATTENTION})")
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=num_classes, pooling=pooling))
+    provenance = {"init": RESEMBLYZER_ATTENTION, "init_kind": "speaker", "init_arch": ARCH,
+                  "init_corpus": "resemblyzer 0.1.4 pretrained.pt (frozen)", "init_sha1": file_sha1(weights),
+                  "init_weights": str(weights), "features": "mel40-power + Resemblyzer LSTM states (all 3 layers)"}
     return model, provenance

@@ -21,7 +21,6 @@ embedding is not L2-normalised: the new output layer sees the ReLU output as it 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..encoders import PIP, pretrained_state as encoder_weights, weights_path
 from ..errors import UserError
 from .pooling import lengths_to_mask
 
 ARCH = "resemblyzer-lstm"
-PIP = "pip install --no-deps resemblyzer==0.1.4"
 #: pretrained.pt key -> this module's key (the GE2E loss scalars similarity_weight/bias are dropped).
 KEY_PREFIXES = {"lstm.": "lstm.", "linear.": "embedding.0."}
 
@@ -59,23 +58,9 @@ class ResemblyzerConfig:
         return cfg
 
 
-def weights_path() -> Path:
-    """``pretrained.pt`` of the installed resemblyzer wheel (the package is not imported)."""
-    spec = importlib.util.find_spec("resemblyzer")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(loc) / "pretrained.pt"
-        if path.is_file():
-            return path
-    raise UserError(f"resemblyzer is not installed: --init resemblyzer needs its pretrained weights; run `{PIP}`")
-
-
 def pretrained_state(path: str | Path | None = None) -> dict[str, Tensor]:
     """The encoder weights of ``pretrained.pt`` under this module's parameter names."""
-    path = Path(path) if path is not None else weights_path()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
-    except Exception as e:  # corrupt or foreign file
-        raise UserError(f"{path}: not a Resemblyzer weights file ({type(e).__name__}: {e})".splitlines()[0]) from None
+    state = encoder_weights(path)
     out = {}
     for key, value in state.items():
         for old, new in KEY_PREFIXES.items():
