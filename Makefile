@@ -10,10 +10,11 @@ export MALLOC_TRIM_THRESHOLD_ ?= 68719476736
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	# every extra, at the exact versions of constraints.txt (pyproject.toml holds the ranges)
+	$(PY) -m pip install -q -e '.[train,baseline,lhotse,cluster,dev,silero]' -c constraints.txt
 	# Resemblyzer's pretrained speaker encoder (train --init resemblyzer); --no-deps: its
 	# librosa/webrtcvad are not needed, only the weights file it ships.
 	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4

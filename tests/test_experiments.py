@@ -295,12 +295,13 @@ def test_interrupting_a_parallel_grid_stops_its_workers_at_once(tmp_path, synthe
     import multiprocessing as mp
 
     import copypaste_ser.experiments as E
+    import copypaste_ser.launchers as L
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, workers=2)
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(E, "wait", ctrl_c)  # Ctrl-C while the first runs train
+    monkeypatch.setattr(L, "wait", ctrl_c)  # Ctrl-C while the first runs train
     with pytest.raises(KeyboardInterrupt):
         run_grid(grid, progress=False)
     assert mp.active_children() == []

@@ -308,6 +308,10 @@ def grid(
     title: str = typer.Option("", help="Report title"),
     notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
     force: bool = typer.Option(False, help="Train again the runs made with another config than the grid's"),
+    launcher: str = typer.Option("local", help="local (processes on this machine) or slurm (one submitit "
+                                 "array per invocation, one task per run; needs the cluster extra: submitit)"),
+    slurm: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for submitit's update_parameters, e.g. "
+                                              "slurm_partition=gpu, gpus_per_node=1, timeout_min=600 (repeatable)"),
 ) -> None:
     """Run (or complete) the paper's experiment grid, then tabulate it."""
     from .experiments import GridConfig, collect, run_grid
@@ -321,7 +325,8 @@ def grid(
         collect(g)
         results = Path(g.out) / "results.csv"
     else:
-        results = run_grid(g, force=force)
+        from .launchers import parse_options
+        results = run_grid(g, force=force, launcher=launcher, launcher_options=parse_options(launcher, slurm or []))
     typer.echo(f"results: {results}")
     if report is not None:
         from .report import write_report

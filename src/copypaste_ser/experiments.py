@@ -13,12 +13,13 @@ A grid config (YAML)::
     folds: [default]                 # names, or "all", or a prefix like "loso-*"
     snrs: [10, 0]                    # noisy test conditions besides clean
     noise_root: ../shared/data/noise
-    workers: 2                       # processes; each uses `train.threads` torch threads
+    workers: 2                       # runs at a time; each uses `train.threads` torch threads
 
 Each cell is a run folder ``out/<fold>/<init>/<data>/<scheme>/seed-<n>``. A finished cell
 (complete run plus every noisy score) is skipped, an interrupted one resumes from its
 last checkpoint, so running the grid again completes it. ``results.csv`` collects one row
-per cell and condition.
+per cell and condition. Runs go through a launcher (launchers.py): local processes, or a
+Slurm job array with ``grid --launcher slurm`` (docs/ecosystem.md).
 """
 
 from __future__ import annotations
@@ -27,13 +28,7 @@ import dataclasses
 import fnmatch
 import itertools
 import json
-import multiprocessing as mp
-import os
-import signal
-import sys
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +39,7 @@ from .config import TrainConfig, make_config
 from .errors import UserError
 from .gridlog import Invocation
 from .gridrules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
+from .launchers import make_launcher
 from .manifest import atomic_write_csv, atomic_write_text, load_corpus
 
 
@@ -199,15 +195,21 @@ def run_cell(grid: GridConfig, cell: Cell, force: bool = False) -> dict:
 
 
 def _worker(args: tuple) -> tuple[Cell, float]:
+    """One grid job (any launcher): train and score one cell; a UserError names its run."""
     grid, cell, force = args
     t0 = time.time()
-    run_cell(grid, cell, force=True) if force else run_cell(grid, cell)
+    try:
+        run_cell(grid, cell, force=True) if force else run_cell(grid, cell)
+    except UserError as e:
+        raise _cell_failed(cell, Path(grid.out), e) from None
     return cell, time.time() - t0
 
 
-def run_grid(grid: GridConfig, progress: bool = True, force: bool = False) -> Path:
-    """Run every unfinished cell (``grid.workers`` processes), then write results.csv;
-    ``force`` trains again the runs made with another config (gridrules.check_reuse)."""
+def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launcher: str = "local",
+             launcher_options: dict | None = None) -> Path:
+    """Run every unfinished cell (``grid.workers`` at a time, through ``launcher``: local
+    processes or a Slurm array, see launchers.py), then write results.csv; ``force`` trains
+    again the runs made with another config (gridrules.check_reuse)."""
     for init in grid.init:
         if init not in NAMED_INITS and not Path(init).is_file():
             raise UserError(f"grid: init model {init} is missing; train it with "
@@ -230,7 +232,7 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False) -> Pa
             print(f"grid: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done, {len(todo)} to run "
                   f"with {grid.workers} worker(s)")
         _prefill_features(grid, todo)
-        _run_cells(grid, todo, progress, stale)
+        _run_cells(grid, todo, progress, stale, launcher, launcher_options)
         if grid.baseline:
             from .baseline import run_baseline
             run_baseline(grid, progress=progress)
@@ -244,73 +246,18 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False) -> Pa
     return out / "results.csv"
 
 
-def _run_cells(grid: GridConfig, todo: list[Cell], progress: bool, stale: set[Cell]) -> None:
-    """Train and score ``todo`` in ``grid.workers`` processes (the ``stale`` ones again from
-    scratch); the first failure stops the rest."""
+def _run_cells(grid: GridConfig, todo: list[Cell], progress: bool, stale: set[Cell],
+               launcher: str = "local", options: dict | None = None) -> None:
+    """Train and score ``todo`` through ``launcher`` (launchers.py), one job per run (the
+    ``stale`` ones again from scratch); the first failure stops the rest."""
+    runner = make_launcher(launcher, grid.workers, Path(grid.out) / "submitit", options)
     with tqdm(total=len(todo), desc="grid", disable=not progress, unit="run") as bar:
-        if grid.workers <= 1:
-            for c in todo:
-                try:
-                    _worker((grid, c, c in stale))
-                except UserError as e:
-                    raise _cell_failed(c, Path(grid.out), e) from None
-                bar.update()
-        else:
-            _run_parallel(grid, todo, bar, stale)
+        def done(job: tuple, result: tuple[Cell, float]) -> None:
+            cell, secs = result
+            bar.update()
+            bar.set_postfix_str(f"{cell.copypaste}/{cell.training_data} seed {cell.seed}: {secs:.0f} s")
 
-
-def _run_parallel(grid: GridConfig, todo: list[Cell], bar: tqdm, stale: set[Cell]) -> None:
-    pool = ProcessPoolExecutor(grid.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(os.getpid(),))
-    try:
-        futures = {pool.submit(_worker, (grid, c, c in stale)): c for c in todo}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in finished:
-                try:
-                    cell, secs = f.result()
-                except UserError as e:
-                    raise _cell_failed(futures[f], Path(grid.out), e) from None
-                bar.update()
-                bar.set_postfix_str(f"{cell.copypaste}/{cell.training_data} seed {cell.seed}: {secs:.0f} s")
-    except BaseException:
-        # a failure or Ctrl-C stops the grid now, not after the queued runs; runs cut short
-        # resume from their last checkpoint next time
-        _stop_workers(pool)
-        raise
-    pool.shutdown()
-
-
-def _init_worker(parent: int) -> None:
-    """Workers die with the grid process ``parent``, even one killed with ``kill -9``; they leave
-    Ctrl-C to it, as it stops them (so it is logged once); their progress bars take a thread
-    lock, as tqdm's default process lock would leak when a worker is stopped."""
-    die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tqdm.set_lock(threading.RLock())
-
-
-def die_with_parent(parent: int) -> None:
-    """Have Linux SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG): an orphaned
-    worker would go on training, and race the next grid for the same run folders."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Cancel the queued runs and end the running ones at once."""
-    processes = list((pool._processes or {}).values())  # no public handle before Python 3.14
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in processes:
-        proc.terminate()
-    for proc in processes:
-        proc.join()
-    pool.shutdown(wait=True)  # lets the pool close its queues once it sees the workers gone
+        runner.run(_worker, [(grid, c, c in stale) for c in todo], done)
 
 
 def _cell_failed(cell: Cell, out: Path, error: UserError) -> UserError:

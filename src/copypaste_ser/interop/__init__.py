@@ -1,0 +1,1 @@
+"""Bridges to other toolkits' data formats (``copypaste_ser.interop.lhotse``: lhotse CutSets)."""

@@ -1,0 +1,80 @@
+"""The wheel: a clean venv with only numpy and torch imports CopyPaste (and none of the CLI's
+dependencies); the wheel ships py.typed and the grid configs; the full install runs the CLI."""
+
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# numpy, torch and what `import torch` needs, linked from this venv: installing torch again
+# into the clean venv would take minutes and a network
+CORE = ["numpy", "numpy.libs", "torch", "torch.libs", "functorch", "torchgen", "typing_extensions.py", "sympy",
+        "mpmath", "networkx", "jinja2", "markupsafe", "fsspec", "filelock", "isympy.py"]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    pytest.importorskip("build")
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot build the wheel here (no build backend reachable?): {done.stderr[-400:]}")
+    return next(out.glob("copypaste_ser-*.whl"))
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_configs_and_py_typed(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "copypaste_ser/py.typed" in names
+    shipped = {Path(n).name for n in names if n.startswith("copypaste_ser/configs/")}
+    assert shipped == {p.name for p in (ROOT / "configs").glob("*.yaml")} and shipped
+
+
+@pytest.mark.slow
+def test_core_install_imports_copypaste_with_only_numpy_and_torch(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    core = tmp_path / "core"
+    core.mkdir()
+    site = Path(sysconfig.get_paths()["purelib"])
+    for name in CORE:
+        if (site / name).exists():
+            (core / name).symlink_to(site / name)
+    clean_site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    (Path(clean_site) / "core.pth").write_text(str(core) + "\n")
+    script = """
+import importlib, torch
+from copypaste_ser.augment import CopyPaste
+from copypaste_ser import configs_dir
+cp = CopyPaste("n-cp", neutral_label=0, p=1.0, seed=0)
+items, labels = cp([torch.zeros(5, 2), torch.ones(4, 2), torch.ones(3, 2)], [0, 1, 0])
+assert labels == [0, 1, 0] and len(items) == 3
+assert sorted(p.name for p in configs_dir().glob("*.yaml")), "no configs in the wheel"
+for name in ("typer", "matplotlib", "opensmile", "sklearn", "scipy", "soundfile", "yaml", "tqdm", "lhotse"):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        continue
+    raise SystemExit(f"{name} is importable in the core install")
+print("core ok")
+"""
+    done = subprocess.run([py, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "core ok" in done.stdout
+
+
+def test_full_install_runs_the_cli():
+    exe = Path(sys.executable).parent / "copypaste-ser"
+    if not exe.exists():
+        pytest.skip("the project is not installed in this interpreter's environment")
+    done = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "grid" in done.stdout and "train" in done.stdout
