@@ -9,7 +9,8 @@ import time
 import pytest
 import yaml
 
-SUBCOMMANDS = ["download", "prepare", "train", "evaluate", "predict", "demo", "grid", "report", "pretrain-speaker"]
+SUBCOMMANDS = ["download", "prepare", "train", "evaluate", "predict", "demo", "grid", "report", "pretrain-speaker",
+               "export"]
 
 
 def _cli(*args):

@@ -91,12 +91,16 @@ def test_short_input_trains_in_a_batch():
 
 def test_bad_inputs_raise_clear_errors():
     model = build_model(_cfg()).eval()
+    # check_input, not forward, validates (checks inside forward break ONNX/torch.export)
     with pytest.raises(ValueError, match="23 features"):
-        model(torch.randn(1, 16, 40))
+        model.check_input(torch.randn(1, 16, 40))
     with pytest.raises(ValueError, match="lengths"):
-        model(torch.randn(2, 16, 23), torch.tensor([16, 17]))
+        model.check_input(torch.randn(2, 16, 23), torch.tensor([16, 17]))
     with pytest.raises(ValueError, match="lengths"):
-        model(torch.randn(2, 16, 23), torch.tensor([16, 0]))
+        model.check_input(torch.randn(2, 16, 23), torch.tensor([16, 0]))
+    with pytest.raises(ValueError, match="at least one valid frame"):
+        model.pooling.check_input(torch.randn(2, 5, 32), mask=torch.tensor([[True] * 5, [False] * 5]))
+    model.check_input(torch.randn(2, 16, 23), torch.tensor([16, 3]))  # a good batch passes
     with pytest.raises(ValueError, match="preset"):
         ModelConfig.from_preset("huge", 4)
     with pytest.raises(ValueError, match="width"):

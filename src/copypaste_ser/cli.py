@@ -217,58 +217,10 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout"),
 ) -> None:
     """The emotion of each recording (any length), with class probabilities per window."""
-    from .predict import EmotionPredictor, check_options
-    from .timeline import FORMATS, RowWriter, plot_path, plot_timeline
+    from .predict_cli import run_predict
 
-    check_options(window, hop, batch_size, engine, device, vad)  # before the model is read
-    if out is not None and out.suffix.lower() not in FORMATS:
-        raise UserError(f"--out: {out}: the file name must end in .jsonl or .csv")
-    source, files = _model_and_files(paths, model)
-    predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad)
-    writer = RowWriter(out, predictor.labels) if out is not None else None
-
-    def show(r: dict) -> None:
-        if as_json:
-            typer.echo(json.dumps(r))
-            return
-        span = f" [{r['start']:.1f}-{r['end']:.1f} s]" if r["level"] == "window" else ""
-        if r["emotion"] is None:  # silence, a constant signal, or too few voiced frames
-            typer.echo(f"{r['file']}{span}: no speech")
-            return
-        probs = " ".join(f"{k} {100 * v:.0f} %" for k, v in r["probs"].items())  # --json keeps fractions
-        typer.echo(f"{r['file']}{span}: {r['emotion']}  ({probs})")
-
-    def on_row(r: dict) -> None:
-        if writer is not None:
-            writer.write(r)
-        if window is not None:
-            show(r)
-
-    try:
-        for f in files:
-            rows, summary = predictor.predict_file(f, window, hop, on_row=on_row)
-            if writer is not None:
-                writer.write(summary)
-            show(summary)
-            if plot is not None:
-                plot_timeline(rows, predictor.labels, plot_path(plot, f, len(files) > 1), Path(f).name, summary)
-    finally:
-        if writer is not None:
-            writer.close()
-
-
-def _model_and_files(paths: list[Path], model: Path | None) -> tuple[Path | None, list[Path]]:
-    """``predict RUN a.wav`` or ``predict a.wav``: the first path is the model when it looks like
-    one (a folder, .pt, .onnx, or a name without an extension) and audio files follow."""
-    if model is not None:
-        return model, paths
-    first = paths[0]
-    looks_like_model = first.is_dir() or first.suffix in (".pt", ".onnx") or (not first.exists() and not first.suffix)
-    if not looks_like_model:
-        return None, paths
-    if len(paths) == 1:
-        raise UserError(f"{first}: is a model; give audio files after it (copypaste-ser predict {first} FILE.wav)")
-    return first, paths[1:]
+    run_predict(paths, model, window=window, hop=hop, engine=engine, device=device, batch_size=batch_size,
+                vad=vad, out=out, plot=plot, as_json=as_json, echo=typer.echo)
 
 
 @app.command()

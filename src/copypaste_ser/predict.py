@@ -1,89 +1,145 @@
-"""Emotion of new audio files, whole or in windows along a long recording.
+"""Emotion of recordings of any length: a row for every window, and an answer for the file.
 
-A file (or window) without speech gets ``emotion: None`` ("no speech") rather than an
-invented emotion: silent or constant audio (audio.NoSignal), or no frame the energy VAD
-calls voiced.
+A file is read block by block (stream.py) and cut into windows that cover it to its end
+(``--window`` seconds every ``--hop``; the last window is flush with the end). Each window
+is scored alone, as a training utterance was (its own VAD and mean normalisation), and gets
+a row; a window without speech (silent or constant audio, fewer than 10 voiced frames) is
+marked ``speech: false`` with ``emotion: None`` rather than given an invented emotion. The
+file's answer is the mean of its voiced windows' probabilities weighted by their voiced
+duration. Probabilities are kept at full precision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .audio import NoSignal, load_audio
-from .checkpoint import load_model_file, resolve_model_path
-from .features import FeatureConfig, energy_vad, frame_features, mfcc
-from .inference import model_from_file, predict_proba
-from .validation import WINDOW, check
+from .engines import ENGINES, Bundle, OnnxEngine, TorchEngine, check_device, load_bundle
+from .errors import UserError
+from .stream import MIN_VOICED, read_windows, window_frames
+from .validation import WINDOW, Number, OneOf, check
 
-#: Fewest voiced frames (0.1 s) a window needs to be given an emotion.
-MIN_VOICED = 10
+__all__ = ["EmotionPredictor", "MIN_VOICED", "DEFAULT_WINDOW"]
+
+#: Seconds per window when none is given: the training chunk (TrainConfig.chunk_seconds).
+DEFAULT_WINDOW = 4.0
+VADS = ("energy", "silero")
+HOP = Number(ge=0.01, le=3600, optional=True)
+BATCH = Number(integer=True, ge=1, le=4096)
+
+
+def check_options(window: float | None, hop: float | None, batch_size: int, engine: str, device: str,
+                  vad: str) -> None:
+    """Every predict option, before a model or a file is read."""
+    check("--window", window, WINDOW)
+    check("--hop", hop, HOP)
+    if hop is not None and hop > (window or DEFAULT_WINDOW):
+        raise UserError(f"--hop: must be at most the window ({window or DEFAULT_WINDOW:g} s), "
+                        f"or windows leave gaps")
+    check("--batch-size", batch_size, BATCH)
+    check("--engine", engine, OneOf(ENGINES))
+    check("--vad", vad, OneOf(VADS))
+    check_device(device)
+    if engine == "onnx" and device != "cpu":
+        raise UserError(f"--device {device}: the onnx engine runs on the CPU here; use --engine torch for a GPU")
 
 
 class EmotionPredictor:
-    """Load once, predict many: ``EmotionPredictor("runs/cp1")(["a.wav"])``."""
+    """Load once, predict many: ``EmotionPredictor("runs/cp1")(["a.wav"])``; None = the shipped
+    default model."""
 
-    def __init__(self, run_or_model: str | Path):
-        path = resolve_model_path(run_or_model)
-        obj = load_model_file(path, kind="emotion")
-        self.model = model_from_file(obj, str(path))
-        self.labels: list[str] = list(obj["labels"])
-        self.features = FeatureConfig.from_dict(obj["features"])
+    def __init__(self, run_or_model: str | Path | None = None, engine: str = "auto", device: str = "cpu",
+                 batch_size: int = 32, vad: str = "energy"):
+        check_options(None, None, batch_size, engine, device, vad)
+        self.bundle: Bundle = load_bundle(run_or_model)
+        self.labels: list[str] = self.bundle.labels
+        self.features = self.bundle.features
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        if engine == "auto":  # the shipped ONNX file where there is one: several times faster on CPU
+            engine = "onnx" if self.bundle.onnx_path is not None and device == "cpu" else "torch"
+        if engine == "torch" and self.bundle.model is None:
+            raise UserError(f"--engine torch: {self.bundle.source} is an ONNX model; use --engine onnx "
+                            f"or give the run folder")
+        if engine == "onnx":
+            path = self.bundle.onnx_path
+            if path is None:  # a PyTorch model: export it once for this predictor
+                from .export import export_onnx
+                self._tmp = tempfile.TemporaryDirectory(prefix="copypaste-ser-onnx-")
+                path = export_onnx(self.bundle, Path(self._tmp.name) / "model.onnx")
+            self.engine: Callable[[Sequence[np.ndarray]], np.ndarray] = OnnxEngine(self.bundle, path, batch_size)
+        else:
+            self.engine = TorchEngine(self.bundle, batch_size, device)
+        self.batch_size = batch_size
+        self.voiced_fn = None
+        if vad == "silero":
+            from .vad import SileroVAD
+            self.voiced_fn = SileroVAD(self.features)
 
-    def _result(self, name: str, probs: np.ndarray, **extra) -> dict:
-        return {"file": name, "emotion": self.labels[int(probs.argmax())],
-                "probs": {lab: round(float(p), 4) for lab, p in zip(self.labels, probs)}, **extra}
+    # ------------------------------------------------------------ windows
+    def windows(self, file: str | Path, window: float | None = None, hop: float | None = None) -> Iterator[dict]:
+        """One row per window, in order, covering the file from 0 to its end."""
+        check("--window", window, WINDOW)
+        check("--hop", hop, HOP)
+        rate = self.features.sample_rate
+        size = max(1, int(round((window or DEFAULT_WINDOW) * rate)))
+        step = max(1, int(round((hop or window or DEFAULT_WINDOW) * rate)))
+        if step > size:
+            raise UserError(f"--hop: must be at most the window ({size / rate:g} s), or windows leave gaps")
+        shift = self.features.frame_shift_ms / 1000
+        pending: list[tuple[dict, np.ndarray]] = []
+        for w in read_windows(file, rate, size, step):
+            feats, voiced = window_frames(w.wave, self.features, self.voiced_fn)
+            row = {"file": str(file), "level": "window", "start": w.start / rate, "end": w.end / rate,
+                   "speech": voiced > 0, "voiced_seconds": voiced * shift, "emotion": None, "probs": {}}
+            pending.append((row, feats))
+            if sum(1 for r, _ in pending if r["speech"]) >= self.batch_size:
+                yield from self._score(pending)
+                pending = []
+        yield from self._score(pending)
 
-    def _no_speech(self, name: str, **extra) -> dict:
-        return {"file": name, "emotion": None, "probs": {}, "speech": False, **extra}
+    def _score(self, pending: list[tuple[dict, np.ndarray]]) -> Iterator[dict]:
+        voiced = [(r, f) for r, f in pending if r["speech"]]
+        if voiced:
+            probs = self.engine([f for _, f in voiced])
+            for (row, _), p in zip(voiced, probs):
+                row["emotion"] = self.labels[int(p.argmax())]
+                row["probs"] = {lab: float(v) for lab, v in zip(self.labels, p)}
+        for row, _ in pending:
+            yield row
+
+    def summary(self, file: str | Path, rows: Sequence[dict]) -> dict:
+        """The file's answer: voiced-duration-weighted mean of its voiced windows' probabilities."""
+        end = max((r["end"] for r in rows), default=0.0)
+        out = {"file": str(file), "level": "file", "start": 0.0, "end": end, "seconds": end,
+               "windows": len(rows), "speech_windows": sum(r["speech"] for r in rows),
+               "voiced_seconds": sum(r["voiced_seconds"] for r in rows if r["speech"]),
+               "speech": any(r["speech"] for r in rows), "emotion": None, "probs": {}}
+        if out["speech"]:
+            weights = np.array([r["voiced_seconds"] for r in rows if r["speech"]])
+            probs = np.array([[r["probs"][lab] for lab in self.labels] for r in rows if r["speech"]])
+            mean = weights @ probs / weights.sum()
+            out["emotion"] = self.labels[int(mean.argmax())]
+            out["probs"] = {lab: float(v) for lab, v in zip(self.labels, mean)}
+        return out
+
+    def predict_file(self, file: str | Path, window: float | None = None, hop: float | None = None,
+                     on_row: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
+        """Window rows (each also passed to ``on_row`` as it is made) and the file's answer."""
+        rows = []
+        for row in self.windows(file, window, hop):
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+        return rows, self.summary(file, rows)
 
     def __call__(self, files: Sequence[str | Path], window: float | None = None) -> list[dict]:
-        """One result per file; with ``window`` seconds, one per window (hop = window / 2)."""
+        """One answer per file; with ``window`` seconds, the window rows instead."""
         check("--window", window, WINDOW)
-        results = []
+        results: list[dict] = []
         for f in files:
-            try:
-                wave = load_audio(f, self.features.sample_rate)
-            except NoSignal:
-                results.append(self._no_speech(str(f)))
-                continue
-            feats, voiced = self._frames(wave)
-            if window is not None:
-                results += self._windows(str(f), feats, voiced, window)
-                continue
-            seconds = round(len(wave) / self.features.sample_rate, 2)
-            if not voiced.any():
-                results.append(self._no_speech(str(f), seconds=seconds))
-                continue
-            probs = self._proba([feats[voiced]])[0]
-            results.append(self._result(str(f), probs, seconds=seconds))
+            rows, summary = self.predict_file(f, window)
+            results += rows if window is not None else [summary]
         return results
-
-    def _frames(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All frames and which of them the energy VAD keeps (features.compute_features' rule)."""
-        feats = frame_features(wave, self.features)
-        if not self.features.vad:
-            return feats, np.ones(len(feats), bool)
-        ref = feats if self.features.kind == "mfcc" else mfcc(wave, self.features)
-        return feats, energy_vad(ref, self.features)[: len(feats)]
-
-    def _proba(self, feats: list[np.ndarray]) -> np.ndarray:
-        return predict_proba(self.model, feats, mean_norm=self.features.mean_norm)
-
-    def _windows(self, name: str, feats: np.ndarray, voiced: np.ndarray, window: float) -> list[dict]:
-        shift = self.features.frame_shift_ms / 1000
-        size = max(1, int(round(window / shift)))
-        hop = max(1, size // 2)
-        starts = list(range(0, max(1, len(feats) - size + 1), hop))
-        segs, kept = [], []
-        for s in starts:
-            seg = feats[s: s + size][voiced[s: s + size]]
-            if len(seg) >= MIN_VOICED:  # fewer voiced frames: a window of silence, "no speech"
-                segs.append(seg)
-                kept.append(s)
-        probs = dict(zip(kept, self._proba(segs))) if segs else {}
-        span = {s: dict(start=round(s * shift, 2), end=round(min(s + size, len(feats)) * shift, 2)) for s in starts}
-        return [self._result(name, probs[s], **span[s]) if s in probs else self._no_speech(name, **span[s])
-                for s in starts]

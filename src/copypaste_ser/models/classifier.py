@@ -115,20 +115,29 @@ class EmotionResNet(nn.Module):
 
         ``lengths`` (B,) are the valid frame counts of a zero-padded batch
         (1 <= length <= T); ``None`` means every frame is valid. Padded
-        frames get zero attention weight. Any ``T >= 1`` works.
+        frames get zero attention weight. Any ``T >= 1`` works. Inputs are not
+        checked here (see :meth:`check_input`).
         """
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=feats.device)
-            if lengths.dim() != 1 or lengths.shape[0] != feats.shape[0]:
-                raise ValueError(f"lengths must have shape ({feats.shape[0]},), got {tuple(lengths.shape)}")
-            if feats.dim() == 3 and bool(((lengths < 1) | (lengths > feats.shape[1])).any()):
-                raise ValueError(f"lengths must be in [1, {feats.shape[1]}], got {lengths.tolist()}")
         x = self.encoder(feats)  # (B, C, T')
         mask = None
         if lengths is not None:
-            mask = lengths_to_mask(self.encoder.output_lengths(lengths), x.shape[-1])
+            mask = lengths_to_mask(self.encoder.output_lengths(lengths.to(feats.device)), x.shape[-1])
         pooled = self.pooling(x.transpose(1, 2), mask=mask)
         return self.embedding(pooled)
+
+    def check_input(self, feats: Tensor, lengths: Tensor | None = None) -> None:
+        """Raise ValueError for a batch :meth:`forward` cannot score correctly.
+
+        Kept out of ``forward`` on purpose: data-dependent checks there break ONNX
+        export, TorchScript and ``torch.export``; inference code calls this first.
+        """
+        self.encoder.check_input(feats)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths)
+            if lengths.dim() != 1 or lengths.shape[0] != feats.shape[0]:
+                raise ValueError(f"lengths must have shape ({feats.shape[0]},), got {tuple(lengths.shape)}")
+            if bool(((lengths < 1) | (lengths > feats.shape[1])).any()):
+                raise ValueError(f"lengths must be in [1, {feats.shape[1]}], got {lengths.tolist()}")
 
     def forward(self, feats: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.output(self.dropout(self.embed(feats, lengths)))

@@ -49,6 +49,24 @@ class MultiHeadAttentionPooling(nn.Module):
         """The positive scales ``s_h``, shape ``(heads,)``."""
         return F.softplus(self.scale_param)
 
+    def check_input(self, x: Tensor, lengths: Tensor | None = None, mask: Tensor | None = None) -> None:
+        """Raise ValueError for inputs :meth:`forward` would pool wrongly (kept out of
+        ``forward``: data-dependent checks there break ONNX export and ``torch.export``)."""
+        if x.dim() != 3 or x.shape[-1] != self.in_dim:
+            raise ValueError(f"expected (batch, frames, {self.in_dim}), got {tuple(x.shape)}")
+        b, t, _ = x.shape
+        if lengths is not None and mask is not None:
+            raise ValueError("give lengths or mask, not both")
+        if lengths is not None:
+            if lengths.shape != (b,):
+                raise ValueError(f"lengths must have shape ({b},), got {tuple(lengths.shape)}")
+            mask = lengths_to_mask(lengths, t)
+        if mask is not None:
+            if mask.shape != (b, t):
+                raise ValueError(f"mask must have shape ({b}, {t}), got {tuple(mask.shape)}")
+            if not bool(mask.to(torch.bool).any(dim=1).all()):
+                raise ValueError("every item needs at least one valid frame")
+
     def forward(
         self,
         x: Tensor,
@@ -64,23 +82,13 @@ class MultiHeadAttentionPooling(nn.Module):
         exactly 0 and their values (even NaN) do not reach the output.
 
         Returns ``(B, heads * in_dim)``, and the weights ``(B, heads, T)`` too
-        when ``return_weights`` is set.
+        when ``return_weights`` is set. Inputs are not checked here (see
+        :meth:`check_input`): checks in ``forward`` break export.
         """
-        if x.dim() != 3 or x.shape[-1] != self.in_dim:
-            raise ValueError(f"expected (batch, frames, {self.in_dim}), got {tuple(x.shape)}")
-        b, t, _ = x.shape
-        if lengths is not None and mask is not None:
-            raise ValueError("give lengths or mask, not both")
         if lengths is not None:
-            if lengths.shape != (b,):
-                raise ValueError(f"lengths must have shape ({b},), got {tuple(lengths.shape)}")
-            mask = lengths_to_mask(lengths.to(x.device), t)
+            mask = lengths_to_mask(lengths.to(x.device), x.shape[1])
         if mask is not None:
-            if mask.shape != (b, t):
-                raise ValueError(f"mask must have shape ({b}, {t}), got {tuple(mask.shape)}")
             mask = mask.to(device=x.device, dtype=torch.bool)
-            if not bool(mask.any(dim=1).all()):
-                raise ValueError("every item needs at least one valid frame")
             x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
 
         # ||x_t - mu_h||^2 = ||x_t||^2 - 2 x_t.mu_h + ||mu_h||^2, as one matmul
@@ -95,7 +103,7 @@ class MultiHeadAttentionPooling(nn.Module):
         if mask is not None:
             scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)  # (B, H, T)
-        pooled = (weights @ x).reshape(b, self.out_dim)  # (B, H, D) -> (B, H*D)
+        pooled = (weights @ x).flatten(1)  # (B, H, D) -> (B, H*D)
         if return_weights:
             return pooled, weights
         return pooled

@@ -122,12 +122,16 @@ class ThinResNet34(nn.Module):
         """``(B, T, F)`` -> ``(B, 8w, T')`` with ``T' = ceil(T/8)``.
 
         The "average pool 1x3" of Table 1 is the mean over the remaining
-        frequency bins (3 of them for F=23).
+        frequency bins (3 of them for F=23). Unchecked (see :meth:`check_input`).
         """
+        return self.feature_map(feats).mean(dim=-1)
+
+    def check_input(self, feats: Tensor) -> None:
+        """Raise ValueError unless ``feats`` is ``(B, T >= 1, feat_dim)`` (outside ``forward``:
+        checks there break export)."""
         if feats.dim() != 3:
             raise ValueError(f"expected features of shape (batch, frames, {self.feat_dim}), got {tuple(feats.shape)}")
         if feats.shape[-1] != self.feat_dim:
             raise ValueError(f"expected {self.feat_dim} features per frame, got {feats.shape[-1]}")
         if feats.shape[1] < 1:
             raise ValueError("expected at least 1 frame, got 0")
-        return self.feature_map(feats).mean(dim=-1)
