@@ -17,6 +17,8 @@ the best window are kept (:class:`SmoothedChoice` holds the last few epochs' wei
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from collections import deque
 
 import torch
@@ -92,3 +94,43 @@ class SmoothedChoice:
     def load_state_dict(self, saved: dict) -> None:
         self.scores = list(saved["scores"])
         self.recent = deque(saved["recent"])
+
+
+class ModelSelection:
+    """Which weights a run keeps, decided after every epoch (``select``: see SELECTIONS).
+
+    :meth:`after_epoch` returns ``(score, epoch, weights)`` when the kept model changes
+    (``weights`` None: the model's current weights), else None; ``rescore(weights)`` gives
+    the dev score of other weights (the average). Its state goes into the resume checkpoint.
+    """
+
+    def __init__(self, select: str, epochs: int, average_fraction: float = 0.5, smooth_epochs: int = 5) -> None:
+        self.select, self.epochs = select, epochs
+        self.start = average_start(epochs, average_fraction)
+        self.averager = WeightAverage()
+        self.smoother = SmoothedChoice(smooth_epochs)
+
+    def after_epoch(self, epoch: int, score: float, model: torch.nn.Module, best: float,
+                    rescore: Callable[[dict], float]) -> tuple[float, int, dict | None] | None:
+        last = epoch == self.epochs
+        if self.select == SMOOTHED:
+            choice = None
+            for e, smooth, weights in self.smoother.add(epoch, score, model, last):
+                if smooth > best:
+                    best, choice = smooth, (smooth, e, weights)
+            return choice
+        if self.select == "average":
+            if epoch >= self.start:
+                self.averager.update(model)
+            if not last:
+                return None
+            weights = self.averager.averaged_state()
+            return rescore(weights), epoch, weights
+        return (score, epoch, None) if score > best else None
+
+    def state_dict(self) -> dict:
+        return {"average": self.averager.state_dict(), "smoothed": self.smoother.state_dict()}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.averager.load_state_dict(saved["average"])
+        self.smoother.load_state_dict(saved["smoothed"])

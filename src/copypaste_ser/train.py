@@ -48,7 +48,7 @@ from .inference import predict_proba
 from .manifest import Manifest, Protocol, atomic_write_text, load_corpus
 from .metrics import plot_confusion, plot_curves, score
 from .reproducible import make_deterministic
-from .selection import SMOOTHED, SmoothedChoice, WeightAverage, average_start
+from .selection import ModelSelection
 from .rundir import claim, mark_stopped, prepare_run_dir, run_status
 
 
@@ -212,18 +212,15 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
         model.fit_input_stats(list(stores["clean"].values()))
     model.to(device)
     optimizer = make_optimizer(model, cfg)
-    averager = WeightAverage()
-    smoother = SmoothedChoice(cfg.smooth_epochs)
+    selection = ModelSelection(cfg.select, cfg.epochs, cfg.average_fraction, cfg.smooth_epochs)
     state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "elapsed": 0.0}
     if resume and (out / "last.pt").is_file():
         ckpt = load_checkpoint(out / "last.pt")
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
-        if "average" in ckpt:
-            averager.load_state_dict(ckpt["average"])
-        if "smoothed" in ckpt:
-            smoother.load_state_dict(ckpt["smoothed"])
+        if "selection" in ckpt or "average" in ckpt:  # "average"/"smoothed": checkpoints of 0.1 runs
+            selection.load_state_dict(ckpt.get("selection") or ckpt)
         state.setdefault("best_score", state.pop("best_f1", -1.0))  # checkpoints of older versions
         if rank == 0:  # the checkpoint's history is authoritative: drop epochs after it
             atomic_write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"]))
@@ -271,31 +268,19 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
                       "copypaste_batches": augmented / batches.num_batches(),
                       "train_items": len(items), "seconds": round(time.time() - t0, 2)}
             state["history"].append(record)
-            kept = model
-            if cfg.select == "average":  # selection.py: no dev-based choice; the mean of the last epochs
-                if epoch >= average_start(cfg.epochs, cfg.average_fraction):
-                    averager.update(model)
-                if epoch == cfg.epochs:
-                    kept = copy.deepcopy(model)
-                    kept.load_state_dict(averager.averaged_state())
-                    avg_dev = score(dev_y, predict_proba(kept, dev_x, device, mean_norm=mean_norm).argmax(1).tolist(),
-                                    task.labels)
-                    record[f"dev_{task.metric}_average"], dev = avg_dev[task.metric], avg_dev
-            improved = (cfg.select == "best-dev" or epoch == cfg.epochs and cfg.select == "average") \
-                and dev[task.metric] > state["best_score"]
-            if cfg.select == SMOOTHED:  # selection.py: best epoch of the centred moving average of dev
-                improved = _keep_smoothed(smoother.add(epoch, dev[task.metric], model, epoch == cfg.epochs),
-                                          state, model, lambda m: save_atomic(model_file(
-                                              m, manifest, cfg, provenance, kind=task.kind, labels=task.labels),
-                                              out / "model.pt"))
-            if cfg.select != SMOOTHED and (improved or (cfg.select == "average" and epoch == cfg.epochs)):
-                state["best_score"], state["best_epoch"] = dev[task.metric], epoch
+            choice = selection.after_epoch(epoch, dev[task.metric], model, state["best_score"],
+                                           lambda w: dev_score(_with_weights(model, w), dev_x, dev_y, task, device, mean_norm))
+            improved = choice is not None
+            if improved:
+                state["best_score"], state["best_epoch"], weights = choice
+                kept = model if weights is None else _with_weights(model, weights)
+                if weights is not None and cfg.select == "average":
+                    record[f"dev_{task.metric}_average"] = state["best_score"]
                 save_atomic(model_file(kept, manifest, cfg, provenance, kind=task.kind, labels=task.labels),
                             out / "model.pt")
             state["epoch"] = epoch
             save_atomic({"format": FORMAT, "kind": "resume", "state_dict": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "state": state, "average": averager.state_dict(),
-                         "smoothed": smoother.state_dict()},
+                         "optimizer": optimizer.state_dict(), "state": state, "selection": selection.state_dict()},
                         out / "last.pt")
             with open(out / "history.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -313,17 +298,16 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
     return result
 
 
-def _keep_smoothed(ready: list, state: dict, model: torch.nn.Module, save) -> bool:
-    """Save the weights of the epoch with the best smoothed dev score among ``ready``."""
-    best = None
-    for epoch, smooth, weights in ready:
-        if smooth > state["best_score"]:
-            state["best_score"], state["best_epoch"], best = smooth, epoch, weights
-    if best is not None:
-        kept = copy.deepcopy(model)
-        kept.load_state_dict(best)
-        save(kept)
-    return best is not None
+def _with_weights(model: torch.nn.Module, weights: dict) -> torch.nn.Module:
+    kept = copy.deepcopy(model)
+    kept.load_state_dict(weights)
+    return kept
+
+
+def dev_score(model: torch.nn.Module, dev_x: list, dev_y: list[int], task: Task, device: torch.device,
+              mean_norm: bool) -> float:
+    probs = predict_proba(model, dev_x, device, mean_norm=mean_norm)
+    return score(dev_y, probs.argmax(1).tolist(), task.labels)[task.metric]
 
 
 def _sample_noisy(noisy: list[Item], cfg: TrainConfig, epoch: int) -> list[Item]:
