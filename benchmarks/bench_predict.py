@@ -8,7 +8,7 @@ block to FLAC. Models: the architecture of the shipped default model (``resembly
 frozen Resemblyzer LSTM + attention head; random head weights: speed does not depend on them)
 and the paper's thin ResNet-34 at the ``cpu`` preset. Each run is the whole command
 ``copypaste-ser predict MODEL FILE --engine E --out rows.jsonl`` in a fresh process (start-up
-and model loading included), the model in the shipped format (pretrained.save_default:
+and model loading included), the model in the shipped format (pretrained.save.save_default:
 safetensors + model.onnx); peak memory is that process's maximum resident set size.
 """
 
@@ -60,7 +60,7 @@ def make_models(folder: Path) -> dict[str, Path]:
     from copypaste_ser.encoders import resemblyzer_available
     from copypaste_ser.features import FeatureConfig, resemblyzer_states_features
     from copypaste_ser.models import ModelConfig, build_model
-    from copypaste_ser.pretrained import save_default
+    from copypaste_ser.pretrained.save import save_default
 
     labels = ["angry", "happy", "neutral", "sad"]
     models = {}

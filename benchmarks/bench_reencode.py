@@ -25,7 +25,8 @@ import torch
 from copypaste_ser.augment.copypaste import CopyPaste
 from copypaste_ser.augment.reencode import ReencodeConcatenations
 from copypaste_ser.data import Item, TrainBatches
-from copypaste_ser.features import extract_features, resemblyzer_states_features
+from copypaste_ser.feature_cache import extract_features
+from copypaste_ser.features import resemblyzer_states_features
 from copypaste_ser.manifest import load_corpus
 from copypaste_ser.models.encoder_head import EncoderAttentionEmotion, EncoderHeadConfig
 

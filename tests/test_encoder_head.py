@@ -10,7 +10,8 @@ import torch
 from copypaste_ser.augment.copypaste import CopyPaste
 from copypaste_ser.augment.reencode import ReencodeConcatenations
 from copypaste_ser.encoders import MEL_DIM, STATES_DIM, ResemblyzerStates, encode_arrays, resemblyzer_available
-from copypaste_ser.features import extract_features, resemblyzer_states_features
+from copypaste_ser.feature_cache import extract_features
+from copypaste_ser.features import resemblyzer_states_features
 from copypaste_ser.manifest import Utterance
 from copypaste_ser.models.encoder_head import EncoderAttentionEmotion, EncoderHeadConfig
 

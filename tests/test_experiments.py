@@ -202,7 +202,8 @@ def test_baseline_in_the_same_folds(tmp_path, synthetic_corpus, fake_musan):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from copypaste_ser.features import FeatureConfig, extract_features
+    from copypaste_ser.feature_cache import extract_features
+    from copypaste_ser.features import FeatureConfig
     from copypaste_ser.manifest import load_corpus
     manifest, protocol = load_corpus(Path(grid.data))
     fold = protocol.fold(None)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from copypaste_ser.audio import write_audio
-from copypaste_ser.features import (FeatureConfig, cache_folder, compute_features, energy_vad,
-                                    extract_features, mean_normalize, mfcc)
+from copypaste_ser.feature_cache import cache_folder, extract_features
+from copypaste_ser.features import FeatureConfig, compute_features, energy_vad, mean_normalize, mfcc
 from copypaste_ser.manifest import Utterance
 
 SR = 16000
@@ -58,7 +58,7 @@ def test_cache_is_reused_and_extended(tmp_path, monkeypatch):
     assert len(store) == 2
     first = store["u0"].copy()
 
-    import copypaste_ser.features as F
+    import copypaste_ser.feature_cache as F
     calls = []
     real = F._extract_one
     monkeypatch.setattr(F, "_extract_one", lambda a: calls.append(a[0].id) or real(a))

@@ -21,7 +21,8 @@ from copypaste_ser.augment.noise import (AddNoise, NoiseCondition, NoiseSource, 
 from copypaste_ser.corpora.musan import (NoiseSet, list_audio, load_musan, load_or_prepare_musan,
                                          prepare_musan, save_musan)
 from copypaste_ser.errors import UserError
-from copypaste_ser.features import FeatureConfig, extract_features
+from copypaste_ser.feature_cache import extract_features
+from copypaste_ser.features import FeatureConfig
 from copypaste_ser.manifest import Utterance
 
 SR = 16000

@@ -151,7 +151,8 @@ def test_failed_train_is_marked_failed(tmp_path, synthetic_corpus, monkeypatch):
 EXTRACT = """
 import sys
 from pathlib import Path
-from copypaste_ser.features import FeatureConfig, extract_features
+from copypaste_ser.feature_cache import extract_features
+from copypaste_ser.features import FeatureConfig
 from copypaste_ser.manifest import load_corpus
 m, _ = load_corpus(Path(sys.argv[1]))
 ids = [u.id for u in m][int(sys.argv[2])::2]
@@ -164,7 +165,8 @@ def test_two_processes_share_one_feature_cache(tmp_path, synthetic_corpus):
 
     import numpy as np
 
-    from copypaste_ser.features import FeatureConfig, cache_folder, compute_features, FeatureStore
+    from copypaste_ser.feature_cache import FeatureStore, cache_folder
+    from copypaste_ser.features import FeatureConfig, compute_features
     from copypaste_ser.audio import load_audio
     from copypaste_ser.manifest import load_corpus
 

@@ -176,7 +176,8 @@ def test_onnx_matches_pytorch_for_the_encoder_head_with_mel_input(tmp_path: Path
 # ---------------------------------------------------------------- the shipped format
 def test_save_default_round_trips_a_trained_run(synthetic_corpus: Path, tmp_path: Path):
     from copypaste_ser.config import make_config
-    from copypaste_ser.pretrained import load_model_dir, save_default
+    from copypaste_ser.pretrained import load_model_dir
+    from copypaste_ser.pretrained.save import save_default
     from copypaste_ser.train import train
 
     run = tmp_path / "run"

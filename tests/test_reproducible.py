@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import torch
 
-from copypaste_ser.features import FeatureConfig, extract_features
+from copypaste_ser.feature_cache import extract_features
+from copypaste_ser.features import FeatureConfig
 from copypaste_ser.manifest import load_corpus
 
 TRAIN = """

@@ -21,10 +21,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path, atomic_write_text
 from .audio import load_audio
 from .encoders import resemblyzer_available
-from .features import FeatureConfig, WaveTransform, extract_features, resemblyzer_states_features
-from .manifest import Manifest, atomic_write_text, load_corpus
+from .feature_cache import extract_features
+from .features import FeatureConfig, WaveTransform, resemblyzer_states_features
+from .gridrules import expand_folds
+from .manifest import Manifest, load_corpus
 from .metrics import score
 
 C_GRID = (0.1, 1.0, 10.0, 100.0)
@@ -53,10 +56,8 @@ def egemaps(manifest: Manifest, ids: list[str], corpus_dir: Path, condition: str
             if transform is not None:
                 wave = transform(wave, manifest[i])
             have[i] = smile.process_signal(wave, 16000).to_numpy(dtype=np.float32)[0]
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, ids=np.array(list(have)), feats=np.stack(list(have.values())))
-        tmp.replace(cache)
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz
+            np.savez(f, ids=np.array(list(have)), feats=np.stack(list(have.values())))
     return np.stack([have[i] for i in ids])
 
 
@@ -107,8 +108,6 @@ def available_baselines() -> list[str]:
 
 def run_baseline(grid, progress: bool = True) -> list[dict]:
     """Score the baseline on every fold of a grid, clean and at each SNR; rows like the grid's."""
-    from .experiments import expand_folds
-
     data = Path(grid.data)
     manifest, protocol = load_corpus(data)
     conditions = [("clean", "clean", None)]

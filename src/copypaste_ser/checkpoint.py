@@ -14,12 +14,11 @@ speaker model it was fine-tuned from, see transfer.py).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .errors import UserError
 
 FORMAT = "copypaste-ser/1"
@@ -27,16 +26,8 @@ FORMAT = "copypaste-ser/1"
 
 def save_atomic(obj: dict, path: str | Path) -> None:
     """Write to a temp file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_csv, atomic_write_text
 from .config import TrainConfig
 from .errors import UserError
-from .manifest import atomic_write_csv, atomic_write_text, load_corpus
+from .manifest import load_corpus
 from .pooling import pooled_runs, run_key
 
 

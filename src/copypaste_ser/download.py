@@ -12,16 +12,15 @@ MSP-Podcast need a licence or Git LFS, so it says where to get them instead.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from .atomic import atomic_path
 from .errors import UserError
 
 #: name -> (url, sha256 or None when not pinned)
@@ -71,12 +70,9 @@ def download(url: str, dest: Path, sha256: str | None = None, force: bool = Fals
     if dest.is_file() and not force:
         if expected is None or sha256_of(dest) == expected:
             return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(dest, suffix=".part") as tmp:
+        with open(tmp, "wb") as out:
             try:
                 resp = urllib.request.urlopen(url, timeout=60)
             except (urllib.error.URLError, OSError, ValueError) as e:
@@ -102,10 +98,6 @@ def download(url: str, dest: Path, sha256: str | None = None, force: bool = Fals
         if expected is not None and h.hexdigest() != expected:
             raise UserError(f"{url}: checksum mismatch (sha256 {h.hexdigest()}, expected {expected}); "
                             f"the file was not saved to {dest}")
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return dest
 
 

@@ -5,6 +5,7 @@ of the noise corpus (deterministic for a seed, so every model hears the same noi
 the features and their VAD come from the noisy audio alone, as a deployed system meets it
 (features.py; ``metrics["vad"] == "noisy"``), and writes
 ``eval/<condition>/{metrics.json, confusion.png, predictions.jsonl}``.
+:func:`evaluate_speaker` scores a speaker-ID model on its held-out utterances (top-1, top-5).
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_write_text
 from .checkpoint import load_model_file, resolve_model_path
 from .config import TrainConfig
 from .errors import UserError
-from .features import WaveTransform, extract_features
+from .feature_cache import extract_features
+from .features import WaveTransform
 from .inference import model_from_file, predict_proba
-from .manifest import SPLITS, Manifest, atomic_write_text, load_corpus
+from .manifest import SPLITS, Manifest, load_corpus
 from .metrics import plot_confusion, score
+from .task import Task
 from .validation import SEED, SNR, OneOf, check
 
-#: Noisy test sets decide their VAD on the noisy wave (features.extract_features ``vad_from``).
+#: Noisy test sets decide their VAD on the noisy wave (feature_cache.extract_features ``vad_from``).
 TEST_VAD = "noisy"
 
 
@@ -43,6 +47,19 @@ def evaluate_ids(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg
     metrics["predictions"] = [{"id": i, "true": manifest[i].emotion, "pred": manifest.labels[int(p.argmax())],
                                "probs": [round(float(v), 4) for v in p]} for i, p in zip(ids, probs)]
     return metrics
+
+
+def evaluate_speaker(model: torch.nn.Module, manifest: Manifest, task: Task, cfg: TrainConfig,
+                     device: str | torch.device = "cpu") -> dict:
+    """Top-1 and top-5 speaker-ID accuracy on the held-out utterances."""
+    store = extract_features(manifest.subset(task.test), cfg.feature_config, Path(cfg.data), progress=False)
+    probs = predict_proba(model, [store[i] for i in task.test], device, mean_norm=cfg.feature_config.mean_norm)
+    y = np.array([task.targets[i] for i in task.test])
+    top5 = np.argsort(-probs, axis=1)[:, :5]
+    return {"task": "speaker-id", "accuracy": float((probs.argmax(1) == y).mean()),
+            "top5_accuracy": float((top5 == y[:, None]).any(1).mean()), "n": int(len(y)),
+            "speakers": len(task.labels), "held_out_speakers": len({manifest[i].speaker for i in task.test}),
+            "train_utterances": len(task.train)}
 
 
 def noisy_condition(noise_root: str | Path, corpus_dir: Path, snr_db: float, seed: int = 0):

@@ -35,12 +35,13 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write_csv, atomic_write_text
 from .config import TrainConfig, make_config
 from .errors import UserError
 from .gridlog import Invocation
-from .gridrules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
+from .gridrules import NAMED_INITS, REUSE_IGNORES, check_reuse, expand_folds, validate_grid
 from .launchers import make_launcher
-from .manifest import atomic_write_csv, atomic_write_text, load_corpus
+from .manifest import load_corpus
 
 
 @dataclass
@@ -124,21 +125,6 @@ class Cell:
 
     def path(self, out: Path) -> Path:
         return out / self.fold / self.init_name / self.training_data / self.copypaste / f"seed-{self.seed}"
-
-
-def expand_folds(patterns: list[str], names: list[str], default: str) -> list[str]:
-    out: list[str] = []
-    for p in patterns:
-        if p == "all":
-            hits = names
-        elif p == "default":
-            hits = [default]
-        else:
-            hits = [n for n in names if fnmatch.fnmatch(n, p)]
-        if not hits:
-            raise UserError(f"grid: fold {p!r} matches none of {', '.join(names)}")
-        out += [h for h in hits if h not in out]
-    return out
 
 
 SLICE_KEYS = ("folds", "init", "training_data", "copypaste", "seeds")
@@ -268,8 +254,9 @@ def _cell_failed(cell: Cell, out: Path, error: UserError) -> UserError:
 
 def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:
     """Fill the feature caches once, before workers race to write the same files."""
-    from .features import extract_features
-    from .train import load_train_features, make_task
+    from .feature_cache import extract_features
+    from .task import make_task
+    from .trainset import load_train_features
 
     manifest, protocol = load_corpus(Path(grid.data))
     if not todo:

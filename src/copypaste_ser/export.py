@@ -14,13 +14,12 @@ data-dependent branch.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .engines import META_KEY, Bundle, load_bundle
 from .errors import UserError
 
@@ -43,23 +42,16 @@ def export_onnx(source: str | Path | None | Bundle, out: str | Path) -> Path:
     lengths = torch.tensor([64, 40])
     with torch.no_grad():  # one eager call first: lazily built parts (the shared frozen
         model(x, lengths)   # encoder) must not be built, random init and all, inside the trace
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-            torch.onnx.export(model, (x, lengths), tmp, dynamo=False, opset_version=OPSET,
+            torch.onnx.export(model, (x, lengths), str(tmp), dynamo=False, opset_version=OPSET,
                               input_names=["feats", "lengths"], output_names=["logits"],
                               dynamic_axes={"feats": {0: "batch", 1: "frames"}, "lengths": {0: "batch"},
                                             "logits": {0: "batch"}})
-        graph = onnx.load(tmp)
+        graph = onnx.load(str(tmp))
         entry = graph.metadata_props.add()
         entry.key, entry.value = META_KEY, json.dumps({**bundle.meta, "exported_from": bundle.source},
                                                       default=str)
-        onnx.save(graph, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        onnx.save(graph, str(tmp))
     return out

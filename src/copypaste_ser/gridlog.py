@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .manifest import atomic_write_text
+from .atomic import atomic_write_text
 
 LOG = "grid-log.jsonl"
 RUNNING = ".grid-running"

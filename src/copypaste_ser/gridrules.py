@@ -1,8 +1,10 @@
 """What a grid config (experiments.GridConfig) allows, key by key: checked when it is loaded,
-before the grid reads the corpus or writes a run folder."""
+before the grid reads the corpus or writes a run folder; and which folds its ``folds``
+patterns select (shared by the grid's runs and its baselines)."""
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,20 @@ def check_reuse(runs: Mapping[Hashable, tuple[Path, TrainConfig]], force: bool) 
         if changes:
             stale.add(cell)
     return stale
+
+
+def expand_folds(patterns: list[str], names: list[str], default: str) -> list[str]:
+    """The fold names a grid's ``folds`` select, in order, each once: a name, ``all``,
+    ``default`` (the protocol's) or a shell pattern such as ``loso-*``."""
+    out: list[str] = []
+    for p in patterns:
+        if p == "all":
+            hits = names
+        elif p == "default":
+            hits = [default]
+        else:
+            hits = [n for n in names if fnmatch.fnmatch(n, p)]
+        if not hits:
+            raise UserError(f"grid: fold {p!r} matches none of {', '.join(names)}")
+        out += [h for h in hits if h not in out]
+    return out

@@ -2,20 +2,18 @@
 
 A corpus directory made by ``prepare`` holds ``manifest.jsonl`` (one utterance a line),
 ``corpus.json`` (name, label set, neutral label) and ``protocol.json`` (named folds,
-each a train/dev/test partition of utterance ids).
+each a train/dev/test partition of utterance ids). Its files are written atomically (atomic.py).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .atomic import atomic_write_csv, atomic_write_text  # noqa: F401  (re-exported: callers write through manifest)
 from .errors import UserError
 from .validation import Check, Fields, Kind, ListOf, Number, check_fields
 
@@ -176,29 +174,6 @@ def validate(manifest: Manifest, protocol: Protocol | None = None, check_files: 
 
 
 # ---------------------------------------------------------------- storage
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # ".tmp": a leftover of a crash is recognised and removed (rundir.py)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_write_csv(path: Path, rows: list[dict]) -> None:
-    """Rows as CSV, atomically; the columns are the union of the rows' keys, in first-seen order."""
-    buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
 def save_corpus(out_dir: Path, manifest: Manifest, protocol: Protocol) -> None:
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "manifest.jsonl", "".join(u.to_json() + "\n" for u in manifest))

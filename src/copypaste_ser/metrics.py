@@ -1,4 +1,4 @@
-"""Scores (scikit-learn) and the confusion-matrix plot."""
+"""Scores (scikit-learn), the confusion-matrix plot (scikit-learn's ConfusionMatrixDisplay) and training curves."""
 
 from __future__ import annotations
 
@@ -26,21 +26,32 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -
     }
 
 
+def draw_confusion(ax, counts: np.ndarray, labels: Sequence[str], annotate: bool = True) -> None:
+    """A row-normalised confusion matrix on ``ax`` (scikit-learn's ConfusionMatrixDisplay):
+    colour = share of the true class; with ``annotate`` each cell shows count and share."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    cm = np.asarray(counts, dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)  # a class absent from test: 0
+    display = ConfusionMatrixDisplay(norm, display_labels=list(labels))
+    display.plot(ax=ax, cmap="Blues", colorbar=False, include_values=annotate,
+                 im_kw={"vmin": 0, "vmax": 1}, text_kw={"fontsize": 8})
+    if annotate:  # sklearn writes one number per cell: write count and share, white on dark cells
+        for (i, j), text in np.ndenumerate(display.text_):
+            text.set_text(f"{int(cm[i, j])}\n{norm[i, j]:.0%}")
+            text.set_color("white" if norm[i, j] > 0.5 else "black")
+
+
 def plot_confusion(metrics: dict, path: Path, title: str = "") -> None:
+    """``metrics``' confusion matrix (from :func:`score`) as a PNG at ``path``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cm = np.asarray(metrics["confusion"], dtype=float)
     labels = metrics["labels"]
-    rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     fig, ax = plt.subplots(figsize=(1.1 * len(labels) + 2.5, 1.0 * len(labels) + 2))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    draw_confusion(ax, metrics["confusion"], labels)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")

@@ -14,7 +14,7 @@ def prepare_to_dir(name: str, root: str | Path | None, out: str | Path, force: b
 
     Cached features under ``out/features`` survive a re-prepare where the audio is the same:
     they are keyed by utterance id, feature config and the audio file's path, size and
-    modification time (features.audio_stamp), so other audio under the same ids is extracted again.
+    modification time (feature_cache.audio_stamp), so other audio under the same ids is extracted again.
     """
     from .corpora import prepare_corpus
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_csv, atomic_write_text
 from .baseline import BASELINES
 from .errors import UserError
 from .gridlog import read_logs as grid_log
-from .manifest import atomic_write_csv, atomic_write_text
+from .metrics import draw_confusion
 from .pooling import pooled_section
 from .stats import Comparison, compare, describe_tests, with_holm
 
@@ -377,11 +378,10 @@ def plot_confusions(confusions: dict, path: Path) -> Path:
     for ax in axes.flat:
         ax.axis("off")
     for ax, key in zip(axes.flat, keys):
-        cm = np.asarray(confusions[key]["confusion"], dtype=float)
         labels = confusions[key]["labels"]
-        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
         ax.axis("on")
-        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        draw_confusion(ax, confusions[key]["confusion"], labels, annotate=False)
+        ax.set(xlabel="", ylabel="")
         ax.set_xticks(range(len(labels)), [lab[:3] for lab in labels], fontsize=7, rotation=90)
         ax.set_yticks(range(len(labels)), [lab[:3] for lab in labels], fontsize=7)
         init, data, scheme = key.split("|")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
+from .atomic import atomic_write_text
 from .config import TrainConfig, normalized
 from .errors import UserError
-from .manifest import atomic_write_text
 
 MARKER = ".copypaste-ser-run"
 LOCK = ".copypaste-ser.lock"

@@ -1,9 +1,10 @@
-"""Training: Adam + cross-entropy, dev weighted F1 each epoch, best-epoch model, resume, DDP.
+"""The training loop: Adam + cross-entropy, dev scores each epoch, best-epoch model, resume, DDP.
 
-One loop serves two tasks (``TrainConfig.task``, see :class:`Task`): ``emotion`` (the
-corpus fold; best epoch by dev weighted F1; model kind "emotion") and ``speaker``
-(speaker-ID pretraining on a speaker corpus, see speaker.py; held-out utterances of the
-training speakers as dev; best epoch by dev accuracy; model kind "speaker").
+One loop serves both tasks of ``TrainConfig.task`` (task.py: emotion on a corpus fold, or
+speaker-ID pretraining, speaker.py). Its parts live beside it: the task (task.py), the
+training items and their features (trainset.py), the model, optimiser and model file
+(model_setup.py), the run folder, its marker and lock (rundir.py) and the choice of the
+kept model (selection.py).
 
 Run directory::
 
@@ -27,142 +28,31 @@ import json
 import os
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.nn.modules.batchnorm import _NormBase
 import yaml
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write_text
 from .augment.pipeline import training_augmentation
 from .checkpoint import FORMAT, load_checkpoint, save_atomic
 from .config import TrainConfig
-from .data import Item, TrainBatches
+from .data import TrainBatches
 from .distributed import dist_setup, global_mean_loss, wrap_model
 from .errors import UserError
-from .features import extract_features
+from .feature_cache import extract_features
 from .inference import predict_proba
-from .manifest import Manifest, Protocol, atomic_write_text, load_corpus
+from .manifest import Manifest, load_corpus
 from .metrics import plot_confusion, plot_curves, score
+from .model_setup import build_emotion_model, freeze_encoder_norms, make_optimizer, model_file
 from .reproducible import make_deterministic
-from .selection import ModelSelection
 from .rundir import claim, mark_stopped, prepare_run_dir, run_status
-
-
-# ---------------------------------------------------------------- task
-@dataclass
-class Task:
-    """What a run learns: class names, the utterance ids of each split and their classes."""
-
-    kind: str                  # "emotion" | "speaker": also the model file's kind
-    labels: list[str]
-    train: list[str]
-    dev: list[str]
-    test: list[str]
-    targets: dict[str, int]    # utterance id -> class index
-    report: tuple[str, ...]    # dev scores kept per epoch; the first picks the best epoch
-
-    @property
-    def metric(self) -> str:
-        return self.report[0]
-
-
-def make_task(cfg: TrainConfig, manifest: Manifest, protocol: Protocol) -> Task:
-    if cfg.task == "speaker":
-        from .speaker import speaker_task
-        return speaker_task(manifest, source=cfg.data)
-    if cfg.task != "emotion":
-        raise UserError(f"unknown task {cfg.task!r}: choose emotion or speaker")
-    fold = protocol.fold(cfg.fold)
-    from .corpora.folds import check_fold
-    check_fold(manifest, fold, cfg.data)  # one line now, not a traceback after epoch 1
-    targets = {i: manifest.label_index(manifest[i].emotion) for i in fold.train + fold.dev + fold.test}
-    return Task("emotion", list(manifest.labels), fold.train, fold.dev, fold.test, targets,
-                ("weighted_f1", "uar"))
-
-
-# ---------------------------------------------------------------- data
-def build_items(task: Task, ids: list[str], condition: str = "clean") -> list[Item]:
-    return [Item(i, task.targets[i], condition) for i in ids]
-
-
-def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progress: bool):
-    """Features of the training items: clean plus, with noise_aug, the six noisy copies."""
-    data_dir = Path(cfg.data)
-    train_ids = task.train
-    utts = manifest.subset(train_ids)
-    stores = {"clean": extract_features(utts, cfg.feature_config, data_dir, progress=progress).load_all()}
-    items = build_items(task, train_ids)
-    noisy: list[Item] = []
-    if cfg.noise_aug:
-        from .augment.noise import training_copies
-        from .corpora.musan import noise_split_for
-        if not cfg.noise_root:
-            raise UserError("--noise-aug needs --noise-root, a folder in MUSAN layout (noise/, music/)")
-        key, sets = noise_split_for(Path(cfg.noise_root), data_dir)
-        for cond in training_copies(sets):
-            name = f"{key}-{cond.name}"
-            store = extract_features(utts, cfg.feature_config, data_dir, condition=name,
-                                     transform=cond, progress=progress)
-            stores[name] = store.load_all()
-            noisy += build_items(task, train_ids, name)
-    return stores, items, noisy
-
-
-# ---------------------------------------------------------------- model
-def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict]:
-    """The run's model (emotion or speaker classes) and its provenance: random, or from
-    ``cfg.init`` (a speaker model file or "resemblyzer", see transfer.py)."""
-    from .models import PRESETS, ModelConfig, build_model
-
-    if cfg.init:
-        from .transfer import emotion_model_from_speaker
-        model, provenance = emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config)
-        init_width = getattr(getattr(model, "config", None), "width", None)
-        if cfg.width and init_width is not None and init_width != cfg.width:
-            raise UserError(f"{cfg.init}: speaker model has width {init_width} but this run asks for width "
-                            f"{cfg.width}; leave width unset or pretrain with --width {cfg.width}")
-        return model, provenance
-    if cfg.preset not in PRESETS:
-        raise UserError(f"unknown model preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
-    overrides = {"width": cfg.width} if cfg.width else {}
-    mcfg = ModelConfig(**{**PRESETS[cfg.preset], **overrides, "feat_dim": cfg.feature_config.dim,
-                          "num_classes": num_classes})
-    return build_model(mcfg), {"init": "random"}
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    head = [p for n, p in model.named_parameters() if n.startswith("output.")]
-    body = [p for n, p in model.named_parameters() if not n.startswith("output.")]
-    # AdamW only with weight decay, so runs without it stay the paper's Adam
-    opt = (lambda g: torch.optim.AdamW(g, lr=cfg.lr, weight_decay=cfg.weight_decay)) if cfg.weight_decay \
-        else (lambda g: torch.optim.Adam(g, lr=cfg.lr))
-    if cfg.freeze_encoder:
-        for p in body:
-            p.requires_grad_(False)
-        return opt(head)
-    return opt([{"params": body, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": head, "lr": cfg.lr}])
-
-
-def freeze_encoder_norms(model: torch.nn.Module) -> None:
-    """Frozen means frozen: normalisation layers outside the head (those make_optimizer
-    freezes) use and keep their running statistics. Call after every ``model.train()``."""
-    for name, module in model.named_modules():
-        if isinstance(module, _NormBase) and not name.startswith("output"):
-            module.eval()
-
-
-def model_file(model: torch.nn.Module, manifest: Manifest, cfg: TrainConfig, provenance: dict,
-               kind: str = "emotion", labels: list[str] | None = None) -> dict:
-    return {"format": FORMAT, "kind": kind,
-            "model": {"arch": getattr(model, "arch", "thin-resnet34"), "config": model.config.to_dict()},
-            "labels": list(labels if labels is not None else manifest.labels), "corpus": manifest.name,
-            "neutral": manifest.neutral, "features": dict(cfg.features), "train": cfg.to_dict(),
-            "provenance": provenance,
-            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+from .selection import ModelSelection
+from .task import Task, make_task
+from .trainset import load_train_features, sample_noisy
 
 
 # ---------------------------------------------------------------- training
@@ -238,7 +128,7 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
 
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
-        items = clean_items + _sample_noisy(noisy_items, cfg, epoch)
+        items = clean_items + sample_noisy(noisy_items, cfg, epoch)
         batches = TrainBatches(items, lambda it: stores[it.condition][it.utt_id], cfg.batch_size,
                                cfg.chunk_frames, augment, seed=cfg.seed, rank=rank, world_size=world,
                                mean_norm=mean_norm)
@@ -310,22 +200,13 @@ def dev_score(model: torch.nn.Module, dev_x: list, dev_y: list[int], task: Task,
     return score(dev_y, probs.argmax(1).tolist(), task.labels)[task.metric]
 
 
-def _sample_noisy(noisy: list[Item], cfg: TrainConfig, epoch: int) -> list[Item]:
-    if not noisy or cfg.noise_epoch_fraction >= 1.0:
-        return noisy
-    rng = np.random.default_rng([cfg.seed, epoch, 7])
-    k = int(round(len(noisy) * cfg.noise_epoch_fraction))
-    return [noisy[i] for i in rng.choice(len(noisy), size=k, replace=False)]
-
-
 def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, state: dict,
                device: torch.device, status: dict, show: bool) -> dict:
-    from .evaluate import evaluate_ids
+    from .evaluate import evaluate_ids, evaluate_speaker
     from .inference import model_from_file
 
     best = model_from_file(load_checkpoint(out / "model.pt"), str(out / "model.pt")).to(device)
     if task.kind == "speaker":
-        from .speaker import evaluate_speaker
         metrics = evaluate_speaker(best, manifest, task, cfg, device=device)
     else:
         metrics = evaluate_ids(best, manifest, task.test, cfg, device=device, progress=show)

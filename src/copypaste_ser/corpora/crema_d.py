@@ -30,8 +30,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from . import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
-               require_dir, shuffled_split, speaker_folds)
+from .common import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
+                     require_dir, shuffled_split, speaker_folds)
 
 NAME_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral",

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from . import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, loso_assignments,
-               make_utterance, require_dir, speaker_folds)
+from .common import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, loso_assignments,
+                     make_utterance, require_dir, speaker_folds)
 
 NAME_RE = re.compile(r"^(\d\d)([ab]\d\d)([WLEAFTN])([a-z])$")
 EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy",

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Fold, Manifest, Protocol
-from . import (CANONICAL_LABELS, LABEL_SYNONYMS, audio_files, check_unique_ids, drop_empty, finish,
-               make_utterance, ordered_labels, require_dir, resolve_audio, shuffled_split)
+from .common import (CANONICAL_LABELS, LABEL_SYNONYMS, audio_files, check_unique_ids, drop_empty, finish,
+                     make_utterance, ordered_labels, require_dir, resolve_audio, shuffled_split)
 from .folds import check_folds, cv_folds, parse_folds, speaker_classes, warn
 
 SPLIT_NAMES = {"train": "train", "training": "train", "dev": "dev", "valid": "dev",

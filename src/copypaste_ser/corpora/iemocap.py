@@ -32,8 +32,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from . import (check_unique_ids, drop_empty, finish, make_utterance, require_dir, resolve_audio,
-               speaker_folds)
+from .common import (check_unique_ids, drop_empty, finish, make_utterance, require_dir, resolve_audio,
+                     speaker_folds)
 
 LINE_RE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(Ses\d\d[FM]_\S+)\s+(\w+)\s+\[([^\]]*)\]")
 UTT_RE = re.compile(r"^Ses(\d\d)[FM]_.*_([FM])\d+$")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import NO_EMOTION, Manifest, Protocol
-from . import audio_files, finish_speaker_corpus, make_utterance, require_dir
+from .common import audio_files, finish_speaker_corpus, make_utterance, require_dir
 
 NAME_RE = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 GENDER = {"F": "female", "M": "male"}

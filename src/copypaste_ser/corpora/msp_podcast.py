@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Fold, Manifest, Protocol
-from . import check_unique_ids, class_set, drop_empty, finish, make_utterance, require_dir, resolve_audio
+from .common import check_unique_ids, class_set, drop_empty, finish, make_utterance, require_dir, resolve_audio
 
 CLASSES = {"A": "angry", "H": "happy", "S": "sad", "N": "neutral", "D": "disgust",
            "C": "contempt", "U": "surprise", "F": "fear"}

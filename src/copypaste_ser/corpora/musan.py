@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from ..errors import UserError
-from ..manifest import atomic_write_text
 
 __all__ = ["NoiseSet", "KINDS", "AUDIO_EXTENSIONS", "MUSAN_JSON", "list_audio", "split_pool",
            "prepare_musan", "save_musan", "load_musan", "load_or_prepare_musan", "summary"]

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from . import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
-               require_dir, speaker_folds)
+from .common import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
+                     require_dir, speaker_folds)
 
 NAME_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",

@@ -34,8 +34,8 @@ import numpy as np
 from ..audio import write_audio
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from . import (audio_files, check_unique_ids, finish, loso_assignments, make_utterance, require_dir,
-               speaker_folds)
+from .common import (audio_files, check_unique_ids, finish, loso_assignments, make_utterance, require_dir,
+                     speaker_folds)
 
 LABELS = ["neutral", "angry", "happy", "sad"]
 NAME_RE = re.compile(r"^spk(\d+)_(angry|happy|neutral|sad)_(\d+)$")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import NO_EMOTION, Manifest, Protocol
-from . import AUDIO_SUFFIXES, finish_speaker_corpus, make_utterance, require_dir
+from .common import AUDIO_SUFFIXES, finish_speaker_corpus, make_utterance, require_dir
 
 SPEAKER_RE = re.compile(r"^id\d+$")
 CONVERT = "ffmpeg -i IN.m4a -ac 1 -ar 16000 IN.wav"

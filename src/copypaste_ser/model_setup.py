@@ -1,0 +1,69 @@
+"""The model of a run: built at random or from ``cfg.init`` (transfer.py), its optimiser,
+its frozen parts, and the model file (``model.pt``) a run saves of it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.modules.batchnorm import _NormBase
+
+from .checkpoint import FORMAT
+from .config import TrainConfig
+from .errors import UserError
+from .manifest import Manifest
+
+
+def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict]:
+    """The run's model (emotion or speaker classes) and its provenance: random, or from
+    ``cfg.init`` (a speaker model file or "resemblyzer", see transfer.py)."""
+    from .models import PRESETS, ModelConfig, build_model
+
+    if cfg.init:
+        from .transfer import emotion_model_from_speaker
+        model, provenance = emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config)
+        init_width = getattr(getattr(model, "config", None), "width", None)
+        if cfg.width and init_width is not None and init_width != cfg.width:
+            raise UserError(f"{cfg.init}: speaker model has width {init_width} but this run asks for width "
+                            f"{cfg.width}; leave width unset or pretrain with --width {cfg.width}")
+        return model, provenance
+    if cfg.preset not in PRESETS:
+        raise UserError(f"unknown model preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
+    overrides = {"width": cfg.width} if cfg.width else {}
+    mcfg = ModelConfig(**{**PRESETS[cfg.preset], **overrides, "feat_dim": cfg.feature_config.dim,
+                          "num_classes": num_classes})
+    return build_model(mcfg), {"init": "random"}
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (AdamW with weight decay); the encoder at ``encoder_lr_scale`` of the head's rate,
+    or frozen with ``freeze_encoder``."""
+    head = [p for n, p in model.named_parameters() if n.startswith("output.")]
+    body = [p for n, p in model.named_parameters() if not n.startswith("output.")]
+    # AdamW only with weight decay, so runs without it stay the paper's Adam
+    opt = (lambda g: torch.optim.AdamW(g, lr=cfg.lr, weight_decay=cfg.weight_decay)) if cfg.weight_decay \
+        else (lambda g: torch.optim.Adam(g, lr=cfg.lr))
+    if cfg.freeze_encoder:
+        for p in body:
+            p.requires_grad_(False)
+        return opt(head)
+    return opt([{"params": body, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": head, "lr": cfg.lr}])
+
+
+def freeze_encoder_norms(model: torch.nn.Module) -> None:
+    """Frozen means frozen: normalisation layers outside the head (those make_optimizer
+    freezes) use and keep their running statistics. Call after every ``model.train()``."""
+    for name, module in model.named_modules():
+        if isinstance(module, _NormBase) and not name.startswith("output"):
+            module.eval()
+
+
+def model_file(model: torch.nn.Module, manifest: Manifest, cfg: TrainConfig, provenance: dict,
+               kind: str = "emotion", labels: list[str] | None = None) -> dict:
+    """The self-describing model file (``model.pt``): weights, architecture, labels, features,
+    training options and provenance."""
+    return {"format": FORMAT, "kind": kind,
+            "model": {"arch": getattr(model, "arch", "thin-resnet34"), "config": model.config.to_dict()},
+            "labels": list(labels if labels is not None else manifest.labels), "corpus": manifest.name,
+            "neutral": manifest.neutral, "features": dict(cfg.features), "train": cfg.to_dict(),
+            "provenance": provenance,
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
