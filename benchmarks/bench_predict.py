@@ -82,10 +82,10 @@ def make_models(folder: Path) -> dict[str, Path]:
     return out
 
 
-def run(model: Path, audio: Path, engine: str, rows: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one ``predict`` process."""
-    cmd = [sys.executable, "-m", "copypaste_ser", "predict", str(model), str(audio), "--engine", engine,
-           "--out", str(rows)]
+def run(model: Path | None, audio: Path, engine: str, rows: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one ``predict`` process (``model`` None: the shipped one)."""
+    cmd = [sys.executable, "-m", "copypaste_ser", "predict", *([str(model)] if model else []), str(audio),
+           "--engine", engine, "--out", str(rows)]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -104,10 +104,12 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=["torch", "onnx"])
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "copypaste-ser-bench")
     ap.add_argument("--out", type=Path, default=None, help="Markdown table to write")
+    ap.add_argument("--shipped", action="store_true",
+                    help="only the shipped default model (`predict FILE`, no model argument)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     clips = speech_source()
-    models = make_models(args.work)
+    models = {"default model (shipped, resemblyzer-attention)": None} if args.shipped else make_models(args.work)
     load = os.getloadavg()[0]
     lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch {torch.__version__}; "

@@ -68,3 +68,19 @@ def test_load_corpus_reports_the_bad_line(tmp_path):
 def test_missing_corpus_dir_says_what_to_run(tmp_path):
     with pytest.raises(UserError, match="run `copypaste-ser prepare`"):
         load_corpus(tmp_path / "nothing")
+
+
+def test_atomic_writes_get_the_permissions_open_gives(tmp_path):
+    import os
+    import stat
+
+    from copypaste_ser.atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        (tmp_path / "b.txt").write_text("x")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644
