@@ -30,13 +30,15 @@ def test_slurm_launcher_on_submitits_local_executor_runs_interrupts_and_resumes(
     monkeypatch.setattr(L.SubmititLauncher, "run", spy)
     real_pause = L.SubmititLauncher._pause
 
-    def ctrl_c_once_a_run_trains(self):
-        if any(out.rglob("history.jsonl")):
-            raise KeyboardInterrupt
-        real_pause(self)
+    def ctrl_c_at_the_first_poll(self):
+        # the array is submitted and no run can have finished yet (each job starts a Python
+        # and imports torch first); waiting for a run to train raced on a loaded machine, where
+        # both tiny runs could finish between two polls
+        raise KeyboardInterrupt
 
+    assert real_pause  # the real pause is what the later invocations use
     with monkeypatch.context() as m:
-        m.setattr(L.SubmititLauncher, "_pause", ctrl_c_once_a_run_trains)
+        m.setattr(L.SubmititLauncher, "_pause", ctrl_c_at_the_first_poll)
         with pytest.raises(KeyboardInterrupt):
             run_grid(grid, progress=False, launcher="submitit-local")
     assert arrays == [2]  # one array of one task per run
