@@ -14,6 +14,7 @@ checkpoint when the grid runs again, so launchers need no state of their own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing as mp
 import os
@@ -23,7 +24,7 @@ import threading
 import time
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from .errors import UserError
 
@@ -118,6 +119,23 @@ def _child(parent: int, fn: Callable[[Any], Any], item: Any, send: Any) -> None:
     send.close()
 
 
+@contextlib.contextmanager
+def _cancellable_children(local: bool) -> Iterator[None]:
+    """submitit's local executor cancels a job with SIGINT. A process started from a background
+    shell inherits SIGINT ignored, and so would the jobs, which then train on to the end after
+    a Ctrl-C or kill of the grid. While the jobs start, SIGINT is set to Python's default so
+    they inherit a working one."""
+    old = signal.getsignal(signal.SIGINT)
+    switch = local and old == signal.SIG_IGN and threading.current_thread() is threading.main_thread()
+    if switch:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if switch:
+            signal.signal(signal.SIGINT, old)
+
+
 def die_with_parent(parent: int) -> None:
     """Have Linux SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG): an orphaned
     worker would go on training, and race the next grid for the same run folders."""
@@ -177,7 +195,8 @@ class SubmititLauncher:
     def run(self, fn: Callable[[Any], Any], items: Sequence[Any], done: Done) -> None:
         if not items:
             return
-        jobs = self.executor.map_array(functools.partial(captured, fn), list(items))
+        with _cancellable_children(self.cluster == "local"):
+            jobs = self.executor.map_array(functools.partial(captured, fn), list(items))
         pending = dict(zip(jobs, items))
         try:
             while pending:
