@@ -11,9 +11,8 @@ import argparse
 import csv
 from collections import defaultdict
 
+from copypaste_ser.baseline import BASELINES
 from copypaste_ser.stats import fold_test, holm
-
-BASELINES = ("egemaps-svm", "mfcc-lr", "rzstates-lr")
 
 
 def main() -> None:

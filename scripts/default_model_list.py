@@ -1,5 +1,6 @@
 """Write the CSV list the shipped default model was trained from: EmoDB (original length) and
-RAVDESS speech, the paper's 4 classes, dev = EmoDB speaker 16, test = RAVDESS actor 24.
+RAVDESS speech, the paper's 4 classes as their recipes read them, dev = EmoDB speaker 16,
+test = RAVDESS actor 24.
 
     python scripts/default_model_list.py --emodb ../shared/data/emodb-full --ravdess ../shared/data/ravdess \
         --out data/default-model/list.csv
@@ -12,22 +13,18 @@ import argparse
 import csv
 from pathlib import Path
 
-EMODB = {"W": "angry", "F": "happy", "N": "neutral", "T": "sad"}
-RAVDESS = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry"}
-AUDIO = ("*.wav", "*.flac")
+from copypaste_ser.corpora import emodb, ravdess
+from copypaste_ser.errors import UserError
+
+SPLIT = {emodb.speaker_id("16"): "dev", ravdess.speaker_id(24): "test"}
 
 
-def rows(emodb: Path, ravdess: Path) -> list[tuple[str, str, str, str]]:
+def rows(emodb_root: Path, ravdess_root: Path) -> list[tuple[str, str, str, str]]:
     out = []
-    for path in sorted(p for pattern in AUDIO for p in (emodb / "wav").glob(pattern)):
-        if path.stem[5] in EMODB:
-            speaker = path.stem[:2]
-            out.append((str(path.resolve()), EMODB[path.stem[5]], f"emodb-{speaker}", "dev" if speaker == "16" else "train"))
-    for path in sorted(p for pattern in AUDIO for p in ravdess.glob(f"Actor_*/{pattern}")):
-        fields = path.stem.split("-")
-        if fields[2] in RAVDESS:
-            actor = int(fields[6])
-            out.append((str(path.resolve()), RAVDESS[fields[2]], f"ravdess-{actor:02d}", "test" if actor == 24 else "train"))
+    for recipe, root in ((emodb, emodb_root), (ravdess, ravdess_root)):
+        manifest, _ = recipe.prepare(root, classes="paper4")
+        for u in manifest:
+            out.append((str(Path(u.audio).resolve()), u.emotion, u.speaker, SPLIT.get(u.speaker, "train")))
     return out
 
 
@@ -37,9 +34,10 @@ def main() -> None:
     ap.add_argument("--ravdess", type=Path, required=True, help="RAVDESS root (holds Actor_NN/)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    table = rows(args.emodb, args.ravdess)
-    if not table:
-        raise SystemExit(f"error: no EmoDB or RAVDESS audio under {args.emodb} / {args.ravdess}")
+    try:
+        table = rows(args.emodb, args.ravdess)
+    except UserError as e:  # the recipes name the folder and what is wrong
+        raise SystemExit(f"error: {e}") from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")

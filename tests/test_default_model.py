@@ -10,21 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from copypaste_ser.corpora import ravdess
 from copypaste_ser.encoders import resemblyzer_available
 from copypaste_ser.pretrained import CARD, DEFAULT_DIR, META, ONNX, WEIGHTS, load_model_dir
 from copypaste_ser.predict import EmotionPredictor
+from test_predict_stream import _speechish
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LABELS = {"neutral", "angry", "happy", "sad"}
-RAVDESS = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry"}
-
-
-def _voiced(seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * 16000)) / 16000
-    f0 = 140 + 60 * np.sin(2 * np.pi * 0.4 * t)
-    tone = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / 16000) / k for k in range(1, 6))
-    return (0.2 * tone * (np.sin(2 * np.pi * 1.1 * t) > -0.4) + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
 
 
 def test_the_package_ships_the_default_model_with_its_card():
@@ -41,7 +34,7 @@ def test_predict_with_no_run_folder_answers_for_the_whole_file(tmp_path: Path):
     from test_bad_input import run_cli
 
     wav = tmp_path / "talk.wav"
-    sf.write(wav, np.concatenate([_voiced(6.0, 0), np.zeros(16000 * 3, np.float32), _voiced(3.0, 1)]), 16000)
+    sf.write(wav, np.concatenate([_speechish(6.0, 0), np.zeros(16000 * 3, np.float32), _speechish(3.0, 1)]), 16000)
     code, output = run_cli(["predict", str(wav), "--window", "4", "--out", str(tmp_path / "rows.jsonl")])
     assert code == 0, output
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
@@ -60,7 +53,7 @@ def test_predict_with_no_run_folder_answers_for_the_whole_file(tmp_path: Path):
 @pytest.mark.skipif(not resemblyzer_available(), reason="the torch engine needs Resemblyzer's weights")
 def test_onnx_and_torch_give_the_same_probabilities(tmp_path: Path):
     wav = tmp_path / "a.wav"
-    sf.write(wav, _voiced(9.0, 2), 16000)
+    sf.write(wav, _speechish(9.0, 2), 16000)
     torch_rows = EmotionPredictor(DEFAULT_DIR, engine="torch")([wav], window=4.0)
     onnx_rows = EmotionPredictor(DEFAULT_DIR, engine="onnx")([wav], window=4.0)
     assert len(torch_rows) == len(onnx_rows) > 1
@@ -74,8 +67,9 @@ def test_onnx_and_torch_give_the_same_probabilities(tmp_path: Path):
 @pytest.mark.skipif(not (SHARED / "ravdess").is_dir(), reason="needs ../shared/data")
 def test_it_hears_the_emotion_of_an_actor_it_never_heard():
     # RAVDESS actor 24 is the default model's held-out test speaker (MODEL_CARD.md)
-    files = sorted(p for p in (SHARED / "ravdess" / "Actor_24").glob("*.flac") if p.name.split("-")[2] in RAVDESS)
-    truth = [RAVDESS[p.name.split("-")[2]] for p in files]
+    manifest, _ = ravdess.prepare(SHARED / "ravdess", classes="paper4")
+    actor = [u for u in manifest if u.speaker == ravdess.speaker_id(24)]
+    files, truth = [u.audio for u in actor], [u.emotion for u in actor]
     rows = EmotionPredictor(DEFAULT_DIR)(files)
     said = [max(r["probs"], key=r["probs"].get) for r in rows if r["level"] == "file"]
     assert len(said) == len(files) == 28
