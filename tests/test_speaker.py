@@ -16,7 +16,8 @@ from copypaste_ser.corpora import prepare_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.manifest import SPEAKER_FOLD, Manifest, Utterance, load_corpus
 from copypaste_ser.prepare import prepare_to_dir
-from copypaste_ser.speaker import held_out_split, pretrain_speaker
+from copypaste_ser.speaker import pretrain_speaker
+from copypaste_ser.task import held_out_split
 from copypaste_ser.train import train
 from conftest import weighted_f1_from_confusion
 

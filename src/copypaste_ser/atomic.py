@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +24,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     without an exception, removed otherwise. The parent folder is created if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    # mkstemp makes the file owner-only (0600); the result should get what open() gives
-    os.chmod(tmp, 0o666 & ~_umask())
+    tmp = _create_beside(path, suffix)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -36,10 +33,16 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             os.remove(tmp)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_beside(path: Path, suffix: str) -> str:
+    """Create an empty, unique ``.<name>.<random><suffix>`` beside ``path``. Unlike mkstemp's
+    owner-only 0600, mode 0666 lets the umask decide, so the result gets what open() gives."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

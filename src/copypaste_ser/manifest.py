@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .atomic import atomic_write_csv, atomic_write_text  # noqa: F401  (re-exported: callers write through manifest)
+from .atomic import atomic_write_text
 from .errors import UserError
 from .validation import Check, Fields, Kind, ListOf, Number, check_fields
 

@@ -186,7 +186,7 @@ def _remove_files(folder: Path, names: set[str] | frozenset[str]) -> None:
 
 
 def _is_temp(f: Path) -> bool:
-    """A leftover of an atomic write cut short (checkpoint.save_atomic, manifest.atomic_write_text)."""
+    """A leftover of an atomic write cut short (atomic.atomic_path, which every writer uses)."""
     return f.name.startswith(".") and f.name.endswith(".tmp") and f.is_file()
 
 

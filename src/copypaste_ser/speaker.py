@@ -25,8 +25,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import make_config
-from .evaluate import evaluate_speaker  # noqa: F401  (re-exported)
-from .task import HELD_OUT_FRACTION, held_out_split, speaker_task  # noqa: F401  (re-exported)
 from .train import train
 
 

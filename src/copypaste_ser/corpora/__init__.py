@@ -17,10 +17,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from .common import (AUDIO_SUFFIXES, CANONICAL_LABELS, LABEL_SYNONYMS, PAPER4, audio_files,  # noqa: F401
-                     check_unique_ids, class_set, drop_empty, finish, finish_speaker_corpus, is_audio_file,
-                     loso_assignments, make_utterance, ordered_labels, require_dir, resolve_audio,
-                     shuffled_split, speaker_folds)
+from .common import CANONICAL_LABELS, LABEL_SYNONYMS, finish
 
 # ---------------------------------------------------------------- registry
 from . import crema_d, emodb, folder, iemocap, librispeech, msp_podcast, ravdess, synthetic, voxceleb
