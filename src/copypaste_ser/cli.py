@@ -101,6 +101,10 @@ def train(
     head_pooling: Optional[str] = typer.Option(None, help="attention or meanstd (resemblyzer-attention)"),
     weight_decay: Optional[float] = typer.Option(None, help="> 0: AdamW with this weight decay"),
     label_smoothing: Optional[float] = typer.Option(None),
+    dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (scratch ResNet)"),
+    lr_schedule: Optional[str] = typer.Option(None, help="constant (paper) or cosine (per epoch, down to 0)"),
+    input_norm: bool = typer.Option(False, help="Standardise each coefficient with training-set statistics "
+                                    "(scratch ResNet)"),
     spec_augment: bool = typer.Option(False, help="SpecAugment-style time/frequency masks (MFCC models)"),
     select: Optional[str] = typer.Option(None, help="best-dev (paper) or average (mean weights of the last "
                                          "epochs, no dev choice)"),
@@ -122,7 +126,8 @@ def train(
                       noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
                       head_pooling=head_pooling, weight_decay=weight_decay, label_smoothing=label_smoothing,
-                      select=select, spec_augment=spec_augment or None)
+                      select=select, spec_augment=spec_augment or None, dropout=dropout,
+                      lr_schedule=lr_schedule, input_norm=input_norm or None)
     if is_fold_pattern(fold):  # every fold: OUT/<fold>, then results.csv for `report OUT`
         summary = train_folds(cfg, out, fold, seeds=seed, force=force, progress=not quiet)
     else:

@@ -16,6 +16,8 @@ from .models.encoder_head import POOLINGS
 from .selection import SELECTIONS
 from .validation import SEED, Check, Fields, Kind, Number, OneOf, Rule, check, check_fields, option_name
 
+#: TrainConfig.lr_schedule values (model_setup.epoch_lr_factor).
+LR_SCHEDULES = ("constant", "cosine")
 #: TrainConfig.init value that selects the pretrained Resemblyzer speaker encoder.
 RESEMBLYZER = "resemblyzer"
 #: TrainConfig.init value: Resemblyzer's encoder frozen, the paper's attention head on its states.
@@ -50,6 +52,9 @@ class TrainConfig:
     head_pooling: str = "attention"  # attention | meanstd (init resemblyzer-attention only)
     weight_decay: float = 0.0        # > 0: AdamW (decoupled weight decay) instead of Adam
     label_smoothing: float = 0.0
+    dropout: float | None = None     # before the classifier (scratch ResNet); None = the preset's (0)
+    lr_schedule: str = "constant"    # constant (paper) | cosine: per epoch, from lr down to 0
+    input_norm: bool = False         # scratch ResNet: standardise each coefficient (training-set stats)
     select: str = "best-dev"         # best-dev (paper) | average (mean weights of the last epochs) | best-dev-smoothed
     average_fraction: float = 0.5    # select=average: share of the last epochs averaged
     smooth_epochs: int = 5           # select=best-dev-smoothed: epochs in the centred dev moving average
@@ -116,6 +121,8 @@ TRAIN_RULES: dict[str, Rule] = {
     "noise_epoch_fraction": Number(gt=0, le=1), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
     "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
     "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
+    "dropout": Number(ge=0, le=0.9, optional=True), "lr_schedule": OneOf(LR_SCHEDULES),
+    "input_norm": Kind(bool),
     "average_fraction": Number(gt=0, le=1), "smooth_epochs": Number(integer=True, ge=1, le=99), "seed": SEED, "threads": Number(integer=True, ge=0, le=1024),
     "features": Fields(FEATURE_RULES),
 }

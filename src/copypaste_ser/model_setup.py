@@ -4,6 +4,8 @@ its frozen parts, and the model file (``model.pt``) a run saves of it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn.modules.batchnorm import _NormBase
 
@@ -19,6 +21,10 @@ def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Mo
     from .models import PRESETS, ModelConfig, build_model
 
     if cfg.init:
+        for option in ("dropout", "input_norm"):
+            if getattr(cfg, option):
+                raise UserError(f"{option}: applies to the scratch ResNet only, not to init {cfg.init!r}; "
+                                f"leave {option} unset")
         from .transfer import emotion_model_from_speaker
         model, provenance = emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config)
         init_width = getattr(getattr(model, "config", None), "width", None)
@@ -29,6 +35,10 @@ def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Mo
     if cfg.preset not in PRESETS:
         raise UserError(f"unknown model preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
     overrides = {"width": cfg.width} if cfg.width else {}
+    if cfg.dropout is not None:
+        overrides["dropout"] = cfg.dropout
+    if cfg.input_norm:
+        overrides["input_norm"] = True
     mcfg = ModelConfig(**{**PRESETS[cfg.preset], **overrides, "feat_dim": cfg.feature_config.dim,
                           "num_classes": num_classes})
     return build_model(mcfg), {"init": "random"}
@@ -47,6 +57,25 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
             p.requires_grad_(False)
         return opt(head)
     return opt([{"params": body, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": head, "lr": cfg.lr}])
+
+
+def epoch_lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """The share of each group's base rate used in ``epoch`` (1-based): 1 (constant), or a
+    half cosine from 1 in the first epoch towards 0 after the last (cosine)."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
+    raise ValueError(f"unknown lr schedule {schedule!r}")
+
+
+def set_epoch_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> None:
+    """Set every group's rate for ``epoch`` from its base rate, kept in the group (and so in
+    the optimizer's state dict): a resumed run gets the same rate as an uninterrupted one."""
+    factor = epoch_lr_factor(cfg.lr_schedule, epoch, cfg.epochs)
+    for group in optimizer.param_groups:
+        group.setdefault("base_lr", group["lr"])
+        group["lr"] = group["base_lr"] * factor
 
 
 def freeze_encoder_norms(model: torch.nn.Module) -> None:

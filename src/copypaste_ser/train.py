@@ -44,10 +44,11 @@ from .data import TrainBatches
 from .distributed import dist_setup, global_mean_loss, wrap_model
 from .errors import UserError
 from .feature_cache import extract_features
+from .features import mean_normalize
 from .inference import predict_proba
 from .manifest import Manifest, load_corpus
 from .metrics import plot_confusion, plot_curves, score
-from .model_setup import build_emotion_model, freeze_encoder_norms, make_optimizer, model_file
+from .model_setup import build_emotion_model, freeze_encoder_norms, make_optimizer, model_file, set_epoch_lr
 from .reproducible import make_deterministic
 from .rundir import claim, mark_stopped, prepare_run_dir, run_status
 from .selection import ModelSelection
@@ -99,7 +100,8 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
 
     model, provenance = build_emotion_model(cfg, len(task.labels))
     if hasattr(model, "fit_input_stats"):  # standardise with training-set statistics (resume reloads them)
-        model.fit_input_stats(list(stores["clean"].values()))
+        model.fit_input_stats([mean_normalize(x) if mean_norm else x
+                               for x in stores["clean"].values()])
     model.to(device)
     optimizer = make_optimizer(model, cfg)
     selection = ModelSelection(cfg.select, cfg.epochs, cfg.average_fraction, cfg.smooth_epochs)
@@ -128,6 +130,7 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
 
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
+        set_epoch_lr(optimizer, cfg, epoch)
         items = clean_items + sample_noisy(noisy_items, cfg, epoch)
         batches = TrainBatches(items, lambda it: stores[it.condition][it.utt_id], cfg.batch_size,
                                cfg.chunk_frames, augment, seed=cfg.seed, rank=rank, world_size=world,

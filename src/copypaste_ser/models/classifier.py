@@ -12,6 +12,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -39,6 +40,7 @@ class ModelConfig:
     heads: int = 32
     embed_dim: int = 400
     dropout: float = 0.0
+    input_norm: bool = False  # standardise each coefficient with training-set statistics
 
     def __post_init__(self) -> None:
         try:
@@ -97,6 +99,9 @@ class EmotionResNet(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = ThinResNet34(config.width, config.blocks, config.feat_dim)
+        if config.input_norm:  # per-coefficient training-set statistics (fit_input_stats), saved with the weights
+            self.register_buffer("in_mean", torch.zeros(config.feat_dim))
+            self.register_buffer("in_std", torch.ones(config.feat_dim))
         self.pooling = MultiHeadAttentionPooling(self.encoder.out_channels, config.heads)
         self.embedding = nn.Sequential(
             nn.Linear(self.pooling.out_dim, config.embed_dim),
@@ -118,12 +123,26 @@ class EmotionResNet(nn.Module):
         frames get zero attention weight. Any ``T >= 1`` works. Inputs are not
         checked here (see :meth:`check_input`).
         """
+        if self.config.input_norm:
+            feats = (feats - self.in_mean) / self.in_std
+            if lengths is not None:  # padding stays zero, as without standardisation
+                valid = lengths_to_mask(lengths.to(feats.device), feats.shape[1])
+                feats = feats * valid.unsqueeze(-1).to(feats.dtype)
         x = self.encoder(feats)  # (B, C, T')
         mask = None
         if lengths is not None:
             mask = lengths_to_mask(self.encoder.output_lengths(lengths.to(feats.device)), x.shape[-1])
         pooled = self.pooling(x.transpose(1, 2), mask=mask)
         return self.embedding(pooled)
+
+    def fit_input_stats(self, feats: list) -> None:
+        """With ``input_norm``: standardise with the per-coefficient mean and std of these
+        (T, F) training items, as the model receives them; otherwise nothing to fit."""
+        if not self.config.input_norm:
+            return
+        frames = torch.cat([torch.tensor(np.asarray(f, dtype=np.float32)) for f in feats])
+        self.in_mean.copy_(frames.mean(0))
+        self.in_std.copy_(frames.std(0).clamp_min(1e-3))
 
     def check_input(self, feats: Tensor, lengths: Tensor | None = None) -> None:
         """Raise ValueError for a batch :meth:`forward` cannot score correctly.
