@@ -94,3 +94,11 @@ def test_training_fits_the_statistics_of_what_the_model_receives(synthetic_corpu
 
     assert in_mean().abs().max() < 1e-3  # per-item mean normalisation first: the means are gone
     assert in_mean(features={"mean_norm": False}).abs().max() > 0.1
+
+
+def test_spec_augment_without_copypaste_trains(synthetic_corpus, tmp_path):
+    # SpecAugment alone is the augmentation: the trainer must not expect a CopyPaste plan
+    cfg = make_config("tiny", data=str(synthetic_corpus), threads=1, epochs=1, spec_augment=True)
+    train(cfg, tmp_path / "run", progress=False)
+    history = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
+    assert len(history) == 1 and '"copypaste_batches": 0.0' in history[0]

@@ -143,7 +143,8 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
         bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), disable=not show,
                    desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
         for x, lengths, y in bar:
-            if augment is not None and augment.last_plan is not None and augment.last_plan.augmented:
+            plan = getattr(augment, "last_plan", None)  # SpecAugment alone has no CopyPaste plan
+            if plan is not None and plan.augmented:
                 augmented += 1
             loss = global_mean_loss(loss_fn(net(x.to(device), lengths.to(device)), y.to(device)),
                                     batches.global_size, world)
