@@ -286,7 +286,7 @@ def test_probe_pairs_need_two_speakers(synthetic_corpus):
                          ids=lambda p: p.name)
 def test_shipped_grid_configs_load_and_make_valid_training_configs(path):
     grid = GridConfig.load(path)
-    assert grid.preset in ("cpu", "paper") and set(grid.copypaste) <= {"none", "se-cp", "n-cp", "n+se-cp"}
+    assert grid.preset in ("cpu", "paper", "small", "tiny") and set(grid.copypaste) <= {"none", "se-cp", "n-cp", "n+se-cp"}
     assert Path(grid.data).parent.name == "data" and Path(grid.out).parent.name == "runs"
     config = make_config(grid.preset, **{**grid.train, "data": grid.data})
     assert config.epochs > 0 and config.batch_size > 0

@@ -102,3 +102,43 @@ def test_spec_augment_without_copypaste_trains(synthetic_corpus, tmp_path):
     train(cfg, tmp_path / "run", progress=False)
     history = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
     assert len(history) == 1 and '"copypaste_batches": 0.0' in history[0]
+
+
+def test_small_preset_is_the_dev_chosen_recipe_and_trains(synthetic_corpus, tmp_path):
+    cfg = make_config("small", data=str(synthetic_corpus), threads=1, epochs=2)
+    assert (cfg.spec_augment, cfg.input_norm, cfg.feature_config.mean_norm, cfg.lr_schedule, cfg.select) == \
+        (True, True, False, "cosine", "average")
+    train(cfg, tmp_path / "run", progress=False)
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert saved["model"]["config"]["blocks"] == [1, 1, 1, 1] and saved["model"]["config"]["input_norm"]
+    assert saved["state_dict"]["in_mean"].abs().max() > 0.1  # raw MFCC means, fitted on the training set
+
+
+def test_small_model_exports_to_onnx_with_its_input_statistics(tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    from copypaste_ser.checkpoint import FORMAT, save_atomic
+    from copypaste_ser.engines import OnnxEngine, TorchEngine, load_bundle
+    from copypaste_ser.export import export_onnx
+    from copypaste_ser.features import FeatureConfig
+    from copypaste_ser.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_preset("small", 4, input_norm=True)).eval()
+    model.in_mean.uniform_(-5, 5)
+    model.in_std.uniform_(0.5, 3)
+    features = dataclasses.replace(FeatureConfig(), mean_norm=False)
+    path = tmp_path / "model.pt"
+    save_atomic({"format": FORMAT, "kind": "emotion", "model": {"arch": "thin-resnet34",
+                 "config": model.config.to_dict()}, "labels": ["neutral", "angry", "happy", "sad"],
+                 "corpus": "test", "features": features.to_dict(), "provenance": {"init": "random"},
+                 "state_dict": model.state_dict()}, path)
+    onnx_path = export_onnx(path, tmp_path / "m.onnx")
+    rng = np.random.default_rng(1)
+    feats = [(3 + rng.standard_normal((n, 23))).astype(np.float32) for n in (11, 50, 333, 1000)]
+    ref = TorchEngine(load_bundle(path), batch_size=4)(feats)
+    np.testing.assert_allclose(OnnxEngine(load_bundle(onnx_path), onnx_path, batch_size=4)(feats), ref, atol=1e-4)
+    alone = TorchEngine(load_bundle(path), batch_size=1)(feats)  # padding in a batch changes nothing
+    np.testing.assert_allclose(alone, ref, atol=1e-4)

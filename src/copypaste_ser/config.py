@@ -111,7 +111,7 @@ FEATURE_RULES: dict[str, Rule] = {
 TRAIN_RULES: dict[str, Rule] = {
     "data": Check(lambda v: isinstance(v, str), "a folder path"),  # "" until a corpus is set
     "task": OneOf(("emotion", "speaker")), "fold": Kind(str, optional=True),
-    "preset": OneOf(("paper", "cpu", "tiny")), "width": Number(integer=True, ge=1, le=512, optional=True),
+    "preset": OneOf(tuple(MODEL_PRESETS)), "width": Number(integer=True, ge=1, le=512, optional=True),
     "epochs": Number(integer=True, ge=1, le=100000),
     "batch_size": Number(integer=True, ge=2, le=65536),  # BatchNorm needs two items a batch
     "lr": Number(gt=0, le=10), "chunk_seconds": Number(ge=0.1, le=600),  # >= 10 frames a chunk
@@ -133,6 +133,11 @@ PRESETS: dict[str, dict] = {
     # width 4 / 2 s chunks: what the CPU configs and results use (docs/results/README.md);
     # width None would mean the model preset's 8, as in runs made before this preset said 4
     "cpu": dict(preset="cpu", width=4, epochs=30, batch_size=64, chunk_seconds=2.0),
+    # Small corpora from scratch (a few hundred utterances): every option chosen on EmoDB-4 dev
+    # speakers against the cpu recipe (configs/dev, docs/results/README.md, issue 13).
+    "small": dict(preset="small", epochs=30, batch_size=64, chunk_seconds=4.0, spec_augment=True,
+                  weight_decay=0.05, label_smoothing=0.1, select="average", lr_schedule="cosine",
+                  input_norm=True, features={"mean_norm": False}),
     "tiny": dict(preset="tiny", epochs=6, batch_size=32, chunk_seconds=2.0),
 }
 
