@@ -76,7 +76,8 @@ def train(
     data: Path = typer.Option(..., help="Prepared corpus folder (from `prepare`)"),
     out: Path = typer.Option(..., help="Run folder; several seeds go to OUT/seed-N"),
     preset: Optional[str] = typer.Option(None, help="paper (GPU; width 16, 4 s, 50 epochs), cpu (default; width 4, "
-                                         "2 s, 30 epochs) or tiny (tests); a grid config's preset if not given"),
+                                         "2 s, 30 epochs), small (scratch model for small corpora: ResNet-10, "
+                                         "regularised) or tiny (tests); a grid config's preset if not given"),
     config: Optional[Path] = typer.Option(None, help="YAML of training options (over the preset), or a grid "
                                           "config (its preset and train: mapping)"),
     copypaste: Optional[str] = typer.Option(None, help="none, n-cp, se-cp or n+se-cp"),
