@@ -100,8 +100,8 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
 
     model, provenance = build_emotion_model(cfg, len(task.labels))
     if hasattr(model, "fit_input_stats"):  # standardise with training-set statistics (resume reloads them)
-        model.fit_input_stats([mean_normalize(x) if mean_norm else x
-                               for x in stores["clean"].values()])
+        # a generator: models without statistics to fit (most) never normalise a copy of the set
+        model.fit_input_stats(mean_normalize(x) if mean_norm else x for x in stores["clean"].values())
     model.to(device)
     optimizer = make_optimizer(model, cfg)
     selection = ModelSelection(cfg.select, cfg.epochs, cfg.average_fraction, cfg.smooth_epochs)

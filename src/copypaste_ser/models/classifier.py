@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .pooling import MultiHeadAttentionPooling, lengths_to_mask
 from .resnet import ThinResNet34
+from .standardise import frame_statistics
 
 PRESETS: dict[str, dict[str, Any]] = {
     # As published (Table 1): ~2.98 M parameters with 4 classes.
@@ -138,14 +139,16 @@ class EmotionResNet(nn.Module):
         pooled = self.pooling(x.transpose(1, 2), mask=mask)
         return self.embedding(pooled)
 
-    def fit_input_stats(self, feats: list) -> None:
+    @torch.no_grad()
+    def fit_input_stats(self, feats: Iterable) -> None:
         """With ``input_norm``: standardise with the per-coefficient mean and std of these
-        (T, F) training items, as the model receives them; otherwise nothing to fit."""
+        (T, F) training items, as the model receives them; otherwise nothing to fit (and
+        ``feats`` is not read, so a generator costs nothing)."""
         if not self.config.input_norm:
             return
-        frames = torch.cat([torch.tensor(np.asarray(f, dtype=np.float32)) for f in feats])
-        self.in_mean.copy_(frames.mean(0))
-        self.in_std.copy_(frames.std(0).clamp_min(1e-3))
+        mean, std = frame_statistics(feats)
+        self.in_mean.copy_(mean)
+        self.in_std.copy_(std)
 
     def check_input(self, feats: Tensor, lengths: Tensor | None = None) -> None:
         """Raise ValueError for a batch :meth:`forward` cannot score correctly.

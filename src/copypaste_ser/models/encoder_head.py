@@ -20,6 +20,7 @@ encoded here (predict, export), so both input forms give the same logits.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 
 from ..encoders import MEL_DIM, STATES_DIM, shared_encoder
 from .pooling import MultiHeadAttentionPooling, lengths_to_mask
+from .standardise import frame_statistics
 
 ARCH = "resemblyzer-attention"
 POOLINGS = ("attention", "meanstd")
@@ -80,11 +82,11 @@ class EncoderAttentionEmotion(nn.Module):
         self.output = nn.Linear(c.embed_dim, c.num_classes)
 
     @torch.no_grad()
-    def fit_input_stats(self, feats: list[Tensor] | list) -> None:
+    def fit_input_stats(self, feats: Iterable) -> None:
         """Standardise with the mean and std of the states of these (T, 808) training items."""
-        frames = torch.cat([torch.tensor(np.asarray(f[:, MEL_DIM:], dtype=np.float32)) for f in feats])
-        self.in_mean.copy_(frames.mean(0))
-        self.in_std.copy_(frames.std(0).clamp_min(1e-3))
+        mean, std = frame_statistics(np.asarray(f)[:, MEL_DIM:] for f in feats)
+        self.in_mean.copy_(mean)
+        self.in_std.copy_(std)
 
     def states(self, x: Tensor) -> Tensor:
         if x.shape[-1] == MEL_DIM:  # raw mel: encode here (same states as the feature cache)
