@@ -45,10 +45,14 @@ def tiny_model_file(tmp_path_factory) -> Path:
         if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
             m.running_mean.normal_(0, 0.1)
             m.running_var.uniform_(0.5, 2.0)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
+    return save_resnet_file(model, tmp_path_factory.mktemp("model") / "model.pt")
+
+
+def save_resnet_file(model: torch.nn.Module, path: Path, features: FeatureConfig = FeatureConfig()) -> Path:
+    """A model file (as a run saves it) of a random-weight ResNet with the four LABELS."""
     save_atomic({"format": FORMAT, "kind": "emotion", "model": {"arch": "thin-resnet34",
                  "config": model.config.to_dict()}, "labels": LABELS, "corpus": "test",
-                 "features": FeatureConfig().to_dict(), "provenance": {"init": "random"},
+                 "features": features.to_dict(), "provenance": {"init": "random"},
                  "state_dict": model.state_dict()}, path)
     return path
 

@@ -119,22 +119,18 @@ def test_small_model_exports_to_onnx_with_its_input_statistics(tmp_path):
 
     import numpy as np
 
-    from copypaste_ser.checkpoint import FORMAT, save_atomic
     from copypaste_ser.engines import OnnxEngine, TorchEngine, load_bundle
     from copypaste_ser.export import export_onnx
     from copypaste_ser.features import FeatureConfig
     from copypaste_ser.models import ModelConfig, build_model
+    from test_predict_stream import save_resnet_file
 
     torch.manual_seed(0)
     model = build_model(ModelConfig.from_preset("small", 4, input_norm=True)).eval()
     model.in_mean.uniform_(-5, 5)
     model.in_std.uniform_(0.5, 3)
     features = dataclasses.replace(FeatureConfig(), mean_norm=False)
-    path = tmp_path / "model.pt"
-    save_atomic({"format": FORMAT, "kind": "emotion", "model": {"arch": "thin-resnet34",
-                 "config": model.config.to_dict()}, "labels": ["neutral", "angry", "happy", "sad"],
-                 "corpus": "test", "features": features.to_dict(), "provenance": {"init": "random"},
-                 "state_dict": model.state_dict()}, path)
+    path = save_resnet_file(model, tmp_path / "model.pt", features)
     onnx_path = export_onnx(path, tmp_path / "m.onnx")
     rng = np.random.default_rng(1)
     feats = [(3 + rng.standard_normal((n, 23))).astype(np.float32) for n in (11, 50, 333, 1000)]
