@@ -26,6 +26,13 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -
     }
 
 
+def count_confusion(pairs: Sequence[tuple[str, str]], labels: Sequence[str]) -> list[list[int]]:
+    """Counts (true row, predicted column) of (true, predicted) label pairs, in ``labels``' order."""
+    true, pred = zip(*pairs) if pairs else ((), ())
+    return confusion_matrix(list(true), list(pred), labels=list(labels)).tolist() if pairs else \
+        [[0] * len(labels) for _ in labels]
+
+
 def draw_confusion(ax, counts: np.ndarray, labels: Sequence[str], annotate: bool = True) -> None:
     """A row-normalised confusion matrix on ``ax`` (scikit-learn's ConfusionMatrixDisplay):
     colour = share of the true class; with ``annotate`` each cell shows count and share."""

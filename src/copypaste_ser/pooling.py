@@ -42,7 +42,7 @@ def pooled_score(preds: Predictions, labels: list[str]) -> dict:
 
 
 def run_key(row: dict) -> str:
-    """A results.csv row's key in predictions.json (report.RUN_KEY joined by "|")."""
+    """A results.csv row's key in predictions.json (gridresults.RUN_KEY joined by "|")."""
     return "|".join(str(row[k]) for k in ("fold", "init", "training_data", "copypaste", "seed", "test"))
 
 

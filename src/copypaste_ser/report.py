@@ -12,7 +12,6 @@ corpus, a section pools the test predictions over folds (pooling.py).
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -21,44 +20,14 @@ import numpy as np
 
 from .atomic import atomic_write_csv, atomic_write_text
 from .baseline import BASELINES
-from .errors import UserError
 from .gridlog import read_logs as grid_log
+from .gridresults import clean_confusions, merge_predictions, merge_results
 from .metrics import draw_confusion
 from .pooling import pooled_section
 from .stats import Comparison, compare, describe_tests, with_holm
 
 SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
 DATA_NAMES = {"clean": "Clean", "clean+noise": "Clean+Noise"}
-
-
-def load_rows(results_csv: Path) -> list[dict]:
-    try:
-        with open(results_csv, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise UserError(f"{results_csv}: cannot read results ({e.strerror})") from None
-    missing = {"fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1"} - set(rows[0] if rows else {})
-    if missing:
-        raise UserError(f"{results_csv}: not a grid results.csv (no column {sorted(missing)[0]!r})")
-    for r in rows:
-        for k, v in r.items():
-            if k == "weighted_f1" or k.startswith("f1_") or k in ("uar", "accuracy"):
-                r[k] = float(v) if v not in ("", None) else float("nan")
-    return rows
-
-
-def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
-    """Rows and clean-test confusions of several grids' results; a run (fold, init, data,
-    scheme, seed, test) or confusion key found in several files is taken from the last."""
-    merged: dict[tuple, dict] = {}
-    confusions: dict = {}
-    for path in results:
-        for r in load_rows(Path(path)):
-            merged[(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"], r["test"])] = r
-        f = Path(path).parent / "confusions.json"
-        if f.is_file():
-            confusions.update(json.loads(f.read_text()))
-    return list(merged.values()), confusions
 
 
 def _index(rows: list[dict]) -> dict:
@@ -68,39 +37,6 @@ def _index(rows: list[dict]) -> dict:
         if r["init"] not in BASELINES:
             idx[(r["init"], r["training_data"], r["copypaste"], r["test"])][(r["fold"], r["seed"])] = r["weighted_f1"]
     return idx
-
-
-def _run_predictions(results_csv: Path, r: dict) -> dict | None:
-    """{utt id: (true, predicted)} of one row's run, from its grid run folder beside
-    ``results_csv`` (clean test: scores.json; noisy: eval/<condition>/predictions.jsonl)."""
-    run = results_csv.parent / r["fold"] / r["init"] / r["training_data"] / r["copypaste"] / f"seed-{r['seed']}"
-    try:
-        scores = json.loads((run / "scores.json").read_text())[r["test"]]
-        preds = scores.get("predictions") if r["test"] == "clean" else [
-            json.loads(x) for x in (run / "eval" / scores["condition"] / "predictions.jsonl").read_text().split("\n") if x]
-    except (OSError, KeyError, ValueError):
-        return None
-    return {p["id"]: (p["true"], p["pred"]) for p in preds} if preds else None
-
-
-def merge_predictions(results: list[Path]) -> dict[str, dict]:
-    """Per-utterance predictions of the runs of several results.csv ("|"-joined run key ->
-    {utt id: [true, predicted]}): ``predictions.json`` beside a results.csv, else the grid's
-    run folders there; the last file wins, as in :func:`merge_results`."""
-    merged: dict[str, dict] = {}
-    for path in map(Path, results):
-        f = path.parent / "predictions.json"
-        if f.is_file():
-            merged.update(json.loads(f.read_text()))
-            continue
-        for r in load_rows(path):
-            preds = None if r["init"] in BASELINES else _run_predictions(path, r)
-            if preds:
-                merged["|".join(r[k] for k in RUN_KEY)] = preds
-    return merged
-
-
-RUN_KEY = ("fold", "init", "training_data", "copypaste", "seed", "test")
 
 
 def _comparisons(rows: list[dict], preds: dict, init: str, test: str) -> dict[str, tuple[Comparison, float]]:
@@ -247,6 +183,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     sources = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
     rows, confusions = merge_results(sources)
     preds = merge_predictions(sources)
+    confusions.update(clean_confusions(preds, confusions))
     log = grid_log(sources)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,93 @@
+"""Reading grids' results: results.csv rows, per-utterance predictions and clean-test
+confusions, merged over slices of a grid run apart (the last file wins for a run found in several)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from .baseline import BASELINES
+from .errors import UserError
+from .metrics import count_confusion
+
+
+def load_rows(results_csv: Path) -> list[dict]:
+    try:
+        with open(results_csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise UserError(f"{results_csv}: cannot read results ({e.strerror})") from None
+    missing = {"fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1"} - set(rows[0] if rows else {})
+    if missing:
+        raise UserError(f"{results_csv}: not a grid results.csv (no column {sorted(missing)[0]!r})")
+    for r in rows:
+        for k, v in r.items():
+            if k == "weighted_f1" or k.startswith("f1_") or k in ("uar", "accuracy"):
+                r[k] = float(v) if v not in ("", None) else float("nan")
+    return rows
+
+
+def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
+    """Rows and clean-test confusions of several grids' results; a run (fold, init, data,
+    scheme, seed, test) or confusion key found in several files is taken from the last
+    (:func:`clean_confusions` sums a key's runs again where their predictions exist)."""
+    merged: dict[tuple, dict] = {}
+    confusions: dict = {}
+    for path in results:
+        for r in load_rows(Path(path)):
+            merged[(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"], r["test"])] = r
+        f = Path(path).parent / "confusions.json"
+        if f.is_file():
+            confusions.update(json.loads(f.read_text()))
+    return list(merged.values()), confusions
+
+
+def _run_predictions(results_csv: Path, r: dict) -> dict | None:
+    """{utt id: (true, predicted)} of one row's run, from its grid run folder beside
+    ``results_csv`` (clean test: scores.json; noisy: eval/<condition>/predictions.jsonl)."""
+    run = results_csv.parent / r["fold"] / r["init"] / r["training_data"] / r["copypaste"] / f"seed-{r['seed']}"
+    try:
+        scores = json.loads((run / "scores.json").read_text())[r["test"]]
+        preds = scores.get("predictions") if r["test"] == "clean" else [
+            json.loads(x) for x in (run / "eval" / scores["condition"] / "predictions.jsonl").read_text().split("\n") if x]
+    except (OSError, KeyError, ValueError):
+        return None
+    return {p["id"]: (p["true"], p["pred"]) for p in preds} if preds else None
+
+
+def merge_predictions(results: list[Path]) -> dict[str, dict]:
+    """Per-utterance predictions of the runs of several results.csv ("|"-joined run key ->
+    {utt id: [true, predicted]}): ``predictions.json`` beside a results.csv, else the grid's
+    run folders there; the last file wins, as in :func:`merge_results`."""
+    merged: dict[str, dict] = {}
+    for path in map(Path, results):
+        f = path.parent / "predictions.json"
+        if f.is_file():
+            merged.update(json.loads(f.read_text()))
+            continue
+        for r in load_rows(path):
+            preds = None if r["init"] in BASELINES else _run_predictions(path, r)
+            if preds:
+                merged["|".join(r[k] for k in RUN_KEY)] = preds
+    return merged
+
+
+RUN_KEY = ("fold", "init", "training_data", "copypaste", "seed", "test")
+
+
+def clean_confusions(preds: dict[str, dict], known: dict) -> dict:
+    """Clean-test confusions summed over the runs of ``preds`` (so slices with other seeds add
+    up, where their confusions.json files would replace each other), rows in ``known``'s label order."""
+    pairs: dict[str, list] = defaultdict(list)
+    for key, utts in preds.items():
+        run = dict(zip(RUN_KEY, key.split("|")))
+        if run["test"] == "clean" and run["init"] not in BASELINES:
+            pairs[f"{run['init']}|{run['training_data']}|{run['copypaste']}"] += [tuple(p) for p in utts.values()]
+    fallback = next((v["labels"] for v in known.values()), None)
+    out = {}
+    for key, p in pairs.items():
+        labels = known.get(key, {}).get("labels") or fallback or sorted({t for t, _ in p})
+        out[key] = {"labels": labels, "confusion": count_confusion(p, labels)}
+    return out
