@@ -155,6 +155,18 @@ def test_onnx_matches_pytorch_for_the_tiny_resnet(tmp_path: Path, tiny_model_fil
     np.testing.assert_allclose(OnnxEngine(bundle, onnx_path, batch_size=4)(feats), ref, atol=1e-4)
 
 
+def test_export_keeps_an_existing_onnx_file_unless_forced(tmp_path: Path, tiny_model_file: Path):
+    from test_bad_input import run_cli
+
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"the user's own file")
+    code, out = run_cli(["export", str(tiny_model_file), "--onnx", str(target)])
+    assert code != 0 and "already exists; pass --force" in out and "Traceback" not in out
+    assert target.read_bytes() == b"the user's own file"
+    code, out = run_cli(["export", str(tiny_model_file), "--onnx", str(target), "--force"])
+    assert code == 0 and load_bundle(target).labels == LABELS
+
+
 @pytest.mark.skipif(not resemblyzer_available(), reason="needs the resemblyzer wheel's weights")
 def test_onnx_matches_pytorch_for_the_encoder_head_with_mel_input(tmp_path: Path):
     from copypaste_ser.export import export_onnx

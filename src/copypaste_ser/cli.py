@@ -233,11 +233,12 @@ def predict(
 def export(
     run: Path = typer.Argument(..., help="Run folder, model.pt or model folder"),
     onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write (dynamic batch and time axes)"),
+    force: bool = typer.Option(False, help="Replace an existing ONNX file"),
 ) -> None:
     """Export a model to ONNX, for `predict --engine onnx` or any onnxruntime."""
     from .export import export_onnx
 
-    typer.echo(f"-> {export_onnx(run, onnx)}")
+    typer.echo(f"-> {export_onnx(run, onnx, force=force)}")
 
 
 @app.command()

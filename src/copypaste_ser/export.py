@@ -26,8 +26,9 @@ from .errors import UserError
 OPSET = 17
 
 
-def export_onnx(source: str | Path | None | Bundle, out: str | Path) -> Path:
-    """Write the model of ``source`` (run, model.pt, model folder, None = default) to ``out``."""
+def export_onnx(source: str | Path | None | Bundle, out: str | Path, force: bool = False) -> Path:
+    """Write the model of ``source`` (run, model.pt, model folder, None = default) to ``out``;
+    an existing ``out`` is replaced only with ``force``."""
     import onnx
 
     bundle = source if isinstance(source, Bundle) else load_bundle(source)
@@ -36,6 +37,8 @@ def export_onnx(source: str | Path | None | Bundle, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"--onnx: {out}: the file name must end in .onnx")
+    if out.exists() and not force:
+        raise UserError(f"--onnx: {out} already exists; pass --force to replace it")
     model = bundle.model.cpu().eval()
     # two items of different lengths: the trace must not bake in a batch size or a length
     x = torch.rand(2, 64, bundle.input_dim)

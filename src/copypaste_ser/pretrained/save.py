@@ -38,7 +38,7 @@ def save_default(run_dir_or_model_pt: str | Path, out_dir: str | Path,
     atomic_write_text(out / META, json.dumps(meta, indent=1, default=str) + "\n")
     atomic_write_text(out / CARD, card if card is not None else _card(meta))
     if onnx:
-        export_onnx(out, out / ONNX)
+        export_onnx(out, out / ONNX, force=True)  # the weights beside it were just replaced
     elif (out / ONNX).exists():  # an export of other weights must not be left beside these
         (out / ONNX).unlink()
     return out
