@@ -11,6 +11,7 @@ from pathlib import Path
 from .baseline import BASELINES
 from .errors import UserError
 from .metrics import count_confusion
+from .pooling import RUN_KEY, run_key
 
 
 def load_rows(results_csv: Path) -> list[dict]:
@@ -37,7 +38,7 @@ def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
     confusions: dict = {}
     for path in results:
         for r in load_rows(Path(path)):
-            merged[(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"], r["test"])] = r
+            merged[tuple(r[k] for k in RUN_KEY)] = r
         f = Path(path).parent / "confusions.json"
         if f.is_file():
             confusions.update(json.loads(f.read_text()))
@@ -70,11 +71,8 @@ def merge_predictions(results: list[Path]) -> dict[str, dict]:
         for r in load_rows(path):
             preds = None if r["init"] in BASELINES else _run_predictions(path, r)
             if preds:
-                merged["|".join(r[k] for k in RUN_KEY)] = preds
+                merged[run_key(r)] = preds
     return merged
-
-
-RUN_KEY = ("fold", "init", "training_data", "copypaste", "seed", "test")
 
 
 def clean_confusions(preds: dict[str, dict], known: dict) -> dict:

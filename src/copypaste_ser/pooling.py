@@ -41,9 +41,13 @@ def pooled_score(preds: Predictions, labels: list[str]) -> dict:
     return score([index[t] for t, _ in pairs], [index[p] for _, p in pairs], labels)
 
 
+#: the results.csv columns that name one run and test condition
+RUN_KEY = ("fold", "init", "training_data", "copypaste", "seed", "test")
+
+
 def run_key(row: dict) -> str:
-    """A results.csv row's key in predictions.json (gridresults.RUN_KEY joined by "|")."""
-    return "|".join(str(row[k]) for k in ("fold", "init", "training_data", "copypaste", "seed", "test"))
+    """A results.csv row's key in predictions.json (RUN_KEY joined by "|")."""
+    return "|".join(str(row[k]) for k in RUN_KEY)
 
 
 def pooled_runs(rows: list[dict], preds: dict[str, dict]) -> dict[tuple, dict]:
