@@ -28,9 +28,10 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -
 
 def count_confusion(pairs: Sequence[tuple[str, str]], labels: Sequence[str]) -> list[list[int]]:
     """Counts (true row, predicted column) of (true, predicted) label pairs, in ``labels``' order."""
-    true, pred = zip(*pairs) if pairs else ((), ())
-    return confusion_matrix(list(true), list(pred), labels=list(labels)).tolist() if pairs else \
-        [[0] * len(labels) for _ in labels]
+    if not pairs:  # scikit-learn refuses empty input
+        return [[0] * len(labels) for _ in labels]
+    true, pred = zip(*pairs)
+    return confusion_matrix(list(true), list(pred), labels=list(labels)).tolist()
 
 
 def draw_confusion(ax, counts: np.ndarray, labels: Sequence[str], annotate: bool = True) -> None:
