@@ -100,6 +100,8 @@ def train(
     freeze_encoder: bool = typer.Option(False),
     encoder_lr_scale: Optional[float] = typer.Option(None),
     head_pooling: Optional[str] = typer.Option(None, help="attention or meanstd (resemblyzer-attention)"),
+    encoder_tune_layers: Optional[int] = typer.Option(None, help="resemblyzer-attention: fine-tune the top N "
+                                                      "LSTM layers at --encoder-lr-scale x lr (default 0: frozen)"),
     weight_decay: Optional[float] = typer.Option(None, help="> 0: AdamW with this weight decay"),
     label_smoothing: Optional[float] = typer.Option(None),
     dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (scratch ResNet)"),
@@ -126,7 +128,7 @@ def train(
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
                       noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
-                      head_pooling=head_pooling, weight_decay=weight_decay, label_smoothing=label_smoothing,
+                      head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers, weight_decay=weight_decay, label_smoothing=label_smoothing,
                       select=select, spec_augment=spec_augment or None, dropout=dropout,
                       lr_schedule=lr_schedule, input_norm=input_norm or None)
     if is_fold_pattern(fold):  # every fold: OUT/<fold>, then results.csv for `report OUT`

@@ -50,6 +50,7 @@ class TrainConfig:
     encoder_lr_scale: float = 1.0
     spec_augment: bool = False       # SpecAugment-style time and frequency masks (MFCC inputs)
     head_pooling: str = "attention"  # attention | meanstd (init resemblyzer-attention only)
+    encoder_tune_layers: int = 0     # resemblyzer-attention: fine-tune the top N LSTM layers (lr x encoder_lr_scale)
     weight_decay: float = 0.0        # > 0: AdamW (decoupled weight decay) instead of Adam
     label_smoothing: float = 0.0
     dropout: float | None = None     # before the classifier (scratch ResNet); None = the preset's (0)
@@ -120,6 +121,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "copypaste_order": OneOf(ORDERS), "noise_aug": Kind(bool), "noise_root": Kind(str, optional=True),
     "noise_epoch_fraction": Number(gt=0, le=1), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
     "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
+    "encoder_tune_layers": Number(integer=True, ge=0, le=3),
     "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
     "dropout": Number(ge=0, le=0.9, optional=True), "lr_schedule": OneOf(LR_SCHEDULES),
     "input_norm": Kind(bool),

@@ -82,10 +82,11 @@ class ResemblyzerStates(nn.Module):
                 raise UserError(f"{weights or weights_path()}: weights do not fit Resemblyzer's 3-layer LSTM")
             layer.load_state_dict(own)
 
-    def forward(self, mel: Tensor) -> Tensor:
+    def forward(self, mel: Tensor, layers: int = LAYERS) -> Tensor:
+        """The outputs of the first ``layers`` layers, concatenated: ``(B, T, 256 * layers)``."""
         # causal: padding after a frame never changes that frame's state
         outs, x = [], mel
-        for layer in self.layers:
+        for layer in self.layers[:layers]:
             x, _ = layer(x)
             outs.append(x)
         return torch.cat(outs, dim=-1)

@@ -10,7 +10,7 @@ import torch
 from torch.nn.modules.batchnorm import _NormBase
 
 from .checkpoint import FORMAT
-from .config import TrainConfig
+from .config import RESEMBLYZER_ATTENTION, TrainConfig
 from .errors import UserError
 from .manifest import Manifest
 
@@ -20,13 +20,19 @@ def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Mo
     ``cfg.init`` (a speaker model file or "resemblyzer", see transfer.py)."""
     from .models import PRESETS, ModelConfig, build_model
 
+    head_options = {"head_pooling": cfg.head_pooling != "attention", "encoder_tune_layers": cfg.encoder_tune_layers}
+    for option, given in head_options.items():
+        if given and cfg.init != RESEMBLYZER_ATTENTION:
+            raise UserError(f"{option}: applies to init {RESEMBLYZER_ATTENTION!r} only, not to "
+                            f"{cfg.init or 'a scratch model'!r}; leave {option} unset")
     if cfg.init:
         for option in ("dropout", "input_norm"):
             if getattr(cfg, option):
                 raise UserError(f"{option}: applies to the scratch ResNet only, not to init {cfg.init!r}; "
                                 f"leave {option} unset")
         from .transfer import emotion_model_from_speaker
-        model, provenance = emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config)
+        model, provenance = emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config,
+                                                       pooling=cfg.head_pooling, tuned_layers=cfg.encoder_tune_layers)
         init_width = getattr(getattr(model, "config", None), "width", None)
         if cfg.width and init_width is not None and init_width != cfg.width:
             raise UserError(f"{cfg.init}: speaker model has width {init_width} but this run asks for width "
@@ -46,9 +52,12 @@ def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Mo
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam (AdamW with weight decay); the encoder at ``encoder_lr_scale`` of the head's rate,
-    or frozen with ``freeze_encoder``."""
-    head = [p for n, p in model.named_parameters() if n.startswith("output.")]
-    body = [p for n, p in model.named_parameters() if not n.startswith("output.")]
+    or frozen with ``freeze_encoder``. The encoder is every parameter outside ``output.``, or
+    those a model names in ``encoder_prefixes`` (the tuned LSTM layers of a head model)."""
+    prefixes = getattr(model, "encoder_prefixes", None)
+    in_encoder = (lambda n: n.startswith(prefixes)) if prefixes else (lambda n: not n.startswith("output."))
+    head = [p for n, p in model.named_parameters() if not in_encoder(n)]
+    body = [p for n, p in model.named_parameters() if in_encoder(n)]
     # AdamW only with weight decay, so runs without it stay the paper's Adam
     opt = (lambda g: torch.optim.AdamW(g, lr=cfg.lr, weight_decay=cfg.weight_decay)) if cfg.weight_decay \
         else (lambda g: torch.optim.Adam(g, lr=cfg.lr))

@@ -50,12 +50,12 @@ def check_features(theirs: FeatureConfig, ours: FeatureConfig, source: str) -> N
 
 
 def emotion_model_from_speaker(path: str | Path, num_classes: int, feature_config: FeatureConfig,
-                               pooling: str = "attention") -> tuple[torch.nn.Module, dict]:
+                               pooling: str = "attention", tuned_layers: int = 0) -> tuple[torch.nn.Module, dict]:
     """(model with a new ``num_classes`` output layer, provenance for run.json and model.pt)."""
     if str(path) == RESEMBLYZER:
         return emotion_model_from_resemblyzer(num_classes, feature_config)
     if str(path) == RESEMBLYZER_ATTENTION:
-        return emotion_model_on_resemblyzer_states(num_classes, feature_config, pooling)
+        return emotion_model_on_resemblyzer_states(num_classes, feature_config, pooling, tuned_layers)
     path = Path(path)
     obj = load_model_file(path, kind="speaker")
     try:
@@ -92,16 +92,20 @@ def emotion_model_from_resemblyzer(num_classes: int,
     return model, provenance
 
 
-def emotion_model_on_resemblyzer_states(num_classes: int, feature_config: FeatureConfig,
-                                        pooling: str = "attention") -> tuple[torch.nn.Module, dict]:
-    """A new attention (or mean+std) head on the frozen Resemblyzer states (needs the wheel)."""
-    from .encoders import weights_path
+def emotion_model_on_resemblyzer_states(num_classes: int, feature_config: FeatureConfig, pooling: str = "attention",
+                                        tuned_layers: int = 0) -> tuple[torch.nn.Module, dict]:
+    """A new attention (or mean+std) head on the Resemblyzer states (needs the wheel), the top
+    ``tuned_layers`` LSTM layers starting from their pretrained weights."""
+    from .encoders import shared_encoder, weights_path
     from .models.encoder_head import ARCH, EncoderAttentionEmotion, EncoderHeadConfig
 
     weights = weights_path()
     check_features(resemblyzer_states_features(), feature_config, f"{weights} (--init {RESEMBLYZER_ATTENTION})")
-    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=num_classes, pooling=pooling))
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=num_classes, pooling=pooling,
+                                                      tuned_layers=tuned_layers))
+    model.load_tuned_layers(shared_encoder())
+    frozen = "frozen" if not tuned_layers else f"top {tuned_layers} LSTM layer(s) fine-tuned"
     provenance = {"init": RESEMBLYZER_ATTENTION, "init_kind": "speaker", "init_arch": ARCH,
-                  "init_corpus": "resemblyzer 0.1.4 pretrained.pt (frozen)", "init_sha1": file_sha1(weights),
+                  "init_corpus": f"resemblyzer 0.1.4 pretrained.pt ({frozen})", "init_sha1": file_sha1(weights),
                   "init_weights": str(weights), "features": "mel40-power + Resemblyzer LSTM states (all 3 layers)"}
     return model, provenance

@@ -10,11 +10,15 @@ random weights; the one large speaker model we can use offline is Resemblyzer's 
       -> 32-head attention pooling (eq. 1-2) -> (32 x 128)      or mean+std pooling
       -> FC 400 + ReLU -> dropout -> FC #classes
 
-The encoder itself is frozen and not part of this module's weights: its states come from
-the feature cache (``FeatureConfig.kind == "resemblyzer-states"``), and from
+The encoder is frozen by default and not part of this module's weights: its states come
+from the feature cache (``FeatureConfig.kind == "resemblyzer-states"``), and from
 ``augment.reencode`` for CopyPaste concatenations, which re-encodes the concatenated mel
 frames so a concatenation is exactly what the model would hear. A (B, T, 40) mel input is
 encoded here (predict, export), so both input forms give the same logits.
+
+``tuned_layers=k`` fine-tunes the top k LSTM layers: they are copies of the pretrained layers
+owned by this module (``tuned.*``, trained at ``encoder_lr_scale`` of the head's rate), run on
+the cached output of the highest frozen layer, so the cache still serves every frozen layer.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..encoders import MEL_DIM, STATES_DIM, shared_encoder
+from ..encoders import HIDDEN, LAYERS, MEL_DIM, STATES_DIM, ResemblyzerStates, shared_encoder
 from .pooling import MultiHeadAttentionPooling, lengths_to_mask
 from .standardise import frame_statistics
 
@@ -45,6 +49,7 @@ class EncoderHeadConfig:
     embed_dim: int = 400
     dropout: float = 0.2
     input_dim: int = MEL_DIM + STATES_DIM
+    tuned_layers: int = 0  # top LSTM layers trained with the head; the others stay frozen
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -54,6 +59,8 @@ class EncoderHeadConfig:
         cfg = cls(**d)
         if cfg.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {cfg.pooling!r}")
+        if not 0 <= cfg.tuned_layers <= LAYERS:
+            raise ValueError(f"tuned_layers must be 0-{LAYERS}, got {cfg.tuned_layers!r}")
         return cfg
 
 
@@ -61,11 +68,16 @@ class EncoderAttentionEmotion(nn.Module):
     """``(B, T, 808)`` or ``(B, T, 40)`` frames (+ lengths) -> ``(B, num_classes)`` logits."""
 
     arch = ARCH
+    #: parameters trained at ``encoder_lr_scale`` of the head's rate (model_setup.make_optimizer)
+    encoder_prefixes = ("tuned.",)
 
     def __init__(self, config: EncoderHeadConfig) -> None:
         super().__init__()
         self.config = config
         c = config
+        self.frozen_layers = LAYERS - c.tuned_layers
+        self.tuned = nn.ModuleList(nn.LSTM(MEL_DIM if i == 0 else HIDDEN, HIDDEN, batch_first=True)
+                                   for i in range(self.frozen_layers, LAYERS))
         # per-dimension statistics of the training states (fit_input_stats); saved with the weights
         self.register_buffer("in_mean", torch.zeros(STATES_DIM))
         self.register_buffer("in_std", torch.ones(STATES_DIM))
@@ -88,11 +100,26 @@ class EncoderAttentionEmotion(nn.Module):
         self.in_mean.copy_(mean)
         self.in_std.copy_(std)
 
+    def load_tuned_layers(self, encoder: ResemblyzerStates) -> None:
+        """Start the tuned layers from the encoder's (pretrained) weights of the same layers."""
+        for layer, source in zip(self.tuned, encoder.layers[self.frozen_layers:]):
+            layer.load_state_dict(source.state_dict())
+
     def states(self, x: Tensor) -> Tensor:
-        if x.shape[-1] == MEL_DIM:  # raw mel: encode here (same states as the feature cache)
+        """``(B, T, 768)``: the frozen layers' states (cached, or encoded here from raw mel, the
+        same states), then the tuned layers run on the highest frozen layer's output."""
+        k = self.frozen_layers
+        if x.shape[-1] == MEL_DIM:
+            mel = x
             with torch.no_grad():
-                return shared_encoder().to(x.device)(x)
-        return x[..., MEL_DIM:]
+                frozen = shared_encoder().to(x.device)(x, layers=k) if k else x[..., :0]
+        else:
+            mel, frozen = x[..., :MEL_DIM], x[..., MEL_DIM: MEL_DIM + HIDDEN * k]
+        outs, h = [frozen], frozen[..., -HIDDEN:] if k else mel
+        for layer in self.tuned:
+            h, _ = layer(h)  # causal: padding after a frame never changes that frame's state
+            outs.append(h)
+        return torch.cat(outs, dim=-1) if self.tuned else frozen
 
     def embed(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         h = self.dropout((self.states(x) - self.in_mean) / self.in_std)
