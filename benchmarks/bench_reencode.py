@@ -9,6 +9,7 @@ training epoch of a prepared corpus's train split, batch by batch:
   head step    forward + backward + AdamW of the attention head on the padded batch
 
 for No CP, plain CopyPaste on cached states (inexact, for comparison) and exact CopyPaste.
+``--tune-layers 1`` times the model whose top LSTM layer is fine-tuned (encoder_tune_layers).
 
 Usage (after `copypaste-ser prepare emodb --classes paper4 ... --out data/emodb4full`):
   PYTHONPATH=src python benchmarks/bench_reencode.py --data data/emodb4full --fold loso-emodb-03
@@ -25,6 +26,7 @@ import torch
 from copypaste_ser.augment.copypaste import CopyPaste
 from copypaste_ser.augment.reencode import ReencodeConcatenations
 from copypaste_ser.data import Item, TrainBatches
+from copypaste_ser.encoders import shared_encoder
 from copypaste_ser.feature_cache import extract_features
 from copypaste_ser.features import resemblyzer_states_features
 from copypaste_ser.manifest import load_corpus
@@ -61,6 +63,7 @@ def main() -> None:
     ap.add_argument("--fold", default=None)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tune-layers", type=int, default=0, help="top LSTM layers fine-tuned with the head")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     manifest, protocol = load_corpus(args.data)
@@ -70,10 +73,11 @@ def main() -> None:
     labels = list(manifest.labels)
     neutral = labels.index(manifest.neutral)
     items = [Item(i, labels.index(manifest[i].emotion)) for i in fold.train]
-    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=len(labels)))
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=len(labels), tuned_layers=args.tune_layers))
+    model.load_tuned_layers(shared_encoder())
     model.fit_input_stats(list(feats.values()))
     print(f"{args.data} fold {fold.name}: {len(items)} training items, batch {args.batch_size}, "
-          f"torch threads {args.threads}")
+          f"torch threads {args.threads}, top LSTM layers tuned {args.tune_layers}")
     print(f"{'augmentation':34s} {'batches s':>10s} {'head steps s':>13s} {'epoch s':>8s}")
     for name, make in (("No CP (cache only)", lambda: None),
                        ("N-CP on cached states (inexact)", lambda: CopyPaste("n-cp", neutral, seed=0)),

@@ -110,3 +110,81 @@ def test_cache_and_mel_input_match(tmp_path):
     model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=4)).eval()
     x = torch.from_numpy(np.array(feats))[None]
     torch.testing.assert_close(model(x), model(x[..., :MEL_DIM]), rtol=1e-4, atol=1e-5)
+
+
+def tuned(encoder, k: int, **kw) -> EncoderAttentionEmotion:
+    torch.manual_seed(0)
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=3, tuned_layers=k, **kw))
+    model.load_tuned_layers(encoder)
+    return model
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_tuned_layers_start_as_the_encoder_and_mask_padding(encoder, k):
+    model = tuned(encoder, k).eval()
+    a, b = frames(encoder, 30, 1), frames(encoder, 50, 2)
+    x = torch.zeros(2, 50, MEL_DIM + STATES_DIM)
+    x[0, :30], x[1] = torch.from_numpy(a), torch.from_numpy(b)
+    x[0, 30:] = 1e3
+    with torch.no_grad():  # the tuned copies, run on the cached lower states, give the cached top states
+        torch.testing.assert_close(model.states(x)[1], x[1, :, MEL_DIM:], rtol=1e-4, atol=1e-5)
+        logits = model(x, torch.tensor([30, 50]))
+        alone = model(torch.from_numpy(a)[None], torch.tensor([30]))
+    torch.testing.assert_close(logits[0], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_tuned_layer_trains_at_its_own_rate_and_lower_layers_stay_cached(encoder):
+    from copypaste_ser.config import TrainConfig
+    from copypaste_ser.model_setup import make_optimizer
+
+    model = tuned(encoder, 1)
+    opt = make_optimizer(model, TrainConfig(lr=1e-2, encoder_lr_scale=0.1, weight_decay=0.01))
+    tuned_ids = {id(p) for p in model.tuned.parameters()}
+    groups = [({id(p) for p in g["params"]}, g["lr"]) for g in opt.param_groups]
+    assert groups[0] == (tuned_ids, pytest.approx(1e-3))
+    assert groups[1][0] == {id(p) for p in model.parameters()} - tuned_ids and groups[1][1] == 1e-2
+    items = [frames(encoder, 30, s) for s in range(4)]
+    x = torch.from_numpy(np.stack(items))
+    before = {k: v.clone() for k, v in model.tuned.state_dict().items()}
+    enc_before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(model.train()(x, torch.full((4,), 30)), torch.tensor([0, 1, 2, 1]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(not torch.equal(model.tuned.state_dict()[k], v) for k, v in before.items())
+    for k, v in enc_before.items():  # the shared encoder (and so the cache) is untouched
+        assert torch.equal(encoder.state_dict()[k], v)
+    with torch.no_grad():  # layers 1-2 still come from the input, layer 3 is the tuned one's
+        states = model.eval().states(x)
+    torch.testing.assert_close(states[..., :512], x[..., MEL_DIM: MEL_DIM + 512])
+    assert not torch.allclose(states[..., 512:], x[..., MEL_DIM + 512:], atol=1e-4)
+
+
+def test_tuned_model_file_round_trip(encoder):
+    from copypaste_ser.inference import build_arch
+
+    model = tuned(encoder, 1, pooling="meanstd")
+    rebuilt = build_arch("resemblyzer-attention", model.config.to_dict())
+    rebuilt.load_state_dict(model.state_dict())  # same keys and shapes, tuned layer included
+    x = torch.from_numpy(frames(encoder, 25, 4))[None]
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x), model.eval()(x))
+    with pytest.raises(ValueError, match="tuned_layers"):
+        EncoderHeadConfig.from_dict({"num_classes": 3, "tuned_layers": 4})
+
+
+@needs_weights
+def test_head_options_reach_the_model_and_are_refused_elsewhere():
+    from copypaste_ser.config import TrainConfig
+    from copypaste_ser.errors import UserError
+    from copypaste_ser.model_setup import build_emotion_model
+
+    cfg = TrainConfig(init="resemblyzer-attention", head_pooling="meanstd", encoder_tune_layers=1,
+                      features=resemblyzer_states_features().to_dict())
+    model, provenance = build_emotion_model(cfg, 4)
+    assert model.config.pooling == "meanstd" and model.pool is None and len(model.tuned) == 1
+    assert "fine-tuned" in provenance["init_corpus"]
+    for option in ({"head_pooling": "meanstd"}, {"encoder_tune_layers": 1}):
+        with pytest.raises(UserError, match=f"{next(iter(option))}: applies to init 'resemblyzer-attention'"):
+            build_emotion_model(TrainConfig(**option), 4)
