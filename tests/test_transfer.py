@@ -206,3 +206,28 @@ def test_train_init_resemblyzer_end_to_end(synthetic_corpus, tmp_path):
     assert result["emotion"] in manifest.labels
     with pytest.raises(UserError, match=r"kind: 'mel40-power' there, 'mfcc' here"):
         emotion_model_from_speaker("resemblyzer", 4, FeatureConfig())
+
+
+@needs_resemblyzer
+def test_train_cli_tunes_the_top_layer_with_mean_std_pooling(synthetic_corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from copypaste_ser.cli import app
+    from copypaste_ser.encoders import pretrained_state
+    from copypaste_ser.predict import EmotionPredictor
+
+    out = tmp_path / "tuned"
+    result = CliRunner().invoke(app, ["train", "--data", str(synthetic_corpus), "--out", str(out), "--preset", "tiny",
+                                      "--init", "resemblyzer-attention", "--encoder-tune-layers", "1",
+                                      "--encoder-lr-scale", "0.5", "--head-pooling", "meanstd", "--epochs", "1",
+                                      "--copypaste", "n-cp", "--threads", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    obj = torch.load(out / "model.pt", weights_only=True)
+    assert obj["model"]["config"]["tuned_layers"] == 1 and obj["model"]["config"]["pooling"] == "meanstd"
+    pretrained = pretrained_state()
+    tuned = obj["state_dict"]["tuned.0.weight_hh_l0"]
+    assert tuned.shape == pretrained["lstm.weight_hh_l2"].shape
+    assert not torch.equal(tuned, pretrained["lstm.weight_hh_l2"])  # it was trained
+    from copypaste_ser.manifest import load_corpus
+    manifest, protocol = load_corpus(synthetic_corpus)
+    assert EmotionPredictor(out)([manifest[protocol.fold().test[0]].audio])[0]["emotion"] in manifest.labels
