@@ -128,7 +128,8 @@ def train(
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
                       noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
-                      head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers, weight_decay=weight_decay, label_smoothing=label_smoothing,
+                      head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers,
+                      weight_decay=weight_decay, label_smoothing=label_smoothing,
                       select=select, spec_augment=spec_augment or None, dropout=dropout,
                       lr_schedule=lr_schedule, input_norm=input_norm or None)
     if is_fold_pattern(fold):  # every fold: OUT/<fold>, then results.csv for `report OUT`

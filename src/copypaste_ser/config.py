@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from .augment.copypaste import MODES, ORDERS, SCHEMES
+from .encoders import LAYERS
 from .errors import UserError
 from .features import FEATURE_KINDS, FeatureConfig, resemblyzer_features, resemblyzer_states_features
 from .models.classifier import PRESETS as MODEL_PRESETS
@@ -121,7 +122,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "copypaste_order": OneOf(ORDERS), "noise_aug": Kind(bool), "noise_root": Kind(str, optional=True),
     "noise_epoch_fraction": Number(gt=0, le=1), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
     "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
-    "encoder_tune_layers": Number(integer=True, ge=0, le=3),
+    "encoder_tune_layers": Number(integer=True, ge=0, le=LAYERS),
     "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
     "dropout": Number(ge=0, le=0.9, optional=True), "lr_schedule": OneOf(LR_SCHEDULES),
     "input_norm": Kind(bool),

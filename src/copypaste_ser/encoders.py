@@ -63,13 +63,17 @@ def pretrained_state(path: str | Path | None = None) -> dict[str, Tensor]:
         raise UserError(f"{path}: not a Resemblyzer weights file ({type(e).__name__}: {e})".splitlines()[0]) from None
 
 
+def lstm_layer(index: int) -> nn.LSTM:
+    """Layer ``index`` (0-2) of Resemblyzer's LSTM, untrained: mel (40) or the layer below (256) in."""
+    return nn.LSTM(MEL_DIM if index == 0 else HIDDEN, HIDDEN, 1, batch_first=True)
+
+
 class ResemblyzerStates(nn.Module):
     """``(B, T, 40)`` mel power -> ``(B, T, 768)``: the outputs of the three LSTM layers."""
 
     def __init__(self, pretrained: bool = True, weights: str | Path | None = None) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(nn.LSTM(MEL_DIM if i == 0 else HIDDEN, HIDDEN, 1, batch_first=True)
-                                    for i in range(LAYERS))
+        self.layers = nn.ModuleList(lstm_layer(i) for i in range(LAYERS))
         if pretrained:
             self.load_pretrained(weights)
 

@@ -103,7 +103,8 @@ def emotion_model_on_resemblyzer_states(num_classes: int, feature_config: Featur
     check_features(resemblyzer_states_features(), feature_config, f"{weights} (--init {RESEMBLYZER_ATTENTION})")
     model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=num_classes, pooling=pooling,
                                                       tuned_layers=tuned_layers))
-    model.load_tuned_layers(shared_encoder())
+    if tuned_layers:  # a frozen model needs no encoder here (its states come from the cache)
+        model.load_tuned_layers(shared_encoder())
     frozen = "frozen" if not tuned_layers else f"top {tuned_layers} LSTM layer(s) fine-tuned"
     provenance = {"init": RESEMBLYZER_ATTENTION, "init_kind": "speaker", "init_arch": ARCH,
                   "init_corpus": f"resemblyzer 0.1.4 pretrained.pt ({frozen})", "init_sha1": file_sha1(weights),

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..encoders import HIDDEN, LAYERS, MEL_DIM, STATES_DIM, ResemblyzerStates, shared_encoder
+from ..encoders import HIDDEN, LAYERS, MEL_DIM, STATES_DIM, ResemblyzerStates, lstm_layer, shared_encoder
 from .pooling import MultiHeadAttentionPooling, lengths_to_mask
 from .standardise import frame_statistics
 
@@ -76,8 +76,7 @@ class EncoderAttentionEmotion(nn.Module):
         self.config = config
         c = config
         self.frozen_layers = LAYERS - c.tuned_layers
-        self.tuned = nn.ModuleList(nn.LSTM(MEL_DIM if i == 0 else HIDDEN, HIDDEN, batch_first=True)
-                                   for i in range(self.frozen_layers, LAYERS))
+        self.tuned = nn.ModuleList(lstm_layer(i) for i in range(self.frozen_layers, LAYERS))
         # per-dimension statistics of the training states (fit_input_stats); saved with the weights
         self.register_buffer("in_mean", torch.zeros(STATES_DIM))
         self.register_buffer("in_std", torch.ones(STATES_DIM))
