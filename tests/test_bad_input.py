@@ -126,6 +126,10 @@ CASES = [
     Case("eval-seed-negative", "evaluate @RUN --seed -1", "--seed: must be an integer >= 0"),
     Case("eval-no-noise-root", "evaluate @RUN --snr 10", "--snr needs --noise-root"),
     Case("eval-missing-run", "evaluate @TMP/none", "no such run directory or model file"),
+    # ---- ensemble
+    Case("ensemble-missing-grid", "ensemble @TMP/none --out @OUT", "none: no such grid folder"),
+    Case("ensemble-split-bogus", "ensemble @TMP --out @OUT --split train", "--split: must be one of test, dev, not 'train'"),
+    Case("ensemble-no-two-seeds", "ensemble @TMP --out @OUT", "no fold and cell has two finished seeds to ensemble"),
     # ---- predict
     Case("window-nan", "predict @RUN @WAV --window nan", "--window: must be a number >= 0.1"),
     Case("window-zero", "predict @RUN @WAV --window 0", "--window: must be a number >= 0.1"),

@@ -314,6 +314,30 @@ def report_cmd(
     typer.echo(str(write_report(results, out, title, command, notes)))
 
 
+@app.command()
+def ensemble(
+    grid: Path = typer.Argument(..., help="A grid's out folder (its run folders)"),
+    out: Path = typer.Option(..., help="Folder for results.csv and predictions.json (merge them with "
+                             "`copypaste-ser report GRID/results.csv OUT/results.csv`)"),
+    split: str = typer.Option("test", help="test: the runs' stored test scores, clean and noisy; dev: "
+                              "score each run on its dev speakers first, to choose on dev"),
+    seed: Optional[list[str]] = typer.Option(None, help="Ensemble only these seeds (repeatable; default all)"),
+    force: bool = typer.Option(False, help="Replace OUT's results.csv"),
+) -> None:
+    """Average the class probabilities of each fold's seeds (a seed ensemble) and score it."""
+    from tqdm import tqdm
+
+    from .seed_ensemble import write_ensemble
+
+    summary = write_ensemble(grid, out, split, seed, force, progress=lambda it: tqdm(list(it), desc="ensemble", unit="cell"))
+    typer.echo("| init | training data | CopyPaste | test | folds | seeds (mean) | ensemble | change | p | folds better |")
+    typer.echo("|---|---|---|---|---|---|---|---|---|---|")
+    for s in summary:
+        typer.echo(f"| {s['init']} | {s['training_data']} | {s['copypaste']} | {s['test']} | {s['folds']} | "
+                   f"{s['members']:.2f} | {s['ensemble']:.2f} | {s['change']:+.2f} | {s['p']:.3f} | {s['folds_better']}/{s['folds']} |")
+    typer.echo(f"-> {Path(out) / 'results.csv'}")
+
+
 def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt
 
