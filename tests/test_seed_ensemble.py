@@ -71,6 +71,7 @@ def test_grid_ensembles_each_fold_and_test_and_the_report_merges_them(tmp_path):
     assert {r["init"] for r in written} == {"resemblyzer-attention" + SUFFIX} and len(written) == 4
     text = write_report([tmp_path / "ens" / "results.csv"], tmp_path / "report", "ensembles").read_text()
     assert "resemblyzer-attention+seed-ensemble" in text
+    assert "\n0 runs:" in text  # an ensemble is no trained run of its own
 
 
 def test_refusals_say_what_to_do(tmp_path):

@@ -23,6 +23,7 @@ from .baseline import BASELINES
 from .gridlog import read_logs as grid_log
 from .gridresults import clean_confusions, merge_predictions, merge_results
 from .metrics import draw_confusion
+from .seed_ensemble import SUFFIX as ENSEMBLE_SUFFIX
 from .pooling import pooled_section
 from .stats import Comparison, compare, describe_tests, with_holm
 
@@ -189,10 +190,10 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     out_dir.mkdir(parents=True, exist_ok=True)
     inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES))
     tests = list(dict.fromkeys(r["test"] for r in rows))
-    runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in rows
-            if r["init"] not in BASELINES}
+    trained = [r for r in rows if r["init"] not in BASELINES and not r["init"].endswith(ENSEMBLE_SUFFIX)]
+    runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in trained}
     folds = sorted({r["fold"] for r in rows})
-    seeds = sorted({r["seed"] for r in rows if r["init"] not in BASELINES})
+    seeds = sorted({r["seed"] for r in trained})
     secs = sum(float(r["train_seconds"] or 0) for r in rows if r["test"] == "clean" and r["init"] not in BASELINES)
     parts = [f"# {title}", ""]
     if command:
