@@ -45,14 +45,23 @@ def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
     return list(merged.values()), confusions
 
 
+ENSEMBLE_SUFFIX = "+seed-ensemble"  # init of seed_ensemble's rows: scored, never trained
+
+
+def stored_test_predictions(run: Path) -> dict[str, list[dict]]:
+    """{test name: [{id, true, pred, probs}]} a run folder stored (clean test: scores.json;
+    noisy: eval/<condition>/predictions.jsonl)."""
+    scores = json.loads((run / "scores.json").read_text())
+    return {name: s["predictions"] if name == "clean" else [
+        json.loads(x) for x in (run / "eval" / s["condition"] / "predictions.jsonl").read_text().splitlines() if x]
+        for name, s in scores.items()}
+
+
 def _run_predictions(results_csv: Path, r: dict) -> dict | None:
-    """{utt id: (true, predicted)} of one row's run, from its grid run folder beside
-    ``results_csv`` (clean test: scores.json; noisy: eval/<condition>/predictions.jsonl)."""
+    """{utt id: (true, predicted)} of one row's run, from its grid run folder beside ``results_csv``."""
     run = results_csv.parent / r["fold"] / r["init"] / r["training_data"] / r["copypaste"] / f"seed-{r['seed']}"
     try:
-        scores = json.loads((run / "scores.json").read_text())[r["test"]]
-        preds = scores.get("predictions") if r["test"] == "clean" else [
-            json.loads(x) for x in (run / "eval" / scores["condition"] / "predictions.jsonl").read_text().split("\n") if x]
+        preds = stored_test_predictions(run)[r["test"]]
     except (OSError, KeyError, ValueError):
         return None
     return {p["id"]: (p["true"], p["pred"]) for p in preds} if preds else None

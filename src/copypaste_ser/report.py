@@ -21,9 +21,8 @@ import numpy as np
 from .atomic import atomic_write_csv, atomic_write_text
 from .baseline import BASELINES
 from .gridlog import read_logs as grid_log
-from .gridresults import clean_confusions, merge_predictions, merge_results
+from .gridresults import ENSEMBLE_SUFFIX, clean_confusions, merge_predictions, merge_results
 from .metrics import draw_confusion
-from .seed_ensemble import SUFFIX as ENSEMBLE_SUFFIX
 from .pooling import pooled_section
 from .stats import Comparison, compare, describe_tests, with_holm
 

@@ -21,11 +21,11 @@ import numpy as np
 from .atomic import atomic_write_csv, atomic_write_text
 from .errors import UserError
 from .evaluate import evaluate_run
+from .gridresults import ENSEMBLE_SUFFIX as SUFFIX, stored_test_predictions
 from .metrics import score
 from .pooling import run_key
 from .stats import fold_test
 
-SUFFIX = "+seed-ensemble"
 SPLITS = ("test", "dev")
 DEV_CONDITION = "dev-clean"
 
@@ -33,29 +33,24 @@ DEV_CONDITION = "dev-clean"
 Probabilities = dict[str, tuple[str, list[float]]]
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
 def run_probabilities(run: Path, split: str = "test",
                       evaluate: Callable[[Path], object] | None = None) -> tuple[list[str], dict[str, Probabilities]]:
     """A run's labels and {test name: probabilities} (test: every test condition it was
     scored on; dev: ``dev``, scored with ``evaluate`` first where it is not stored yet)."""
     try:
-        scores = json.loads((run / "scores.json").read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{run}: no readable scores.json (is the run finished?)") from None
-    labels = next(iter(scores.values()))["labels"]
+        tests = stored_test_predictions(run)
+    except (OSError, ValueError, KeyError):
+        raise UserError(f"{run}: no readable scores.json or noisy-test predictions (is the run finished?)") from None
+    labels = next(iter(json.loads((run / "scores.json").read_text()).values()))["labels"]
     if split == "dev":
         stored = run / "eval" / DEV_CONDITION / "predictions.jsonl"
         if not stored.is_file():
             if evaluate is None:
                 raise UserError(f"{run}: not scored on its dev speakers; run `copypaste-ser evaluate {run} --split dev`")
             evaluate(run)
-        conditions = {"dev": _read_jsonl(stored)}
+        conditions = {"dev": [json.loads(x) for x in stored.read_text().splitlines() if x]}
     else:
-        conditions = {name: s["predictions"] if name == "clean" else _read_jsonl(run / "eval" / s["condition"] / "predictions.jsonl")
-                      for name, s in scores.items()}
+        conditions = tests
     out = {}
     for name, preds in conditions.items():
         if any("probs" not in p for p in preds):
@@ -143,7 +138,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     for (init, data, scheme, test), c in sorted(cells.items()):
         t = fold_test(c["members"], c["ensemble"])
         out.append({"init": init, "training_data": data, "copypaste": scheme, "test": test, "folds": t.n_folds,
-                    "members": float(np.mean([v for v in c["members"].values()])) if c["members"] else float("nan"),
+                    "members": float(np.mean(list(c["members"].values()))),
                     "ensemble": float(np.mean(list(c["ensemble"].values()))), "change": t.mean_diff,
                     "p": t.t_p, "folds_better": int(sum(d > 0 for d in t.diffs))})
     return out
