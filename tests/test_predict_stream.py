@@ -168,14 +168,22 @@ def test_export_keeps_an_existing_onnx_file_unless_forced(tmp_path: Path, tiny_m
 
 
 @pytest.mark.skipif(not resemblyzer_available(), reason="needs the resemblyzer wheel's weights")
-def test_onnx_matches_pytorch_for_the_encoder_head_with_mel_input(tmp_path: Path):
+@pytest.mark.parametrize("pooling,tuned_layers", [("attention", 0), ("meanstd", 1)])
+def test_onnx_matches_pytorch_for_the_encoder_head_with_mel_input(tmp_path: Path, pooling: str, tuned_layers: int):
+    from copypaste_ser.encoders import shared_encoder
     from copypaste_ser.export import export_onnx
     from copypaste_ser.engines import Bundle, OnnxEngine
     from copypaste_ser.features import resemblyzer_states_features
     from copypaste_ser.models.encoder_head import EncoderAttentionEmotion, EncoderHeadConfig
 
     torch.manual_seed(0)
-    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=4, heads=4, proj_dim=32, embed_dim=64)).eval()
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=4, heads=4, proj_dim=32, embed_dim=64,
+                                                      pooling=pooling, tuned_layers=tuned_layers)).eval()
+    if tuned_layers:  # a trained top layer differs from the frozen one: the graph must hold the copy
+        model.load_tuned_layers(shared_encoder())
+        with torch.no_grad():
+            for weight in model.tuned.parameters():
+                weight.add_(0.05 * torch.randn_like(weight))
     cfg = resemblyzer_states_features()
     meta = {"model": {"arch": model.arch, "config": model.config.to_dict()}, "labels": LABELS,
             "features": cfg.to_dict()}
