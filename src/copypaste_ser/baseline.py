@@ -106,23 +106,36 @@ def available_baselines() -> list[str]:
     return [b for b in BASELINES if b != "rzstates-lr" or resemblyzer_available()]
 
 
+def test_conditions(grid) -> list[tuple[str, str, WaveTransform | None]]:
+    """(test name, feature-cache condition, transform) of a grid's tests: clean, then each SNR."""
+    from .evaluate import noisy_condition
+
+    conditions: list[tuple[str, str, WaveTransform | None]] = [("clean", "clean", None)]
+    for snr in grid.snrs:
+        prefix, cond = noisy_condition(grid.noise_root, Path(grid.data), snr)
+        conditions.append((f"{snr:g}dB", prefix + cond.name, cond))
+    return conditions
+
+
+def fit_in_fold(name: str, manifest: Manifest, fold, corpus_dir: Path, progress: bool = True):
+    """The baseline fitted on a fold's training speakers, C chosen on its dev speakers:
+    (classifier, dev weighted F1)."""
+    y = {s: [manifest.label_index(manifest[i].emotion) for i in fold.split(s)] for s in ("train", "dev")}
+    feats = {s: baseline_features(name, manifest, fold.split(s), corpus_dir, progress=progress) for s in ("train", "dev")}
+    return fit_classifier(name, feats["train"], y["train"], feats["dev"], y["dev"], manifest.labels)
+
+
 def run_baseline(grid, progress: bool = True) -> list[dict]:
     """Score the baseline on every fold of a grid, clean and at each SNR; rows like the grid's."""
     data = Path(grid.data)
     manifest, protocol = load_corpus(data)
-    conditions = [("clean", "clean", None)]
-    for snr in grid.snrs:
-        from .evaluate import noisy_condition
-        prefix, cond = noisy_condition(grid.noise_root, data, snr)
-        conditions.append((f"{snr:g}dB", prefix + cond.name, cond))
+    conditions = test_conditions(grid)
     rows = []
     for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
         fold = protocol.fold(fold_name)
-        y = {s: [manifest.label_index(manifest[i].emotion) for i in fold.split(s)] for s in ("train", "dev", "test")}
+        y = {"test": [manifest.label_index(manifest[i].emotion) for i in fold.test]}
         for name in available_baselines():
-            feats = {s: baseline_features(name, manifest, fold.split(s), data, progress=progress)
-                     for s in ("train", "dev")}
-            clf, dev_f1 = fit_classifier(name, feats["train"], y["train"], feats["dev"], y["dev"], manifest.labels)
+            clf, dev_f1 = fit_in_fold(name, manifest, fold, data, progress)
             for test_name, cond_name, transform in conditions:
                 x = baseline_features(name, manifest, fold.test, data, cond_name, transform, progress=progress)
                 m = score(y["test"], clf.predict(x).tolist(), manifest.labels)

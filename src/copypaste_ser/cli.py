@@ -327,15 +327,29 @@ def ensemble(
     """Average the class probabilities of each fold's seeds (a seed ensemble) and score it."""
     from tqdm import tqdm
 
-    from .seed_ensemble import write_ensemble
+    from .seed_ensemble import summary_table, write_ensemble
 
     summary = write_ensemble(grid, out, split, seed, force, progress=lambda it: tqdm(list(it), desc="ensemble", unit="cell"))
-    typer.echo("| init | training data | CopyPaste | test | folds | seeds (mean) | ensemble | change | p | folds better |")
-    typer.echo("|---|---|---|---|---|---|---|---|---|---|")
-    for s in summary:
-        typer.echo(f"| {s['init']} | {s['training_data']} | {s['copypaste']} | {s['test']} | {s['folds']} | "
-                   f"{s['members']:.2f} | {s['ensemble']:.2f} | {s['change']:+.2f} | {s['p']:.3f} | {s['folds_better']}/{s['folds']} |")
+    typer.echo("\n".join(summary_table(summary)))
     typer.echo(f"-> {Path(out) / 'results.csv'}")
+
+
+@app.command()
+def fuse(
+    config: Path = typer.Argument(..., help="The grid's config (YAML): its runs, corpus, folds and noisy tests"),
+    out: Path = typer.Option(..., help="Folder for results.csv (merge it with the grid's in `report`)"),
+    probe: str = typer.Option("rzstates-lr", help="The linear probe fitted in each fold: rzstates-lr or mfcc-lr"),
+    weight: Optional[float] = typer.Option(None, help="The model's share, 0-1 (default: chosen on each run's dev)"),
+    force: bool = typer.Option(False, help="Replace OUT's results.csv"),
+) -> None:
+    """Mix each run's class probabilities with a linear probe's in the same fold (late fusion)."""
+    from tqdm import tqdm
+
+    from .probe_fusion import write_fusion
+
+    chosen = write_fusion(config, out, probe, weight, force, progress=lambda it: tqdm(list(it), desc="fuse", unit="cell"))
+    counts = ", ".join(f"{w:g}: {sum(c['weight'] == w for c in chosen)}" for w in sorted({c["weight"] for c in chosen}))
+    typer.echo(f"-> {Path(out) / 'results.csv'}; runs per weight {counts} ({Path(out) / 'weights.csv'})")
 
 
 def _interrupt(signum: int, frame) -> None:

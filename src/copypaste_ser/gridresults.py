@@ -46,6 +46,12 @@ def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
 
 
 ENSEMBLE_SUFFIX = "+seed-ensemble"  # init of seed_ensemble's rows: scored, never trained
+FUSED_INFIX = "+fused-"  # init of probe_fusion's rows, <init>+fused-<probe>: scored, never trained
+
+
+def scored_only(init: str) -> bool:
+    """Whether rows of this init combine trained runs' scores (no training of their own)."""
+    return init.endswith(ENSEMBLE_SUFFIX) or FUSED_INFIX in init
 
 
 def stored_test_predictions(run: Path) -> dict[str, list[dict]]:

@@ -21,7 +21,7 @@ import numpy as np
 from .atomic import atomic_write_csv, atomic_write_text
 from .baseline import BASELINES
 from .gridlog import read_logs as grid_log
-from .gridresults import ENSEMBLE_SUFFIX, clean_confusions, merge_predictions, merge_results
+from .gridresults import clean_confusions, merge_predictions, merge_results, scored_only
 from .metrics import draw_confusion
 from .pooling import pooled_section
 from .stats import Comparison, compare, describe_tests, with_holm
@@ -189,7 +189,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     out_dir.mkdir(parents=True, exist_ok=True)
     inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES))
     tests = list(dict.fromkeys(r["test"] for r in rows))
-    trained = [r for r in rows if r["init"] not in BASELINES and not r["init"].endswith(ENSEMBLE_SUFFIX)]
+    trained = [r for r in rows if r["init"] not in BASELINES and not scored_only(r["init"])]
     runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in trained}
     folds = sorted({r["fold"] for r in rows})
     seeds = sorted({r["seed"] for r in trained})

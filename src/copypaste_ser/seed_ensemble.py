@@ -76,7 +76,7 @@ def ensemble_score(members: list[Probabilities], labels: list[str]) -> dict:
     return metrics
 
 
-def _grid_runs(grid: Path) -> dict[tuple[str, str, str, str], dict[str, Path]]:
+def grid_runs(grid: Path) -> dict[tuple[str, str, str, str], dict[str, Path]]:
     """(fold, init, training data, scheme) -> {seed: run folder} of a grid's finished runs."""
     runs: dict[tuple, dict[str, Path]] = defaultdict(dict)
     for scores in sorted(grid.glob("*/*/*/*/seed-*/scores.json")):
@@ -107,7 +107,7 @@ def ensemble_grid(grid: str | Path, split: str = "test", seeds: list[str] | None
     if not grid.is_dir():
         raise UserError(f"{grid}: no such grid folder (give a grid's out folder)")
     rows, preds = [], {}
-    found = {cell: {s: r for s, r in runs.items() if seeds is None or s in seeds} for cell, runs in _grid_runs(grid).items()}
+    found = {cell: {s: r for s, r in runs.items() if seeds is None or s in seeds} for cell, runs in grid_runs(grid).items()}
     found = {cell: runs for cell, runs in found.items() if len(runs) >= 2}
     if not found:
         raise UserError(f"{grid}: no fold and cell has two finished seeds to ensemble")
@@ -142,6 +142,15 @@ def summarize(rows: list[dict]) -> list[dict]:
                     "ensemble": float(np.mean(list(c["ensemble"].values()))), "change": t.mean_diff,
                     "p": t.t_p, "folds_better": int(sum(d > 0 for d in t.diffs))})
     return out
+
+
+def summary_table(summary: list[dict]) -> list[str]:
+    """:func:`summarize`'s rows as a Markdown table."""
+    lines = ["| init | training data | CopyPaste | test | folds | seeds (mean) | ensemble | change | p | folds better |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    return lines + [f"| {s['init']} | {s['training_data']} | {s['copypaste']} | {s['test']} | {s['folds']} | "
+                    f"{s['members']:.2f} | {s['ensemble']:.2f} | {s['change']:+.2f} | {s['p']:.3f} | "
+                    f"{s['folds_better']}/{s['folds']} |" for s in summary]
 
 
 def write_ensemble(grid: str | Path, out: str | Path, split: str = "test", seeds: list[str] | None = None,
