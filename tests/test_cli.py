@@ -62,3 +62,12 @@ def test_sigterm_stops_a_parallel_grid_like_ctrl_c(tmp_path, synthetic_corpus):
     assert "interrupted: run the same command again to resume" in err and "leaked" not in err, err
     log = (tmp_path / "grid" / "grid-log.jsonl").read_text().splitlines()
     assert [json.loads(x)["status"] for x in log] == ["interrupted"]
+
+
+def test_a_warning_is_one_line_without_source_code():
+    code = ("import sys, warnings\nfrom copypaste_ser import cli\n"
+            "cli.app = lambda: warnings.warn('noise/a.flac: noise clip is silent; skipped')\n"
+            "sys.argv = ['copypaste-ser']\ncli.main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stderr == "warning: noise/a.flac: noise clip is silent; skipped\n"

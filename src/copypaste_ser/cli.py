@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -359,6 +360,7 @@ def _interrupt(signum: int, frame) -> None:
 def main() -> None:
     # `kill` (SIGTERM) stops a run like Ctrl-C: logged, grid workers ended, resumable
     signal.signal(signal.SIGTERM, _interrupt)
+    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"  # one line, not the source line too
     if _folder_help(sys.argv[1:]):
         return
     try:
