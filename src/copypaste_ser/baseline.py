@@ -106,7 +106,7 @@ def available_baselines() -> list[str]:
     return [b for b in BASELINES if b != "rzstates-lr" or resemblyzer_available()]
 
 
-def test_conditions(grid) -> list[tuple[str, str, WaveTransform | None]]:
+def grid_test_conditions(grid) -> list[tuple[str, str, WaveTransform | None]]:
     """(test name, feature-cache condition, transform) of a grid's tests: clean, then each SNR."""
     from .evaluate import noisy_condition
 
@@ -129,7 +129,7 @@ def run_baseline(grid, progress: bool = True) -> list[dict]:
     """Score the baseline on every fold of a grid, clean and at each SNR; rows like the grid's."""
     data = Path(grid.data)
     manifest, protocol = load_corpus(data)
-    conditions = test_conditions(grid)
+    conditions = grid_test_conditions(grid)
     rows = []
     for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
         fold = protocol.fold(fold_name)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write_csv, atomic_write_text
-from .baseline import baseline_features, fit_in_fold, test_conditions
+from .baseline import baseline_features, fit_in_fold, grid_test_conditions
 from .errors import UserError
 from .evaluate import evaluate_run
 from .experiments import GridConfig
@@ -48,7 +48,7 @@ def probe_probabilities(grid: GridConfig, fold_name: str, probe: str, progress: 
         return {i: (manifest[i].emotion, row.tolist()) for i, row in zip(ids, full)}
 
     out = {"dev": probs(fold.split("dev"))}
-    for test_name, condition, transform in test_conditions(grid):
+    for test_name, condition, transform in grid_test_conditions(grid):
         out[test_name] = probs(fold.test, condition, transform)
     return out
 
