@@ -133,12 +133,12 @@ def run_baseline(grid, progress: bool = True) -> list[dict]:
     rows = []
     for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
         fold = protocol.fold(fold_name)
-        y = {"test": [manifest.label_index(manifest[i].emotion) for i in fold.test]}
+        y_test = [manifest.label_index(manifest[i].emotion) for i in fold.test]
         for name in available_baselines():
             clf, dev_f1 = fit_in_fold(name, manifest, fold, data, progress)
             for test_name, cond_name, transform in conditions:
                 x = baseline_features(name, manifest, fold.test, data, cond_name, transform, progress=progress)
-                m = score(y["test"], clf.predict(x).tolist(), manifest.labels)
+                m = score(y_test, clf.predict(x).tolist(), manifest.labels)
                 row = {"fold": fold_name, "init": name, "training_data": "clean", "copypaste": "none",
                        "seed": "-", "test": test_name, "weighted_f1": m["weighted_f1"], "uar": m["uar"],
                        "accuracy": m["accuracy"], "best_epoch": "", "train_seconds": 0.0, "dev_weighted_f1": dev_f1}

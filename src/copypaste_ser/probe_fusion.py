@@ -25,9 +25,8 @@ from .evaluate import evaluate_run
 from .experiments import GridConfig
 from .gridresults import FUSED_INFIX
 from .manifest import load_corpus
-from .metrics import score
 from .pooling import run_key
-from .seed_ensemble import Probabilities, grid_runs, run_probabilities
+from .seed_ensemble import Probabilities, ensemble_score, grid_runs, run_probabilities
 
 PROBES = ("rzstates-lr", "mfcc-lr")  # logistic regressions: they give class probabilities
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -53,24 +52,9 @@ def probe_probabilities(grid: GridConfig, fold_name: str, probe: str, progress: 
     return out
 
 
-def mix(model: Probabilities, probe: Probabilities, weight: float) -> Probabilities:
-    """``weight * model + (1 - weight) * probe`` on the utterances both scored."""
-    return {i: (t, (weight * np.asarray(p) + (1 - weight) * np.asarray(probe[i][1])).tolist())
-            for i, (t, p) in model.items() if i in probe}
-
-
 def mixed_score(model: Probabilities, probe: Probabilities, weight: float, labels: list[str]) -> dict:
-    """Metrics and predictions ({id, true, pred, probs}) of the mixture."""
-    mixed = mix(model, probe, weight)
-    if not mixed:
-        raise UserError("the model and the probe share no scored utterance (were they made on the same corpus?)")
-    index = {lab: k for k, lab in enumerate(labels)}
-    ids = sorted(mixed)
-    y_true = [index[mixed[i][0]] for i in ids]
-    y_pred = [int(np.argmax(mixed[i][1])) for i in ids]
-    metrics = score(y_true, y_pred, labels)
-    metrics["predictions"] = [{"id": i, "true": labels[t], "pred": labels[p]} for i, t, p in zip(ids, y_true, y_pred)]
-    return metrics
+    """Metrics and predictions of ``weight * model + (1 - weight) * probe`` on the utterances both scored."""
+    return ensemble_score([model, probe], labels, weights=[weight, 1.0 - weight])
 
 
 def choose_weight(model_dev: Probabilities, probe_dev: Probabilities, labels: list[str],

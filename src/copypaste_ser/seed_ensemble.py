@@ -60,13 +60,13 @@ def run_probabilities(run: Path, split: str = "test",
     return labels, out
 
 
-def ensemble_score(members: list[Probabilities], labels: list[str]) -> dict:
-    """Metrics of the mean of the members' probabilities, on the utterances all of them scored,
-    with the per-utterance predictions ({id, true, pred, probs})."""
+def ensemble_score(members: list[Probabilities], labels: list[str], weights: list[float] | None = None) -> dict:
+    """Metrics of the mean of the members' probabilities (weighted by ``weights`` if given), on
+    the utterances all of them scored, with the per-utterance predictions ({id, true, pred, probs})."""
     ids = sorted(set.intersection(*(set(m) for m in members)))
     if not ids:
         raise UserError("the ensemble's members share no scored utterance")
-    probs = np.mean([[m[i][1] for i in ids] for m in members], axis=0)
+    probs = np.average([[m[i][1] for i in ids] for m in members], axis=0, weights=weights)
     index = {lab: k for k, lab in enumerate(labels)}
     y_true = [index[members[0][i][0]] for i in ids]
     y_pred = probs.argmax(axis=1).tolist()
