@@ -24,7 +24,7 @@ from .errors import UserError
 from .evaluate import evaluate_run
 from .experiments import GridConfig
 from .gridresults import FUSED_INFIX
-from .manifest import load_corpus
+from .manifest import Fold, Manifest, load_corpus
 from .pooling import run_key
 from .seed_ensemble import Probabilities, ensemble_score, grid_runs, run_probabilities
 
@@ -32,11 +32,10 @@ PROBES = ("rzstates-lr", "mfcc-lr")  # logistic regressions: they give class pro
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def probe_probabilities(grid: GridConfig, fold_name: str, probe: str, progress: bool = False) -> dict[str, Probabilities]:
+def probe_probabilities(grid: GridConfig, manifest: Manifest, fold: Fold, probe: str,
+                        progress: bool = False) -> dict[str, Probabilities]:
     """{"dev" and each test name of the grid: the probe's probabilities} in one fold."""
     data = Path(grid.data)
-    manifest, protocol = load_corpus(data)
-    fold = protocol.fold(fold_name)
     clf, _ = fit_in_fold(probe, manifest, fold, data, progress)
     columns = [int(c) for c in clf.classes_]  # a class absent from training has no column
 
@@ -77,11 +76,12 @@ def fuse_grid(grid: GridConfig, probe: str = "rzstates-lr", weight: float | None
     if not runs:
         raise UserError(f"{grid.out}: no finished run to fuse (run the grid first)")
     rows, preds, choices = [], {}, []
+    manifest, protocol = load_corpus(Path(grid.data))
     probe_by_fold: dict[str, dict[str, Probabilities]] = {}
     evaluate = lambda run: evaluate_run(run, split="dev", progress=False)  # noqa: E731
     for (fold, init, data, scheme), seeds in progress(sorted(runs.items())):
         if fold not in probe_by_fold:
-            probe_by_fold[fold] = probe_probabilities(grid, fold, probe)
+            probe_by_fold[fold] = probe_probabilities(grid, manifest, protocol.fold(fold), probe)
         probed = probe_by_fold[fold]
         for seed, run in sorted(seeds.items()):
             labels, dev = run_probabilities(run, "dev", evaluate)
