@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy
 import yaml
 
 from copypaste_ser.gridlog import RUNNING, Invocation, log_killed
@@ -87,3 +88,5 @@ def test_only_an_invocation_whose_process_is_gone_is_logged_as_killed(tmp_path):
     fresh.finish("complete")
     log = [json.loads(x) for x in (tmp_path / "grid-log.jsonl").read_text().splitlines()]
     assert [(e["status"], e["runs_completed"]) for e in log] == [("killed", 0), ("complete", 3)]
+    # the machine each invocation ran on, to tell float-level differences apart
+    assert log[1]["machine"]["numpy"] == numpy.__version__ and log[1]["machine"]["cores"] == os.cpu_count()

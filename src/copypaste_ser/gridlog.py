@@ -14,9 +14,11 @@ import contextlib
 import fcntl
 import json
 import os
+import platform
 import threading
 import time
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 from .atomic import atomic_write_text
@@ -24,6 +26,43 @@ from .atomic import atomic_write_text
 LOG = "grid-log.jsonl"
 RUNNING = ".grid-running"
 HEARTBEAT_SECONDS = 10.0
+#: Packages whose version can change a result at float level (kernels, solvers).
+NUMERIC_PACKAGES = ("numpy", "torch", "scikit-learn", "scipy")
+#: Vector-instruction flags of /proc/cpuinfo, widest first: BLAS and oneDNN pick kernels by them.
+SIMD_FLAGS = ("amx_tile", "avx512_bf16", "avx512f", "avx2", "avx", "sse4_2")
+
+
+def machine() -> dict:
+    """The CPU and numeric packages an invocation ran on: two fresh checkouts that score a
+    baseline differently at float level can then be told apart by their machine."""
+    cpu, flags, ident = platform.processor() or platform.machine(), set(), {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name":
+                cpu = value
+            elif key in ("cpu family", "model"):  # VMs often name every Xeon alike
+                ident[key] = value
+            elif key == "flags":
+                flags = set(value.split())
+                break
+    if ident:
+        cpu += f" (family {ident.get('cpu family', '?')} model {ident.get('model', '?')})"
+    simd = next((f for f in SIMD_FLAGS if f in flags), "")
+    versions = {}
+    for name in NUMERIC_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return {"cpu": cpu, "simd": simd, "cores": os.cpu_count(), **versions}
+
+
+def machine_label(entry: dict) -> str:
+    """One line for a report: "Intel Xeon, avx512f, 2 cores; numpy 2.3.1, torch 2.13.0+cpu"."""
+    m = entry.get("machine")
+    if not m:
+        return "not recorded"
+    packages = ", ".join(f"{n} {m[n]}" for n in NUMERIC_PACKAGES if n in m)
+    return f"{m['cpu']}, {m['simd'] or 'no AVX'}, {m['cores']} cores; {packages}"
 
 
 class Invocation:
@@ -50,7 +89,7 @@ class Invocation:
         it has finished so far (trained and scored)."""
         out = Path(out)
         log_killed(out)
-        return cls(out, {"workers": workers, "slice": slice_}, completed)
+        return cls(out, {"workers": workers, "slice": slice_, "machine": machine()}, completed)
 
     def _entry(self, status: str, completed: int) -> dict:
         e = {"started": self.entry["started"], "seconds": round(time.time() - self.started, 1), "status": status,

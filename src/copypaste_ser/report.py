@@ -20,6 +20,7 @@ import numpy as np
 
 from .atomic import atomic_write_csv, atomic_write_text
 from .baseline import BASELINES
+from .gridlog import machine_label
 from .gridlog import read_logs as grid_log
 from .gridresults import clean_confusions, merge_predictions, merge_results, scored_only
 from .metrics import draw_confusion
@@ -208,6 +209,9 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
         parts += [f"Wall time of the grid: {wall / 3600:.2f} h in {len(log)} invocation(s) that completed "
                   f"{sum(e.get('runs_completed', 0) for e in log)} runs with up to "
                   f"{max(e['workers'] for e in log)} worker(s) (grid-log.jsonl).", ""]
+        machines = sorted({machine_label(e) for e in log if e.get("runs_completed")})
+        if len(machines) > 1:  # float-level kernels differ between CPUs: say where a cell may come from
+            parts += ["Machines of the invocations that completed runs: " + "; ".join(machines) + ".", ""]
         atomic_write_text(out_dir / "grid-log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
     if notes:
         parts += [notes, ""]
