@@ -80,8 +80,8 @@ def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, m
     # runs made on two CPUs (float-level kernels differ): the report names both
     log[0]["machine"] = {**log[0]["machine"], "cpu": "Other CPU", "simd": "avx2"}
     (tmp_path / "grid" / "grid-log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
-    text = write_report(results, tmp_path / "report2", "test").read_text()
-    line = next(x for x in text.splitlines() if x.startswith("Machines of the invocations"))
+    two_machines = write_report(results, tmp_path / "report2", "test").read_text()
+    line = next(x for x in two_machines.splitlines() if x.startswith("Machines of the invocations"))
     assert "Other CPU, avx2" in line and log[1]["machine"]["cpu"] in line
     assert "clean test data (as the paper's Table 2)" in text and "10 dB SNR (as the paper's Table 5)" in text
     # noisy tests took their VAD from the noisy audio; one fold: bootstrap over the run folders' predictions
