@@ -77,12 +77,18 @@ def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, m
     assert "## Concat probe, init scratch" in text
     assert "in 3 invocation(s) that completed 4 runs" in text
     assert "Machines of the invocations" not in text  # one machine: nothing to tell apart
+    assert "training time" in text and "h of one CPU core (sum over runs)" in text
     # runs made on two CPUs (float-level kernels differ): the report names both
     log[0]["machine"] = {**log[0]["machine"], "cpu": "Other CPU", "simd": "avx2"}
     (tmp_path / "grid" / "grid-log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
     two_machines = write_report(results, tmp_path / "report2", "test").read_text()
     line = next(x for x in two_machines.splitlines() if x.startswith("Machines of the invocations"))
     assert "Other CPU, avx2" in line and log[1]["machine"]["cpu"] in line
+    # runs trained on a GPU: the training time is not one CPU core's
+    log[0]["machine"]["gpu"] = "NVIDIA H200"
+    (tmp_path / "grid" / "grid-log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
+    on_gpu = write_report(results, tmp_path / "report3", "test").read_text()
+    assert "h of one worker process on NVIDIA H200 (sum over runs)" in on_gpu and "one CPU core" not in on_gpu
     assert "clean test data (as the paper's Table 2)" in text and "10 dB SNR (as the paper's Table 5)" in text
     # noisy tests took their VAD from the noisy audio; one fold: bootstrap over the run folders' predictions
     assert {r["test_vad"] for r in rows if r["test"] == "10dB"} == {"noisy"} and "old clean-audio VAD" not in text

@@ -90,3 +90,19 @@ def test_only_an_invocation_whose_process_is_gone_is_logged_as_killed(tmp_path):
     assert [(e["status"], e["runs_completed"]) for e in log] == [("killed", 0), ("complete", 3)]
     # the machine each invocation ran on, to tell float-level differences apart
     assert log[1]["machine"]["numpy"] == numpy.__version__ and log[1]["machine"]["cores"] == os.cpu_count()
+
+
+def test_the_machine_names_the_gpu_only_where_training_could_use_one(monkeypatch):
+    import torch
+
+    from copypaste_ser.gridlog import machine, machine_label
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu_only = machine()
+    assert "gpu" not in cpu_only and ", GPU " not in machine_label({"machine": cpu_only})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
+    with_gpu = machine()
+    assert with_gpu["gpu"] == "NVIDIA H200" and with_gpu["cpu"] == cpu_only["cpu"]
+    label = machine_label({"machine": with_gpu})
+    assert label.startswith(f"{cpu_only['cpu']}, ") and f"{cpu_only['cores']} cores, GPU NVIDIA H200; numpy" in label

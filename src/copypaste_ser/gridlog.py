@@ -21,6 +21,8 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+import torch
+
 from .atomic import atomic_write_text
 
 LOG = "grid-log.jsonl"
@@ -33,8 +35,9 @@ SIMD_FLAGS = ("amx_tile", "avx512_bf16", "avx512f", "avx2", "avx", "sse4_2")
 
 
 def machine() -> dict:
-    """The CPU and numeric packages an invocation ran on: two fresh checkouts that score a
-    baseline differently at float level can then be told apart by their machine."""
+    """The CPU (and GPU, where training used one) and numeric packages an invocation ran on:
+    two fresh checkouts that score a baseline differently at float level can then be told
+    apart by their machine."""
     cpu, flags, ident = platform.processor() or platform.machine(), set(), {}
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -53,7 +56,8 @@ def machine() -> dict:
     for name in NUMERIC_PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-    return {"cpu": cpu, "simd": simd, "cores": os.cpu_count(), **versions}
+    gpu = {"gpu": torch.cuda.get_device_name(0)} if torch.cuda.is_available() else {}
+    return {"cpu": cpu, "simd": simd, "cores": os.cpu_count(), **gpu, **versions}
 
 
 def machine_label(entry: dict) -> str:
@@ -62,7 +66,8 @@ def machine_label(entry: dict) -> str:
     if not m:
         return "not recorded"
     packages = ", ".join(f"{n} {m[n]}" for n in NUMERIC_PACKAGES if n in m)
-    return f"{m['cpu']}, {m['simd'] or 'no AVX'}, {m['cores']} cores; {packages}"
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
+    return f"{m['cpu']}, {m['simd'] or 'no AVX'}, {m['cores']} cores{gpu}; {packages}"
 
 
 class Invocation:

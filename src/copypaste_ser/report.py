@@ -198,8 +198,10 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     parts = [f"# {title}", ""]
     if command:
         parts += ["Made with:", "", "```", command, "```", ""]
+    gpus = sorted({e["machine"]["gpu"] for e in log or [] if e.get("machine", {}).get("gpu")})
+    where = f"one worker process on {' / '.join(gpus)}" if gpus else "one CPU core"
     parts += [f"{len(runs)} runs: folds {', '.join(folds)}; seeds {', '.join(seeds)}; "
-              f"training time {secs / 3600:.2f} h of one CPU core (sum over runs).", "",
+              f"training time {secs / 3600:.2f} h of {where} (sum over runs).", "",
               "Weighted F1 (%) on the test speakers, mean ± std over seeds and folds; in parentheses "
               "the change against No CP with its Holm-corrected p, `*` where that p < 0.05. Seeds are "
               "averaged within each fold first: the folds (held-out speakers), not the runs, are the "
