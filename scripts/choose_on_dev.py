@@ -36,7 +36,7 @@ def test_config(chosen: Path, out: Path, grid_out: str, seeds: list[int], baseli
     data = (chosen.parent / cfg["data"]).resolve()
     cfg.update(data=os.path.relpath(data, out.resolve().parent), out=grid_out, noise_root=os.path.relpath(data.parent / "musan", out.resolve().parent),
                copypaste=["none", "n-cp"], seeds=seeds, baseline=baseline)
-    header = (f"# EmoDB-4 (emodb-full), ten LOSO folds: the scratch ResNet with the options of {chosen.name},\n"
+    header = (f"# The test grid of {chosen.name}: its folds and options,\n"
               f"# chosen by scripts/choose_on_dev.py as the best mean dev weighted F1 of its round.\n"
               f"# No CP vs N-CP, seeds {', '.join(map(str, seeds))}.\n")
     return header + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)
