@@ -198,7 +198,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     parts = [f"# {title}", ""]
     if command:
         parts += ["Made with:", "", "```", command, "```", ""]
-    gpus = sorted({e["machine"]["gpu"] for e in log or [] if e.get("machine", {}).get("gpu")})
+    gpus = sorted({e["machine"]["gpu"] for e in log or [] if (e.get("machine") or {}).get("gpu")})
     where = f"one worker process on {' / '.join(gpus)}" if gpus else "one CPU core"
     parts += [f"{len(runs)} runs: folds {', '.join(folds)}; seeds {', '.join(seeds)}; "
               f"training time {secs / 3600:.2f} h of {where} (sum over runs).", "",
