@@ -26,7 +26,7 @@ from dev_scores import cell_scores  # noqa: E402
 def dev_score(config: Path) -> tuple[float, int]:
     """(mean dev weighted F1 over the config's runs, number of runs)."""
     grid = (config.parent / yaml.safe_load(config.read_text())["out"]).resolve()
-    scores = [s for cell in cell_scores(grid).values() for s in cell["dev"]] if grid.is_dir() else []
+    scores = [s for cell in cell_scores(grid).values() for s in cell["dev"]]  # none where no grid folder
     return (100 * float(np.mean(scores)) if scores else float("nan")), len(scores)
 
 
@@ -34,7 +34,11 @@ def test_config(chosen: Path, out: Path, grid_out: str, seeds: list[int], baseli
     """The test grid config (YAML text): the chosen config's options, No CP and N-CP."""
     cfg = yaml.safe_load(chosen.read_text())
     data = (chosen.parent / cfg["data"]).resolve()
-    cfg.update(data=os.path.relpath(data, out.resolve().parent), out=grid_out, noise_root=os.path.relpath(data.parent / "musan", out.resolve().parent),
+
+    def from_out(path: Path) -> str:  # the test config's paths are relative to its own folder
+        return os.path.relpath(path, out.resolve().parent)
+
+    cfg.update(data=from_out(data), out=grid_out, noise_root=from_out(data.parent / "musan"),
                copypaste=["none", "n-cp"], seeds=seeds, baseline=baseline)
     header = (f"# The test grid of {chosen.name}: its folds and options,\n"
               f"# chosen by scripts/choose_on_dev.py as the best mean dev weighted F1 of its round.\n"

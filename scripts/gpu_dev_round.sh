@@ -14,13 +14,14 @@ log() { echo "[$(elapsed) s] $*"; }
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src"
 python3 -m pip install -q --no-deps --no-index .devcarry/wheels/*.whl 2>&1 | tail -2
 cps() { python3 -c 'import sys; from copypaste_ser.cli import main; sys.argv[0] = "copypaste-ser"; sys.exit(main())' "$@"; }
+export -f cps  # for the `timeout bash -c` subshells below
 python3 -c 'import torch, soundfile, soxr, kaldi_native_fbank, copypaste_ser.cli; print(torch.__version__, torch.cuda.get_device_name(0))' || exit 3
 [ -f data/emodb4full/manifest.jsonl ] || cps prepare emodb --classes paper4 --root .devcarry/emodb-full --out data/emodb4full | tail -1 || exit 4
 
 log "dev round: ${#@} configs at once, 2 workers each"
 for config in "$@"; do
   name=$(basename "$config" .yaml)
-  (timeout 330 bash -c "$(declare -f cps); cps grid $config --workers 2" > "$logs/$name.log" 2>&1; echo "$name exit $?") &
+  (timeout 330 bash -c "cps grid $config --workers 2" > "$logs/$name.log" 2>&1; echo "$name exit $?") &
 done
 wait
 log "dev round done"
@@ -30,7 +31,7 @@ python3 scripts/choose_on_dev.py "$@" --out configs/emodb4-small-dev3-loso.yaml 
 cp configs/emodb4-small-dev3-loso.yaml "$logs/"
 
 log "test grid"
-timeout 170 bash -c "$(declare -f cps); cps grid configs/emodb4-small-dev3-loso.yaml --workers 14" > "$logs/test-grid.log" 2>&1
+timeout 170 bash -c "cps grid configs/emodb4-small-dev3-loso.yaml --workers 14" > "$logs/test-grid.log" 2>&1
 log "test grid exit $?"
 cps ensemble runs/grid-emodb4-small-dev3-loso --split dev --out runs/ens-dev-small-dev3 > "$logs/ens-dev.log" 2>&1
 cps ensemble runs/grid-emodb4-small-dev3-loso --out runs/ens-test-small-dev3 > "$logs/ens-test.log" 2>&1
