@@ -295,7 +295,8 @@ def test_probe_pairs_need_two_speakers(synthetic_corpus):
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
-                         + sorted((Path(__file__).parents[1] / "configs" / "dev").glob("*.yaml")),
+                         + sorted((Path(__file__).parents[1] / "configs" / "dev").glob("*.yaml"))
+                         + sorted((Path(__file__).parents[1] / "configs" / "crema-d").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_shipped_grid_configs_load_and_make_valid_training_configs(path):
     grid = GridConfig.load(path)
