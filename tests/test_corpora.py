@@ -220,6 +220,8 @@ def make_crema(root: Path, demographics: bool = True) -> Path:
             k += 1
     # a header-only file like the distribution's 1076_MTI_SAD_XX.wav
     sf.write(str(root / "AudioWAV" / "1011_MTI_SAD_XX.wav"), np.zeros(0, np.float32), SR)
+    # the same file in another copy: 2.6 s of digital silence
+    sf.write(str(root / "AudioWAV" / "1010_MTI_SAD_XX.wav"), np.zeros(41108, np.float32), SR)
     if demographics:
         with open(root / "VideoDemographics.csv", "w", newline="") as f:
             w = csv.writer(f)
@@ -233,8 +235,8 @@ def test_crema_d(tmp_path):
     m, p = crema_d.prepare(make_crema(tmp_path / "c"))
     assert m.labels == ["neutral", "angry", "happy", "sad"] and m.name == "crema-d"
     assert len(m) == 11 * 4
-    assert "1011_MTI_SAD_XX" not in [u.id for u in m]
-    assert "1 zero-length files skipped" in p.description
+    assert "1011_MTI_SAD_XX" not in [u.id for u in m] and "1010_MTI_SAD_XX" not in [u.id for u in m]
+    assert "2 zero-length or silent files skipped" in p.description
     u = m["1002_DFA_HAP_MD"]
     assert u.speaker == "crema-1002" and u.emotion == "happy"
     assert u.extra == {"sentence": "DFA", "level": "medium", "text": "Don't forget a jacket.",

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from ..audio import audio_duration
 from ..errors import UserError
@@ -103,9 +104,23 @@ def check_unique_ids(utts: list[Utterance], source: Path | str) -> None:
         seen[u.id] = u.audio
 
 
+def is_constant_audio(path: str | Path, block: int = 65536) -> bool:
+    """True when every sample of the file is the same value (digital silence). Reads block by
+    block and stops at the first varying block, so speech costs one block."""
+    first = None
+    with sf.SoundFile(str(path)) as f:
+        for chunk in f.blocks(blocksize=block, dtype="int16", always_2d=True):
+            if first is None and chunk.size:
+                first = chunk.flat[0]
+            if chunk.size and (chunk != first).any():
+                return False
+    return True
+
+
 def drop_empty(utts: list[Utterance]) -> tuple[list[Utterance], int]:
-    """Drop header-only (zero-length) files, e.g. CREMA-D's 1076_MTI_SAD_XX.wav."""
-    kept = [u for u in utts if u.duration > 0]
+    """Drop header-only (zero-length) and digitally silent files: CREMA-D's 1076_MTI_SAD_XX.wav
+    is one or the other depending on the copy, and no model can learn from either."""
+    kept = [u for u in utts if u.duration > 0 and not is_constant_audio(u.audio)]
     return kept, len(utts) - len(kept)
 
 
@@ -181,7 +196,7 @@ def finish_speaker_corpus(name: str, title: str, utts: list[Utterance],
     description = (f"speaker-id: {title} speaker corpus; fold 'speaker-id' trains on every utterance, "
                    "speaker pretraining holds out ~30 % of each speaker's utterances for dev.")
     if n_empty:
-        description += f" {n_empty} zero-length files skipped."
+        description += f" {n_empty} zero-length or silent files skipped."
     protocol = speaker_protocol(manifest, description)
     validate(manifest, protocol, check_files=False, source=str(root))
     return manifest, protocol

@@ -93,5 +93,5 @@ def prepare(root: Path, classes: str = "all") -> tuple[Manifest, Protocol]:
     if n_dropped:
         description += f" classes={classes}: {n_dropped} utterances of other emotions dropped."
     if n_empty:
-        description += f" {n_empty} zero-length files skipped."
+        description += f" {n_empty} zero-length or silent files skipped."
     return finish(manifest, speaker_folds(manifest, assignments), "default", description, root)

@@ -293,7 +293,7 @@ def prepare(root: Path | None = None, csv: Path | str | None = None, labels: lis
         if not f.train or not f.test:
             raise UserError(f"{source}: fold {f.name!r} has an empty train or test split")
     if n_empty:
-        description += f" {n_empty} zero-length files skipped."
+        description += f" {n_empty} zero-length or silent files skipped."
     manifest, protocol = finish(manifest, fold_list, fold_list[0].name if fold_list else "default",
                                 description, source)
     gaps = check_folds(manifest, protocol, str(source))

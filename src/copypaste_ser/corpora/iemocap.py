@@ -122,5 +122,5 @@ def prepare(root: Path, merge_excited: bool = False) -> tuple[Manifest, Protocol
     description += (" exc merged into happy." if merge_excited else " exc dropped (merge_excited=False).")
     description += f" {n_dropped} utterances with other labels dropped."
     if n_empty:
-        description += f" {n_empty} zero-length files skipped."
+        description += f" {n_empty} zero-length or silent files skipped."
     return finish(manifest, speaker_folds(manifest, assignments), "fold-1", description, root)

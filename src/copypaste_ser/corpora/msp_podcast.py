@@ -120,5 +120,5 @@ def prepare(root: Path, classes: str = "paper5", test_set: str = "Test1") -> tup
                    f"Development -> dev, {test_set} -> test. Speaker 'Unknown' is one pseudo-speaker "
                    f"per split set. {n_dropped} utterances of other classes dropped (classes={classes}).")
     if n_empty:
-        description += f" {n_empty} zero-length files skipped."
+        description += f" {n_empty} zero-length or silent files skipped."
     return finish(manifest, folds, "standard", description, label_file)

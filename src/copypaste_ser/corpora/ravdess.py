@@ -98,5 +98,5 @@ def prepare(root: Path, classes: str = "all") -> tuple[Manifest, Protocol]:
     if n_song:
         description += f" {n_song} song files skipped."
     if n_empty:
-        description += f" {n_empty} zero-length files skipped."
+        description += f" {n_empty} zero-length or silent files skipped."
     return finish(manifest, speaker_folds(manifest, assignments), "default", description, root)
