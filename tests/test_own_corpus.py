@@ -221,4 +221,27 @@ def test_own_corpus_to_a_pooled_loso_report(own_audio, tmp_path):
     assert summary["pooled_utterances"] == 48 and 0 <= summary["pooled_weighted_f1"] <= 1
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Pooled over folds" in report and "| 4 | 48 |" in report and "Pooled confusion" in report
-    assert all((tmp_path / "runs" / f"loso-talker-{i}" / "run.json").is_file() for i in range(4))
+    assert all((tmp_path / "runs" / f"loso-talker-{i}" / "seed-0" / "run.json").is_file() for i in range(4))
+
+
+def test_train_fold_all_adds_a_seed_later_and_resumes_without_touching_finished_runs(own_audio, tmp_path):
+    write_csv(own_audio, "list.csv")
+    prep = _cli("prepare", "folder", "--csv", "list.csv", "--label-map", LABEL_MAP, "--folds", "loso",
+                "--out", tmp_path / "data", cwd=own_audio)
+    assert prep.returncode == 0, prep.stderr
+    train = ["train", "--data", tmp_path / "data", "--fold", "all", "--preset", "tiny", "--epochs", "1",
+             "--threads", "1", "--quiet", "--out", tmp_path / "runs"]
+    assert _cli(*train, cwd=own_audio).returncode == 0
+    seed0 = {p: p.read_bytes() for p in (tmp_path / "runs").glob("loso-*/seed-0/model.pt")}
+    assert len(seed0) == 4
+    again = _cli(*train, "--seed", "1", cwd=own_audio)  # a second seed, in a second command
+    assert again.returncode == 0, again.stderr
+    assert {p: p.read_bytes() for p in seed0} == seed0  # the finished seed is reused, not retrained
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "results.csv")))
+    assert sorted((r["fold"], r["seed"]) for r in rows) == sorted((f"loso-talker-{i}", s) for i in range(4)
+                                                                   for s in "01")
+    assert all(r["dev_weighted_f1"] not in ("", None) for r in rows)
+    # the whole set again: every run is finished, nothing is trained and the tables stay the same
+    table = (tmp_path / "runs" / "results.csv").read_bytes()
+    assert _cli(*train, "--seed", "0", "--seed", "1", cwd=own_audio).returncode == 0
+    assert (tmp_path / "runs" / "results.csv").read_bytes() == table

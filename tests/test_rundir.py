@@ -112,15 +112,17 @@ def test_force_retrains_a_run_and_keeps_the_users_files(synthetic_corpus, tmp_pa
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 
 
-def test_a_run_made_before_the_marker_is_still_a_run(synthetic_corpus, tmp_path):
+def test_a_users_folder_that_looks_like_a_run_is_refused_and_left_byte_identical(synthetic_corpus, tmp_path):
     run = tmp_path / "old"
     train(_cfg(synthetic_corpus), run, progress=False)
-    (run / MARKER).unlink()
+    (run / MARKER).unlink()  # the user's own folder: the tool's file names, no marker
     (run / LOCK).unlink()
-    assert folder_kind(run) == "run"
-    (run / "notes.txt").write_text("mine")
-    train(_cfg(synthetic_corpus), run, force=True, progress=False)
-    assert (run / "notes.txt").is_file() and (run / MARKER).is_file()
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert folder_kind(run) is None
+    for force in (False, True):
+        with pytest.raises(UserError, match="is not a copypaste-ser run folder"):
+            train(_cfg(synthetic_corpus), run, force=force, progress=False)
+        assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # no marker, nothing replaced
     assert folder_kind(tmp_path) is None and folder_kind(tmp_path / "missing") == ""
 
 

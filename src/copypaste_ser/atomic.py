@@ -24,7 +24,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     without an exception, removed otherwise. The parent folder is created if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_beside(path, suffix)
+    tmp = create_beside(path, suffix)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -33,7 +33,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             os.remove(tmp)
 
 
-def _create_beside(path: Path, suffix: str) -> str:
+def create_beside(path: Path, suffix: str = ".tmp") -> str:
     """Create an empty, unique ``.<name>.<random><suffix>`` beside ``path``. Unlike mkstemp's
     owner-only 0600, mode 0666 lets the umask decide, so the result gets what open() gives."""
     while True:

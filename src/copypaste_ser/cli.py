@@ -225,12 +225,13 @@ def predict(
     plot: Optional[Path] = typer.Option(None, help="Timeline PNG of the probabilities (a folder of PNGs for "
                                         "several files)"),
     as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout"),
+    force: bool = typer.Option(False, help="Replace --out / --plot files an earlier predict wrote"),
 ) -> None:
     """The emotion of each recording (any length), with class probabilities per window."""
     from .predict_cli import run_predict
 
     run_predict(paths, model, window=window, hop=hop, engine=engine, device=device, batch_size=batch_size,
-                vad=vad, out=out, plot=plot, as_json=as_json, echo=typer.echo)
+                vad=vad, out=out, plot=plot, as_json=as_json, echo=typer.echo, force=force)
 
 
 @app.command()

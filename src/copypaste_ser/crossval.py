@@ -1,6 +1,6 @@
 """``train --fold all`` (or a pattern such as ``'loso-*'``): one training per fold and seed.
 
-Runs go to ``OUT/<fold>`` (``OUT/<fold>/seed-N`` with several seeds); ``OUT/results.csv``
+Runs go to ``OUT/<fold>/seed-N`` (one level per seed, always); ``OUT/results.csv``
 and ``OUT/predictions.json`` are laid out like a grid's, so ``copypaste-ser report OUT``
 tabulates them (per fold, mean +- std over folds, and pooled over folds: pooling.py).
 ``OUT/summary.json`` holds the same numbers as fractions (0-1), labelled as such.
@@ -20,6 +20,7 @@ from .config import TrainConfig
 from .errors import UserError
 from .manifest import load_corpus
 from .pooling import pooled_runs, run_key
+from .validation import child_path
 
 
 def is_fold_pattern(fold: str | None) -> bool:
@@ -45,30 +46,66 @@ def init_name(init: str | None) -> str:
 def train_folds(cfg: TrainConfig, out_dir: str | Path, pattern: str, seeds: list[int], force: bool = False,
                 progress: bool = True) -> dict:
     """Train ``cfg`` on every fold matching ``pattern``; results.csv, predictions.json and
-    summary.json in ``out_dir``; returns the summary (with a printable ``text`` in %)."""
+    summary.json in ``out_dir``; returns the summary (with a printable ``text`` in %).
+
+    Runs go to ``OUT/<fold>/seed-N`` whatever the number of seeds, so a later ``--seed`` adds
+    runs beside the finished ones; finished runs of the same config are reused, a cut one
+    resumes, and the tables are rewritten after each fold (``report`` can read them meanwhile).
+    """
+    import os
+
+    from .rundir import claim
     from .train import train_seeds
 
     out = Path(out_dir)
-    rows, preds = [], {}
-    for fold in matching_folds(pattern, cfg.data):
-        summary = train_seeds(dataclasses.replace(cfg, fold=fold), out / fold, seeds=seeds, force=force,
-                              progress=progress)
+    folds = matching_folds(pattern, cfg.data)
+    fold_dirs = {fold: child_path(out, fold, "fold name") for fold in folds}  # every name checked first
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:
+        claim(out, "folds", force, cfg.data)  # a user's folder is refused; --force clears the tool's runs
+    rows: list[dict] = []
+    preds: dict = {}
+    for fold in folds:
+        fold_cfg = dataclasses.replace(cfg, fold=fold)
+        summary = train_seeds(fold_cfg, fold_dirs[fold], seeds=seeds, progress=progress, seed_folders=True)
         if not summary:  # not rank 0 under torchrun
             return {}
-        for seed, run in zip(seeds, summary["runs"]):
-            m = json.loads((Path(run) / "metrics.json").read_text())
-            row = {"fold": fold, "init": init_name(cfg.init),
-                   "training_data": "clean+noise" if cfg.noise_aug else "clean", "copypaste": cfg.copypaste,
-                   "seed": seed, "test": "clean", "weighted_f1": m["weighted_f1"], "uar": m["uar"],
-                   "accuracy": m["accuracy"], "best_epoch": m.get("best_epoch"),
-                   "train_seconds": m.get("train_seconds"), **{f"f1_{k}": v for k, v in m["per_class_f1"].items()}}
+        for seed, run in finished_seeds(fold_dirs[fold], fold_cfg):
+            row = _result_row(fold, seed, cfg, json.loads((run / "metrics.json").read_text()))
             rows.append(row)
-            preds[run_key(row)] = {p["id"]: [p["true"], p["pred"]] for p in m.get("predictions", [])}
-    atomic_write_csv(out / "results.csv", rows)
-    atomic_write_text(out / "predictions.json", json.dumps(preds))
+            preds[run_key(row)] = {p["id"]: [p["true"], p["pred"]]
+                                   for p in json.loads((run / "metrics.json").read_text()).get("predictions", [])}
+        atomic_write_csv(out / "results.csv", rows)
+        atomic_write_text(out / "predictions.json", json.dumps(preds))
     summary = summarize_folds(rows, preds)
     atomic_write_text(out / "summary.json", json.dumps({k: v for k, v in summary.items() if k != "text"}, indent=1))
     return summary
+
+
+def finished_seeds(fold_dir: Path, cfg: TrainConfig) -> list[tuple[int, Path]]:
+    """(seed, run folder) of every complete ``seed-N`` run in ``fold_dir`` made with ``cfg``
+    (any seed): seeds added by later commands count, runs of another config do not."""
+    import yaml
+
+    from .rundir import SEED_DIR, run_status
+
+    found = []
+    for run in sorted(fold_dir.iterdir(), key=lambda p: (len(p.name), p.name)):
+        if not (SEED_DIR.fullmatch(run.name) and run_status(run) == "complete"):
+            continue
+        seed = int(run.name.split("-")[1])
+        if yaml.safe_load((run / "config.yaml").read_text()) == dataclasses.replace(cfg, seed=seed).to_dict():
+            found.append((seed, run))
+    return found
+
+
+def _result_row(fold: str, seed: int, cfg: TrainConfig, m: dict) -> dict:
+    return {"fold": fold, "init": init_name(cfg.init),
+            "training_data": "clean+noise" if cfg.noise_aug else "clean", "copypaste": cfg.copypaste,
+            "seed": seed, "test": "clean", "weighted_f1": m["weighted_f1"], "uar": m["uar"],
+            "accuracy": m["accuracy"], "best_epoch": m.get("best_epoch"),
+            "train_seconds": m.get("train_seconds"), "dev_weighted_f1": m.get("dev_weighted_f1"),
+            **{f"f1_{k}": v for k, v in m["per_class_f1"].items()}}
 
 
 def summarize_folds(rows: list[dict], preds: dict) -> dict:

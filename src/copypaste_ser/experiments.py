@@ -42,6 +42,7 @@ from .gridlog import Invocation
 from .gridrules import NAMED_INITS, REUSE_IGNORES, check_reuse, expand_folds, validate_grid
 from .launchers import make_launcher
 from .manifest import load_corpus
+from .validation import child_path
 
 
 @dataclass
@@ -124,7 +125,7 @@ class Cell:
         return path.parent.name if path.stem == "model" else path.stem
 
     def path(self, out: Path) -> Path:
-        return out / self.fold / self.init_name / self.training_data / self.copypaste / f"seed-{self.seed}"
+        return child_path(out, self.fold, "fold name") / self.init_name / self.training_data / self.copypaste / f"seed-{self.seed}"
 
 
 SLICE_KEYS = ("folds", "init", "training_data", "copypaste", "seeds")
@@ -289,11 +290,13 @@ def collect(grid: GridConfig) -> list[dict]:
         if not (run / "scores.json").is_file():
             continue
         run_info = json.loads((run / "run.json").read_text())
+        dev_f1 = json.loads((run / "metrics.json").read_text()).get("dev_weighted_f1")  # the kept model's
         for cond, m in json.loads((run / "scores.json").read_text()).items():
             row = {"fold": c.fold, "init": c.init_name, "training_data": c.training_data,
                    "copypaste": c.copypaste, "seed": c.seed, "test": cond,
                    "weighted_f1": m["weighted_f1"], "uar": m["uar"], "accuracy": m["accuracy"],
-                   "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds")}
+                   "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds"),
+                   "dev_weighted_f1": dev_f1}
             row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
             if m.get("vad"):  # where a noisy test's VAD came from (report.py flags rows without it)
                 row["test_vad"] = m["vad"]

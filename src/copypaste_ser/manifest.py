@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .errors import UserError
-from .validation import Check, Fields, Kind, ListOf, Number, check_fields
+from .validation import Check, Fields, Kind, ListOf, Number, check_fields, check_name
 
 SPLITS = ("train", "dev", "test")
 #: The single fold of a speaker corpus (LibriSpeech, VoxCeleb): every utterance in train,
@@ -139,10 +139,19 @@ def validate(manifest: Manifest, protocol: Protocol | None = None, check_files: 
     labels = set(manifest.labels)
     if manifest.neutral is not None and manifest.neutral not in labels:
         raise UserError(f"{source}: neutral label {manifest.neutral!r} is not among the labels {manifest.labels}")
+    # names from data become file and folder names (runs, folds, plots): each must be one safe
+    # path component, checked here so prepare refuses them and a hand-edited copy never loads
+    for label in manifest.labels:
+        check_name(label, "label", source)
+    speakers: set[str] = set()
     for u in manifest:
         if u.id in seen:
             raise UserError(f"{source}: duplicate utterance id {u.id!r}")
         seen.add(u.id)
+        check_name(u.id, "utterance id", source)
+        if u.speaker not in speakers:
+            check_name(u.speaker, f"speaker of utterance {u.id!r}", source)
+            speakers.add(u.speaker)
         if u.emotion not in labels:
             raise UserError(f"{source}: utterance {u.id!r} has unknown label {u.emotion!r} "
                             f"(known: {', '.join(manifest.labels)})")
@@ -151,6 +160,7 @@ def validate(manifest: Manifest, protocol: Protocol | None = None, check_files: 
     if protocol is None:
         return
     for fold in protocol.folds:
+        check_name(fold.name, "fold name", source)
         speakers_in: dict[str, set[str]] = {}
         for split in SPLITS:
             ids = fold.split(split)
@@ -174,6 +184,10 @@ def validate(manifest: Manifest, protocol: Protocol | None = None, check_files: 
 
 
 # ---------------------------------------------------------------- storage
+#: The files of a prepared corpus folder.
+CORPUS_FILES = ("manifest.jsonl", "corpus.json", "protocol.json")
+
+
 def save_corpus(out_dir: Path, manifest: Manifest, protocol: Protocol) -> None:
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "manifest.jsonl", "".join(u.to_json() + "\n" for u in manifest))

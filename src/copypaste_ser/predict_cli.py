@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import UserError
+from .outputs import check_output, check_outputs, record_outputs
 from .predict import EmotionPredictor, check_options
 from .timeline import FORMATS, RowWriter, plot_path, plot_timeline
 
@@ -37,15 +38,20 @@ def line(r: dict) -> str:
 
 def run_predict(paths: list[Path], model: Path | None, *, window: float | None, hop: float | None, engine: str,
                 device: str, batch_size: int, vad: str, out: Path | None, plot: Path | None, as_json: bool,
-                echo: Callable[[str], None] = print) -> None:
+                echo: Callable[[str], None] = print, force: bool = False) -> None:
     """Every option checked before the model is read; window rows echoed only with ``--window``
     (a 3 h file has thousands: they go to ``--out``); the file's answer always."""
     check_options(window, hop, batch_size, engine, device, vad)
     if out is not None and out.suffix.lower() not in FORMATS:
         raise UserError(f"--out: {out}: the file name must end in .jsonl or .csv")
     source, files = model_and_files(paths, model)
+    if out is not None:
+        check_output(out, force, "--out")
+    if plot is not None:
+        check_outputs([plot_path(plot, f, len(files) > 1) for f in files], force, "--plot")
     predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad)
     writer = RowWriter(out, predictor.labels) if out is not None else None
+    written: list[Path] = []
 
     def show(r: dict) -> None:
         echo(json.dumps(r) if as_json else line(r))
@@ -56,6 +62,7 @@ def run_predict(paths: list[Path], model: Path | None, *, window: float | None, 
         if window is not None:
             show(r)
 
+    ok = False
     try:
         for f in files:
             rows, summary = predictor.predict_file(f, window, hop, on_row=on_row)
@@ -63,7 +70,12 @@ def run_predict(paths: list[Path], model: Path | None, *, window: float | None, 
                 writer.write(summary)
             show(summary)
             if plot is not None:
-                plot_timeline(rows, predictor.labels, plot_path(plot, f, len(files) > 1), Path(f).name, summary)
+                written.append(plot_timeline(rows, predictor.labels, plot_path(plot, f, len(files) > 1),
+                                             Path(f).name, summary))
+        ok = True
     finally:
         if writer is not None:
-            writer.close()
+            writer.close(keep=ok)  # a failure on any file leaves --out as it was
+            if ok:
+                written.append(out)
+        record_outputs(written)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import UserError
-from .manifest import Manifest, Protocol, save_corpus
+from .manifest import CORPUS_FILES, Manifest, Protocol, save_corpus
+from .outputs import check_outputs, record_outputs
 
 
 def prepare_to_dir(name: str, root: str | Path | None, out: str | Path, force: bool = False,
@@ -19,8 +20,13 @@ def prepare_to_dir(name: str, root: str | Path | None, out: str | Path, force: b
     from .corpora import prepare_corpus
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file, not a folder; choose another --out")
     if (out / "manifest.jsonl").exists() and not force:
         raise UserError(f"{out}: already holds a prepared corpus; pass --force to replace it")
+    files = [out / name for name in CORPUS_FILES]
+    check_outputs(files, force, "--out")  # --force replaces only what prepare wrote
     manifest, protocol = prepare_corpus(name, root, **options)  # folder --csv needs no root
     save_corpus(out, manifest, protocol)
+    record_outputs(files)
     return manifest, protocol

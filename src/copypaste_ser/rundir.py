@@ -1,10 +1,11 @@
 """Run folders: which folders the tool made, what ``--force`` may delete in them, and the lock.
 
 A folder the tool makes for ``train`` (kind "run"), for several seeds (kind "seeds": one run
-per ``seed-N``) or for ``demo`` (kind "demo") carries a marker file, ``.copypaste-ser-run``,
-holding ``{"kind": ..., "created": ...}``. ``--force`` replaces only such a folder (or one
-of an older version, recognised by its files) and deletes only the files the tool writes
-there; a user's own files stay. It never replaces ``/``, the home folder, the current folder
+per ``seed-N``), for ``train --fold PATTERN`` (kind "folds": one seeds folder per fold) or for
+``demo`` (kind "demo") carries a marker file, ``.copypaste-ser-run``,
+holding ``{"kind": ..., "created": ...}``. ``--force`` replaces only such a folder (file names
+prove nothing: a user's folder may hold a config.yaml or model.pt of its own) and deletes only
+the files the tool writes there; a user's own files stay. A refusal writes nothing. It never replaces ``/``, the home folder, the current folder
 or one of its parents, or a folder holding the corpus. While a process trains a run it holds
 an exclusive lock on ``.copypaste-ser.lock`` in the run folder, so two processes never train
 the same run.
@@ -29,7 +30,7 @@ from .errors import UserError
 
 MARKER = ".copypaste-ser-run"
 LOCK = ".copypaste-ser.lock"
-KINDS = ("run", "seeds", "demo")
+KINDS = ("run", "seeds", "folds", "demo")
 # what the tool writes in a run folder (train.py, evaluate.py, the grid's scores.json)
 RUN_FILES = frozenset({"config.yaml", "history.jsonl", "last.pt", "model.pt", "metrics.json", "confusion.png",
                        "curves.png", "run.json", "scores.json"})
@@ -73,13 +74,7 @@ def folder_kind(folder: str | Path) -> str | None:
         except (ValueError, AttributeError, OSError):
             return None
         return kind if kind in KINDS else None
-    # folders made before the marker existed
-    if (folder / "config.yaml").is_file() and (folder / "run.json").is_file():
-        return "run"
-    if any(SEED_DIR.fullmatch(c.name) and folder_kind(c) == "run" for c in folder.iterdir()):
-        return "seeds"
-    if (folder / "synthetic-audio" / ".complete").is_file():
-        return "demo"
+    # only the marker proves a folder is the tool's: files named like a run's may be a user's own
     return None
 
 
@@ -168,6 +163,12 @@ def clear(folder: Path, locked: bool = False) -> None:
                 clear(child)
                 _remove_if_unused(child)
         _remove_files(folder, {"summary.json"})
+    elif kind == "folds":  # train --fold PATTERN: one seeds folder per fold, tables beside them
+        for child in folder.iterdir():
+            if child.is_dir() and folder_kind(child) == "seeds":
+                clear(child)
+                _remove_if_unused(child)
+        _remove_files(folder, {"results.csv", "predictions.json", "summary.json"})
     elif kind == "demo":
         (folder / "synthetic-audio" / ".complete").unlink(missing_ok=True)  # regenerate the audio
         runs = folder / "runs"

@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from .atomic import atomic_path, create_beside
 from .errors import UserError
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
@@ -27,7 +29,9 @@ class RowWriter:
             raise UserError(f"--out: {self.path}: the file name must end in .jsonl or .csv")
         self.labels = list(labels)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: IO[str] = open(self.path, "w", newline="")
+        # rows go to a temporary file renamed into place by close(): a failure keeps what was there
+        self._tmp = create_beside(self.path, ".tmp")
+        self._f: IO[str] = open(self._tmp, "w", newline="")
         self._csv = None
         if self.format == "csv":
             self._csv = csv.writer(self._f)
@@ -42,14 +46,19 @@ class RowWriter:
         self._csv.writerow([row.get(c) if row.get(c) is not None else "" for c in BASE_COLUMNS]
                            + [repr(probs[lab]) if lab in probs else "" for lab in self.labels])
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> None:
+        """Close; ``keep``: rename the rows into place, else drop them (the old file stays)."""
         self._f.close()
+        if keep:
+            os.replace(self._tmp, self.path)
+        elif os.path.exists(self._tmp):
+            os.remove(self._tmp)
 
     def __enter__(self) -> RowWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(keep=exc_type is None)
 
 
 def plot_path(plot: Path, file: str | Path, several: bool) -> Path:
@@ -90,6 +99,7 @@ def plot_timeline(rows: Sequence[dict], labels: Sequence[str], path: str | Path,
     ax.set_title(heading + "  (grey: no speech)", fontsize=10)
     ax.legend(loc="upper right", ncol=len(labels), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path, suffix=".png.tmp") as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
     return path

@@ -237,15 +237,17 @@ def summarize(values: list[float]) -> tuple[float, float]:
 
 
 def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: list[int], force: bool = False,
-                progress: bool = True) -> dict:
-    """One run per seed (OUT itself for one seed, OUT/seed-N for several); mean +- std of test wF1.
+                progress: bool = True, seed_folders: bool = False) -> dict:
+    """One run per seed (OUT itself for one seed, OUT/seed-N for several or with
+    ``seed_folders``); mean +- std of test wF1.
 
-    With several seeds a finished seed is reused, so an interrupted series resumes.
+    With seed folders a finished seed of the same config is reused, so an interrupted series
+    resumes and a later seed is added beside the finished ones.
     """
     import dataclasses
 
     out = Path(out_dir)
-    if len(seeds) == 1:
+    if len(seeds) == 1 and not seed_folders:
         m = train(dataclasses.replace(cfg, seed=seeds[0]), out, force=force, progress=progress)
         if not m:
             return {}
@@ -259,7 +261,7 @@ def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: list[int], force: 
         scfg = dataclasses.replace(cfg, seed=s)
         if run_status(run) == "complete" and yaml.safe_load((run / "config.yaml").read_text()) == scfg.to_dict():
             m = json.loads((run / "metrics.json").read_text())
-        else:
+        else:  # a cut run resumes; a finished run of another config needs --force (train's message)
             m = train(scfg, run, progress=progress)
         if not m:  # not rank 0
             return {}

@@ -12,6 +12,8 @@ file (``grid.yaml:train.epochs``).
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,47 @@ from .errors import UserError
 MAX_SEED = 2**32 - 1
 #: SNRs (dB) a test condition may use: below -20 dB the speech is gone, above 60 dB it is clean.
 SNR_RANGE = (-20.0, 60.0)
+#: The longest list a config or option may hold (seeds, inits, folds ...): bounds validation time.
+MAX_LIST = 10_000
+#: Characters a name from data (fold, speaker, label, utterance id) may never hold: it becomes a
+#: file or folder name, so a separator would let it climb out of the output folder.
+_UNSAFE_CHARS = frozenset("/\\\0") | {chr(c) for c in range(32)} | {chr(127)}
+MAX_NAME = 200
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be one component of a path (None when it can)."""
+    if not isinstance(name, str) or not name.strip():
+        return "is empty"
+    if name in (".", ".."):
+        return f"is {name!r}, which names a folder, not a file"
+    bad = sorted({c for c in name if c in _UNSAFE_CHARS})
+    if bad:
+        return f"holds {''.join(bad)!r} (path separators and control characters are not allowed)"
+    if name != name.strip():
+        return "has leading or trailing spaces"
+    if len(name) > MAX_NAME:
+        return f"is {len(name)} characters long; at most {MAX_NAME} are allowed"
+    return None
+
+
+def check_name(name: object, what: str, source: str) -> str:
+    """``name`` (a fold, speaker, label or utterance id read from data) as a safe path component,
+    else a one-line UserError naming where it came from."""
+    problem = name_problem(name)
+    if problem:
+        raise UserError(f"{source}: {what} {_show(name)} {problem}; rename it in the data "
+                        f"(it becomes a file or folder name)")
+    return name  # type: ignore[return-value]
+
+
+def child_path(parent: str | Path, name: str, what: str = "name") -> Path:
+    """``parent / name`` for a name from data, refused unless it stays inside ``parent``."""
+    check_name(name, what, str(parent))
+    path = Path(parent) / name
+    if Path(os.path.abspath(path)).parent != Path(os.path.abspath(parent)):
+        raise UserError(f"{parent}: {what} {name!r} would write outside the folder; rename it in the data")
+    return path
 
 
 class Rule:
@@ -102,9 +145,15 @@ class ListOf(Rule):
             p = self.item.problem(v)
             if p:  # "item 'clen' must be one of clean, clean+noise"
                 return f"item {_show(v)} {p.rsplit(', not ', 1)[0]}"
-        repeated = [v for i, v in enumerate(value) if v in value[:i]]
-        if repeated:
-            return f"lists {_show(repeated[0])} twice"
+        if len(value) > MAX_LIST:
+            return f"has {len(value)} items; at most {MAX_LIST} are allowed"
+        seen: list = []  # items may be unhashable (lists); sort keys keep this linear-log
+        for v in value:
+            seen.append(repr(v))
+        order = sorted(range(len(seen)), key=seen.__getitem__)
+        for a, b in zip(order, order[1:]):
+            if seen[a] == seen[b]:
+                return f"lists {_show(value[min(a, b)])} twice"
         return None
 
 

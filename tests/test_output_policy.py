@@ -1,0 +1,175 @@
+"""Nothing a user owns is overwritten and no name from data becomes a path (issue 33).
+
+Each case runs a command in-process (test_bad_input.run_cli), expects exit status 2 and one
+``error:`` line naming the culprit, and checks that every file under the scratch folder is
+byte-identical afterwards (SHA-256) and that nothing was written outside ``--out``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_bad_input import run_cli
+
+LABEL_MAP = "w=angry,f=happy,n=neutral,t=sad"
+CODES = {"angry": "w", "happy": "f", "neutral": "n", "sad": "t"}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, Path]:
+    """Generated audio (4 speakers x 4 emotions x 2), a prepared copy, one trained run."""
+    from copypaste_ser.config import make_config
+    from copypaste_ser.corpora.synthetic import generate
+    from copypaste_ser.prepare import prepare_to_dir
+    from copypaste_ser.train import train
+
+    root = tmp_path_factory.mktemp("policy")
+    generate(root / "audio", speakers=4, utterances_per_emotion=2, seed=5)
+    prepare_to_dir("synthetic", root / "audio", root / "data")
+    train(make_config("tiny", data=str(root / "data"), epochs=1, threads=1), root / "run", progress=False)
+    return {"root": root, "audio": root / "audio", "data": root / "data", "run": root / "run",
+            "wav": sorted((root / "audio").rglob("*.wav"))[0]}
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*")) if p.name != ".copypaste-ser.lock"}
+
+
+def refused(argv: list, expect: str, watch: Path) -> None:
+    """The command fails with one line holding ``expect`` and ``watch`` is byte-identical."""
+    before = tree_digest(watch)
+    code, output = run_cli([str(a) for a in argv])
+    lines = output.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), output
+    assert expect in lines[0], output
+    assert tree_digest(watch) == before
+
+
+def write_list(corpus: dict, path: Path, extra: dict | None = None, speaker=lambda s: f"talker-{s}") -> Path:
+    """A CSV list of the generated audio; ``extra``: column -> value per speaker digit."""
+    extra = extra or {}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "speaker", *extra])
+        for wav in sorted(corpus["audio"].rglob("*.wav")):
+            spk, emo, _ = wav.stem.split("_")
+            w.writerow([str(wav), CODES[emo], speaker(spk[-1]), *(fn(spk[-1]) for fn in extra.values())])
+    return path
+
+
+# ---------------------------------------------------------------- names from data as paths
+@pytest.mark.parametrize("column, value, expect", [
+    ("fold", lambda s: f"g{s}/../../../escaped-fold", "fold name"),
+    ("fold-/abs/path/victim-run", lambda s: "test" if s == "0" else "dev" if s == "1" else "train", "fold name"),
+    ("fold-..", lambda s: "test" if s == "0" else "dev" if s == "1" else "train", "fold name"),
+])
+def test_prepare_refuses_a_fold_name_that_is_not_one_path_component(corpus, tmp_path, column, value, expect):
+    lst = write_list(corpus, tmp_path / "list.csv", {column: value})
+    refused(["prepare", "folder", "--csv", lst, "--label-map", LABEL_MAP, "--out", tmp_path / "data"],
+            expect, tmp_path)
+    assert not (tmp_path / "data").exists() and not (tmp_path.parent / "escaped-fold").exists()
+
+
+@pytest.mark.parametrize("speaker, expect", [
+    (lambda s: f"../../spk{s}", "speaker"), (lambda s: f"spk{s}\x07", "speaker"), (lambda s: "..", "speaker"),
+])
+def test_prepare_refuses_a_speaker_id_that_would_become_a_path(corpus, tmp_path, speaker, expect):
+    lst = write_list(corpus, tmp_path / "list.csv", speaker=speaker)
+    refused(["prepare", "folder", "--csv", lst, "--label-map", LABEL_MAP, "--folds", "loso",
+             "--out", tmp_path / "data"], expect, tmp_path)
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_hand_edited_fold_name_never_loads(corpus, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(corpus["data"], data)
+    proto = json.loads((data / "protocol.json").read_text())
+    proto["folds"][0]["name"] = "../../victim"
+    (data / "protocol.json").write_text(json.dumps(proto))
+    refused(["train", "--data", data, "--fold", "all", "--preset", "tiny", "--epochs", "1", "--quiet",
+             "--out", tmp_path / "runs"], "fold name '../../victim'", tmp_path)
+    assert not (tmp_path / "runs").exists() and not (tmp_path.parent / "victim").exists()
+
+
+def test_child_path_stays_inside_its_parent(tmp_path):
+    from copypaste_ser.errors import UserError
+    from copypaste_ser.validation import child_path
+
+    assert child_path(tmp_path, "loso-spk1") == tmp_path / "loso-spk1"
+    for bad in ("..", "a/../../b", "/etc", "", " x", "x" * 201):
+        with pytest.raises(UserError):
+            child_path(tmp_path, bad)
+
+
+# ---------------------------------------------------------------- outputs over existing files
+def test_predict_never_replaces_a_users_file_and_force_replaces_only_its_own(corpus, tmp_path):
+    keep = tmp_path / "keep.csv"
+    keep.write_text("my,own,table\n1,2,3\n")
+    predict = ["predict", corpus["run"], corpus["wav"]]
+    refused([*predict, "--out", keep], "keep.csv: exists; pass --force", tmp_path)
+    refused([*predict, "--out", keep, "--force"], "was not written by copypaste-ser", tmp_path)
+    ours = tmp_path / "ours.csv"
+    assert run_cli([str(a) for a in [*predict, "--out", ours]])[0] == 0
+    refused([*predict, "--out", ours], "ours.csv: exists; pass --force", tmp_path)
+    assert run_cli([str(a) for a in [*predict, "--out", ours, "--force"]])[0] == 0
+    ours.write_text(ours.read_text() + "edited by hand\n")  # changed since: the user's now
+    refused([*predict, "--out", ours, "--force"], "was not written by copypaste-ser", tmp_path)
+
+
+def test_predict_on_bad_audio_leaves_out_as_it_was(corpus, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really audio")
+    out = tmp_path / "rows.csv"
+    refused(["predict", corpus["run"], bad, "--out", out], "bad.wav", tmp_path)
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_predict_refuses_two_inputs_sharing_one_plot_file(corpus, tmp_path):
+    twin = tmp_path / "b" / corpus["wav"].name
+    twin.parent.mkdir()
+    shutil.copy(corpus["wav"], twin)
+    refused(["predict", corpus["run"], corpus["wav"], twin, "--plot", tmp_path / "plots"],
+            "two outputs of this command would share this file", tmp_path)
+    png = tmp_path / "mine.png"
+    png.write_bytes(b"\x89PNG my picture")
+    refused(["predict", corpus["run"], corpus["wav"], "--plot", png], "mine.png: exists", tmp_path)
+
+
+def test_prepare_force_replaces_only_a_corpus_prepare_wrote(corpus, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.jsonl").write_text("my own manifest\n")
+    prep = ["prepare", "synthetic", "--root", corpus["audio"], "--out", mine]
+    refused(prep, "already holds a prepared corpus", tmp_path)
+    refused([*prep, "--force"], "manifest.jsonl: exists and was not written by copypaste-ser", tmp_path)
+    ours = tmp_path / "ours"
+    assert run_cli([str(a) for a in ["prepare", "synthetic", "--root", corpus["audio"], "--out", ours]])[0] == 0
+    assert run_cli([str(a) for a in ["prepare", "synthetic", "--root", corpus["audio"], "--out", ours,
+                                     "--force"]])[0] == 0
+
+
+def test_train_fold_all_refuses_a_users_folder(corpus, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.csv").write_text("my results\n")
+    (mine / "summary.json").write_text("{}")
+    for force in ([], ["--force"]):
+        refused(["train", "--data", corpus["data"], "--fold", "all", "--preset", "tiny", "--epochs", "1",
+                 "--quiet", "--out", mine, *force], "is not a copypaste-ser run folder", tmp_path)
+
+
+def test_force_on_a_run_like_user_folder_replaces_nothing_and_writes_no_marker(corpus, tmp_path):
+    mine = tmp_path / "mine"
+    shutil.copytree(corpus["run"], mine)
+    (mine / ".copypaste-ser-run").unlink()  # the tool's file names, but the user's folder
+    for force in ([], ["--force"]):
+        refused(["train", "--data", corpus["data"], "--preset", "tiny", "--epochs", "1", "--quiet",
+                 "--out", mine, *force], "is not a copypaste-ser run folder", tmp_path)
+    assert not (mine / ".copypaste-ser-run").exists()
