@@ -173,3 +173,37 @@ def test_force_on_a_run_like_user_folder_replaces_nothing_and_writes_no_marker(c
         refused(["train", "--data", corpus["data"], "--preset", "tiny", "--epochs", "1", "--quiet",
                  "--out", mine, *force], "is not a copypaste-ser run folder", tmp_path)
     assert not (mine / ".copypaste-ser-run").exists()
+
+
+# ---------------------------------------------------------------- report
+def _results(path: Path, seeds: list[int]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = ["fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1", "uar", "accuracy",
+            "best_epoch", "train_seconds", "f1_neutral", "f1_angry"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for fold in ("kfold-1", "kfold-2", "kfold-3"):
+            for scheme in ("none", "n-cp"):
+                for seed in seeds:
+                    w.writerow([fold, "scratch", "clean", scheme, seed, "clean", 0.5 + 0.01 * seed, 0.5, 0.5, 3, 1.0,
+                                0.4, 0.6])
+    return path
+
+
+def test_report_refuses_to_drop_rows_and_to_replace_without_force(tmp_path):
+    three = _results(tmp_path / "a" / "results.csv", [0, 1, 2])
+    two = _results(tmp_path / "b" / "results.csv", [1, 2])
+    out = tmp_path / "report"
+    assert run_cli(["report", str(three), "--out", str(out)])[0] == 0
+    refused(["report", str(three), "--out", out], "report.md: exists; pass --force", tmp_path)
+    refused(["report", two, "--out", out], "exists; pass --force", tmp_path)
+    from copypaste_ser.errors import UserError
+    from copypaste_ser.report import write_report
+    before = tree_digest(tmp_path)
+    with pytest.raises(UserError, match=r"would drop 6 of its rows \(e.g. kfold-1/scratch/clean/none/0/clean\)"):
+        write_report([two], out, "t", update=True)  # a grid refreshing its report never loses rows
+    assert tree_digest(tmp_path) == before
+    assert run_cli(["report", str(two), "--out", str(out), "--force"])[0] == 0  # said plainly: drop them
+    (out / "report.md").write_text("my notes\n")
+    refused(["report", three, "--out", out, "--force"], "was not written by copypaste-ser", tmp_path)

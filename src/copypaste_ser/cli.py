@@ -296,7 +296,7 @@ def grid(
         from .report import write_report
         import shlex
         command = "copypaste-ser " + shlex.join(sys.argv[1:])
-        typer.echo(f"report: {write_report(results, report, title or config.stem, command, notes)}")
+        typer.echo(f"report: {write_report(results, report, title or config.stem, command, notes, update=True)}")
 
 
 @app.command("report")
@@ -308,12 +308,13 @@ def report_cmd(
     title: str = typer.Option("Results"),
     command: str = typer.Option("", help="The command that made the results, quoted in the report"),
     notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
+    force: bool = typer.Option(False, help="Replace an earlier report in OUT, even one with rows the new one lacks"),
 ) -> None:
     """Write the Markdown report (paper-style tables, significance, plots) from results.csv files."""
     from .report import write_report
 
     results = [r / "results.csv" if r.is_dir() else r for r in results]
-    typer.echo(str(write_report(results, out, title, command, notes)))
+    typer.echo(str(write_report(results, out, title, command, notes, force=force)))
 
 
 @app.command()

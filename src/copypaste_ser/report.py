@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write_csv, atomic_write_text
+from .outputs import check_outputs, record_outputs
 from .baseline import BASELINES
 from .gridlog import machine_label
 from .gridlog import read_logs as grid_log
-from .gridresults import clean_confusions, merge_predictions, merge_results, scored_only
+from .errors import UserError
+from .gridresults import clean_confusions, load_rows, merge_predictions, merge_results, scored_only
 from .metrics import draw_confusion
 from .pooling import pooled_section
 from .stats import Comparison, compare, describe_tests, with_holm
@@ -178,15 +180,27 @@ def _paper_table(init: str, test: str) -> str:
     return f" (as the paper's Table {number})" if number else ""
 
 
-def write_report(results: Path | list[Path], out_dir: Path, title: str, command: str = "", notes: str = "") -> Path:
+REPORT_FILES = ("report.md", "results.csv", "predictions.json", "confusions.json", "confusions.png",
+                "grid-log.jsonl", "scores_by_scheme.png", "score_vs_snr.png")
+
+
+def write_report(results: Path | list[Path], out_dir: Path, title: str, command: str = "", notes: str = "",
+                 force: bool = False, update: bool = False) -> Path:
     """report.md, plots, and the merged results.csv (+ confusions.json) in ``out_dir``, from
-    one grid's results.csv or several (slices run apart, see :func:`merge_results`)."""
+    one grid's results.csv or several (slices run apart, see :func:`merge_results`).
+
+    Existing report files are replaced only with ``force`` (or ``update``: a grid refreshing its
+    own report) and only where the tool wrote them (outputs.py); a results.csv that would lose
+    rows the existing one holds needs ``force``."""
     sources = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
     rows, confusions = merge_results(sources)
+    out_dir = Path(out_dir)
+    check_outputs([out_dir / name for name in REPORT_FILES], force or update, "--out")
+    if not force:
+        refuse_dropped_rows(out_dir / "results.csv", rows)
     preds = merge_predictions(sources)
     confusions.update(clean_confusions(preds, confusions))
     log = grid_log(sources)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES))
     tests = list(dict.fromkeys(r["test"] for r in rows))
@@ -258,7 +272,23 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
         atomic_write_text(out_dir / "predictions.json", json.dumps(preds))
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(parts))
+    record_outputs([out_dir / name for name in REPORT_FILES])
     return report
+
+
+def refuse_dropped_rows(existing: Path, rows: list[dict]) -> None:
+    """A one-line error when ``existing`` (a results.csv) holds rows that ``rows`` lacks: a
+    report never silently drops a seed, fold or cell that was reported before."""
+    if not existing.is_file():
+        return
+    def key(r: dict) -> tuple:
+        return tuple(str(r.get(k, "")) for k in ("fold", "init", "training_data", "copypaste", "seed", "test"))
+    new = {key(r) for r in rows}
+    lost = [k for k in map(key, load_rows(existing)) if k not in new]
+    if lost:
+        raise UserError(f"{existing}: the new report would drop {len(lost)} of its rows (e.g. "
+                        f"{'/'.join(lost[0])}); give every results.csv they came from, or pass --force "
+                        f"to drop them")
 
 
 def plot_report(rows: list[dict], out_dir: Path) -> list[Path]:
