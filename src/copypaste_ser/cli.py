@@ -318,6 +318,23 @@ def report_cmd(
 
 
 @app.command()
+def choose(
+    configs: list[Path] = typer.Argument(..., help="Dev grid configs (their runs finished): the candidates"),
+    out: Path = typer.Option(..., help="Folder for choice.json, the test grid configs and (--run) the report"),
+    run: bool = typer.Option(False, help="Then run the chosen test grids and write OUT/report"),
+    force: bool = typer.Option(False, help="Replace an earlier choice in OUT"),
+) -> None:
+    """Choose per fold on dev speakers only (nested selection), then optionally run the test grids."""
+    from .choose import describe, run_tests, write_choice
+
+    choices, tests = write_choice(configs, out, force=force)
+    typer.echo(describe(choices))
+    typer.echo(f"-> {out / 'choice.json'}; test grids: {', '.join(str(t) for t in tests)}")
+    if run:
+        typer.echo(f"report: {run_tests(choices, configs, tests, out)}")
+
+
+@app.command()
 def ensemble(
     grid: Path = typer.Argument(..., help="A grid's out folder (its run folders)"),
     out: Path = typer.Option(..., help="Folder for results.csv and predictions.json (merge them with "

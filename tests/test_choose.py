@@ -1,0 +1,107 @@
+"""copypaste-ser choose: nested selection on dev speakers, matched runs, the test grids."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from copypaste_ser.choose import choose_per_fold, write_choice
+from copypaste_ser.errors import UserError
+from copypaste_ser.experiments import GridConfig
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    from copypaste_ser.corpora.synthetic import generate
+    from copypaste_ser.prepare import prepare_to_dir
+
+    root = tmp_path_factory.mktemp("choose")
+    generate(root / "audio", speakers=4, utterances_per_emotion=2, seed=4)
+    prepare_to_dir("synthetic", root / "audio", root / "data", folds="loso")
+    return root / "data"
+
+
+def _candidate(tmp: Path, data: Path, name: str, runs: dict[tuple[str, int], tuple[float, float]],
+               train: dict | None = None) -> Path:
+    """A dev grid config and its finished runs: (fold, seed) -> (dev wF1, test wF1)."""
+    config = tmp / f"{name}.yaml"
+    config.write_text(yaml.safe_dump({"data": str(data), "out": str(tmp / f"runs-{name}"), "preset": "tiny",
+                                      "train": train or {"epochs": 1, "threads": 1}, "copypaste": ["none"],
+                                      "training_data": ["clean"], "seeds": [0, 1], "folds": ["loso-*"],
+                                      "snrs": []}))
+    for (fold, seed), (dev, test) in runs.items():
+        run = tmp / f"runs-{name}" / fold / "scratch" / "clean" / "none" / f"seed-{seed}"
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"status": "complete"}))
+        (run / "metrics.json").write_text(json.dumps({"dev_weighted_f1": dev, "weighted_f1": test}))
+    return config
+
+
+def _folds(data: Path) -> list[str]:
+    return [f["name"] for f in json.loads((data / "protocol.json").read_text())["folds"]]
+
+
+def test_each_fold_chooses_on_its_dev_speakers_and_test_scores_never_count(corpus, tmp_path):
+    f = _folds(corpus)
+    # a: better on dev in folds 0-1, far worse on test there; b: better on dev in the other folds
+    a = _candidate(tmp_path, corpus, "a", {(k, 0): (0.8 if i < 2 else 0.5, 0.1) for i, k in enumerate(f)})
+    b = _candidate(tmp_path, corpus, "b", {(k, 0): (0.7 if i < 2 else 0.6, 0.99) for i, k in enumerate(f)})
+    choices = choose_per_fold({"a.yaml": GridConfig.load(a), "b.yaml": GridConfig.load(b)})
+    assert [c.chosen for c in choices] == ["a.yaml", "a.yaml", "b.yaml", "b.yaml"]
+    assert choices[0].dev == {"a.yaml": 0.8, "b.yaml": 0.7}
+
+
+def test_candidates_are_compared_on_the_runs_all_of_them_finished(corpus, tmp_path):
+    f = _folds(corpus)[0]
+    # b's extra seed-1 run is lucky; a never ran seed 1: only seed 0 is compared
+    a = _candidate(tmp_path, corpus, "a", {(f, 0): (0.70, 0.5)})
+    b = _candidate(tmp_path, corpus, "b", {(f, 0): (0.60, 0.5), (f, 1): (1.0, 0.5)})
+    (choice,) = choose_per_fold({"a.yaml": GridConfig.load(a), "b.yaml": GridConfig.load(b)})
+    assert choice.chosen == "a.yaml" and choice.runs == [("clean", "none", 0)]
+    assert choice.dev == {"a.yaml": 0.70, "b.yaml": 0.60}
+
+
+def test_a_fold_without_matched_runs_is_refused(corpus, tmp_path):
+    f = _folds(corpus)
+    a = _candidate(tmp_path, corpus, "a", {(f[0], 0): (0.7, 0.5), (f[1], 0): (0.7, 0.5)})
+    b = _candidate(tmp_path, corpus, "b", {(f[0], 0): (0.6, 0.5)})
+    with pytest.raises(UserError, match=f"fold '{f[1]}' has no run that every candidate finished"):
+        choose_per_fold({"a.yaml": GridConfig.load(a), "b.yaml": GridConfig.load(b)})
+    with pytest.raises(UserError, match="no candidate has a finished run"):
+        choose_per_fold({"c.yaml": GridConfig.load(_candidate(tmp_path, corpus, "c", {}))})
+
+
+def test_choose_then_run_reuses_the_dev_runs_and_reports_the_chosen_config_per_fold(corpus, tmp_path):
+    from copypaste_ser.choose import run_tests
+    from copypaste_ser.experiments import run_grid
+
+    configs = []
+    for name, lr in (("lr-low", 0.001), ("lr-high", 0.01)):
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(yaml.safe_dump({"data": str(corpus), "out": str(tmp_path / f"runs-{name}"), "preset": "tiny",
+                                       "train": {"epochs": 1, "threads": 1, "lr": lr}, "copypaste": ["none"],
+                                       "training_data": ["clean"], "seeds": [0], "folds": ["loso-*"], "snrs": []}))
+        run_grid(GridConfig.load(cfg), progress=False)
+        configs.append(cfg)
+    out = tmp_path / "choice"
+    choices, tests = write_choice(configs, out)
+    record = json.loads((out / "choice.json").read_text())
+    assert [r["chosen"] for r in record["folds"]] == [c.chosen for c in choices]
+    for c in choices:  # the choice follows the dev scores of the runs' metrics.json
+        devs = {n: json.loads((tmp_path / f"runs-{Path(n).stem}" / c.fold / "scratch" / "clean" / "none" / "seed-0"
+                               / "metrics.json").read_text())["dev_weighted_f1"] for n in c.dev}
+        assert c.dev == devs and c.chosen == max(devs, key=lambda n: (devs[n], -list(devs).index(n)))
+    with pytest.raises(UserError, match="exists; pass --force"):
+        write_choice(configs, out)
+    report = run_tests(choices, configs, tests, out, progress=False)
+    rows = list(csv.DictReader(open(report.parent / "results.csv")))
+    trained = {r["fold"] for r in rows if r["init"] == "scratch"}
+    assert trained == {c.fold for c in choices}
+    for c in choices:  # each fold's test row is the chosen candidate's own run, not trained again
+        test_run = out / f"test-{Path(c.chosen).stem}" / c.fold / "scratch" / "clean" / "none" / "seed-0" / "model.pt"
+        dev_run = tmp_path / f"runs-{Path(c.chosen).stem}" / c.fold / "scratch" / "clean" / "none" / "seed-0" / "model.pt"
+        assert test_run.read_bytes() == dev_run.read_bytes()
