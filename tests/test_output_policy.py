@@ -207,3 +207,37 @@ def test_report_refuses_to_drop_rows_and_to_replace_without_force(tmp_path):
     assert run_cli(["report", str(two), "--out", str(out), "--force"])[0] == 0  # said plainly: drop them
     (out / "report.md").write_text("my notes\n")
     refused(["report", three, "--out", out, "--force"], "was not written by copypaste-ser", tmp_path)
+
+
+# ---------------------------------------------------------------- collapse warnings (issue 37)
+def test_a_model_forced_onto_one_class_is_flagged_in_its_output_and_report(corpus, tmp_path, capsys):
+    import torch
+
+    from copypaste_ser.config import make_config
+    from copypaste_ser.crossval import train_folds
+    from copypaste_ser.metrics import prediction_warnings
+    from copypaste_ser.report import write_report
+
+    # the classifier's bias forced far onto 'sad': every answer is sad
+    original = torch.nn.Linear.forward
+
+    def forced(self, x):
+        out = original(self, x)
+        if out.shape[-1] == 4:
+            out = out + torch.tensor([0.0, 0.0, 0.0, 1e4])
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.nn.Linear, "forward", forced)
+        train_folds(make_config("tiny", data=str(corpus["data"]), epochs=1, threads=1), tmp_path / "runs",
+                    "default", seeds=[0], progress=False)
+    err = capsys.readouterr().err
+    assert "collapsed: 100 % of the" in err and "test answers are 'sad'" in err
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "results.csv")))
+    assert rows[0]["warnings"].startswith("collapsed: 100 %")
+    report = write_report([tmp_path / "runs" / "results.csv"], tmp_path / "report", "t").read_text()
+    assert "## Warnings" in report and "default / scratch / clean / none / seed 0: collapsed" in report
+    # balanced answers on balanced data, and close dev/test scores, raise nothing
+    fine = {"confusion": [[5, 1], [1, 5]], "labels": ["a", "b"], "weighted_f1": 0.83}
+    assert prediction_warnings(fine, 0.80) == []
+    assert prediction_warnings(fine, 0.40) == ["dev and test disagree: dev weighted F1 40.0 %, test 83.0 %"]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from copypaste_ser.errors import UserError
@@ -69,6 +70,27 @@ def test_kfold_groups_cover_every_class():
     groups = kfold_groups(Manifest("m", ["angry", "neutral", "sad"], utts, "neutral"), 3)
     assert sorted(len(g) for g in groups) == [2, 2, 2]
     assert not any({"s0", "s1"} <= set(g) for g in groups)
+
+
+def test_kfold_groups_balance_utterances_per_class_not_only_speakers():
+    from copypaste_ser.corpora.folds import _greedy_groups, _imbalance, fold_sizes, kfold_groups
+    from copypaste_ser.manifest import Manifest, Utterance
+
+    # 12 speakers from 2 to 46 utterances each, every class held by each: dealing speakers by
+    # count alone gives folds of very different sizes
+    rng = np.random.default_rng(1)
+    labels = ["angry", "happy", "neutral", "sad"]
+    utts = [Utterance(f"s{s}-{e}-{i}", "/x.wav", f"s{s:02d}", e, 1.0)
+            for s in range(12) for e in labels for i in range(int(rng.integers(1, 4 + 3 * s)) // 2 + 1)]
+    manifest = Manifest("m", labels, utts, "neutral")
+    groups = kfold_groups(manifest, 4)
+    assert sorted(s for g in groups for s in g) == sorted({u.speaker for u in utts})
+    sizes = [sum(u.speaker in g for u in utts) for g in groups]
+    assert max(sizes) <= 1.25 * len(utts) / 4 and min(sizes) >= 0.75 * len(utts) / 4, sizes  # the stated bound
+    assert _imbalance(manifest, groups)[0] == 0  # every group holds every class
+    assert _imbalance(manifest, groups) <= _imbalance(manifest, _greedy_groups(manifest, 4))
+    assert kfold_groups(manifest, 4) == groups  # seeded: the same every time
+    assert fold_sizes(manifest, groups).startswith(f"kfold-1 tests {sizes[0]} (angry ")
 
 
 @pytest.mark.parametrize("name, keep, split, expected", [

@@ -58,6 +58,8 @@ def prepare(
     manifest, protocol = prepare_to_dir(corpus, root, out, force=force, **options)
     typer.echo(manifest.summary())
     typer.echo(f"folds: {', '.join(protocol.names)} (default {protocol.default}) -> {out}")
+    if len(protocol.folds) > 1:
+        typer.echo("test utterances per fold: " + ", ".join(f"{f.name} {len(f.test)}" for f in protocol.folds))
 
 
 @app.command()

@@ -290,13 +290,14 @@ def collect(grid: GridConfig) -> list[dict]:
         if not (run / "scores.json").is_file():
             continue
         run_info = json.loads((run / "run.json").read_text())
-        dev_f1 = json.loads((run / "metrics.json").read_text()).get("dev_weighted_f1")  # the kept model's
+        clean = json.loads((run / "metrics.json").read_text())
+        dev_f1 = clean.get("dev_weighted_f1")  # the kept model's
         for cond, m in json.loads((run / "scores.json").read_text()).items():
             row = {"fold": c.fold, "init": c.init_name, "training_data": c.training_data,
                    "copypaste": c.copypaste, "seed": c.seed, "test": cond,
                    "weighted_f1": m["weighted_f1"], "uar": m["uar"], "accuracy": m["accuracy"],
                    "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds"),
-                   "dev_weighted_f1": dev_f1}
+                   "dev_weighted_f1": dev_f1, "warnings": "; ".join(clean.get("warnings", [])) if cond == "clean" else ""}
             row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
             if m.get("vad"):  # where a noisy test's VAD came from (report.py flags rows without it)
                 row["test_vad"] = m["vad"]

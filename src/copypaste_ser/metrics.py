@@ -26,6 +26,35 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -
     }
 
 
+#: A model whose test answers put this share on one class has collapsed onto it, unless the
+#: test data is itself mostly that class (then COLLAPSE_MARGIN above its true share).
+COLLAPSE_SHARE = 0.9
+COLLAPSE_MARGIN = 0.3
+#: Dev and test weighted F1 further apart than this (points of a fraction) are flagged.
+DIVERGENCE = 0.25
+
+
+def prediction_warnings(metrics: dict, dev_score: float | None = None) -> list[str]:
+    """Plain-language warnings about a run's test answers (``score``'s confusion matrix):
+    predictions collapsed onto one class, or dev and test scores far apart."""
+    confusion = np.asarray(metrics.get("confusion") or [[0]])
+    n = int(confusion.sum())
+    if n == 0:
+        return []
+    labels = metrics.get("labels") or [str(i) for i in range(len(confusion))]
+    predicted = confusion.sum(axis=0) / n
+    true = confusion.sum(axis=1) / n
+    top = int(predicted.argmax())
+    out = []
+    if predicted[top] >= COLLAPSE_SHARE and predicted[top] - true[top] >= COLLAPSE_MARGIN:
+        out.append(f"collapsed: {100 * predicted[top]:.0f} % of the {n} test answers are {labels[top]!r} "
+                   f"(it is {100 * true[top]:.0f} % of the test data)")
+    test = metrics.get("weighted_f1")
+    if dev_score is not None and test is not None and abs(dev_score - test) > DIVERGENCE:
+        out.append(f"dev and test disagree: dev weighted F1 {100 * dev_score:.1f} %, test {100 * test:.1f} %")
+    return out
+
+
 def count_confusion(pairs: Sequence[tuple[str, str]], labels: Sequence[str]) -> list[list[int]]:
     """Counts (true row, predicted column) of (true, predicted) label pairs, in ``labels``' order."""
     if not pairs:  # scikit-learn refuses empty input

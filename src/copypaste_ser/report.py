@@ -255,6 +255,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
                       "joined to a neutral test utterance of another speaker (kept), next to its "
                       "recall of the same utterances alone (%), mean over seeds and folds.", "", probe, ""]
     parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
+    parts += warnings_section(rows)
     table = stats_table(tested)
     if table:
         parts += ["## Statistics of the changes against No CP", "",
@@ -274,6 +275,17 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     atomic_write_text(report, "\n".join(parts))
     record_outputs([out_dir / name for name in REPORT_FILES])
     return report
+
+
+def warnings_section(rows: list[dict]) -> list[str]:
+    """Runs whose test answers collapsed onto one class or whose dev and test scores diverge."""
+    flagged = [r for r in rows if r.get("warnings")]
+    if not flagged:
+        return []
+    lines = ["## Warnings", "", "Runs to look at before trusting their cell (from each run's metrics.json):", ""]
+    lines += [f"- {r['fold']} / {r['init']} / {r['training_data']} / {r['copypaste']} / seed {r['seed']}: "
+              f"{r['warnings']}" for r in flagged]
+    return lines + [""]
 
 
 def refuse_dropped_rows(existing: Path, rows: list[dict]) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -47,7 +48,7 @@ from .feature_cache import extract_features
 from .features import mean_normalize
 from .inference import predict_proba
 from .manifest import Manifest, load_corpus
-from .metrics import plot_confusion, plot_curves, score
+from .metrics import plot_confusion, plot_curves, prediction_warnings, score
 from .model_setup import build_emotion_model, freeze_encoder_norms, make_optimizer, model_file, set_epoch_lr
 from .reproducible import make_deterministic
 from .rundir import claim, mark_stopped, prepare_run_dir, run_status
@@ -216,6 +217,10 @@ def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, stat
         metrics = evaluate_ids(best, manifest, task.test, cfg, device=device, progress=show)
     metrics.update({"best_epoch": state["best_epoch"], f"dev_{task.metric}": state["best_score"],
                     "train_seconds": round(state["elapsed"], 1)})
+    if task.kind == "emotion":
+        metrics["warnings"] = prediction_warnings(metrics, state["best_score"])
+        for w in metrics["warnings"]:  # always shown: a collapsed model must not pass unnoticed
+            print(f"warning: {out}: {w}", file=sys.stderr)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
     if task.kind == "emotion":
         plot_confusion(metrics, out / "confusion.png",

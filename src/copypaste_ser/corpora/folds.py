@@ -3,8 +3,8 @@
 ``--folds loso``: one fold ``loso-<speaker>`` per speaker: test = that speaker, dev = the
 next speaker in sorted order (cyclically) that holds every class, train = the rest.
 ``--folds K``: speakers dealt into K groups so that each group holds as many classes as
-possible (speakers with the rarest classes first, each to the group missing most of its
-classes, then the smallest); fold ``kfold-i`` tests group i, develops on group i+1
+possible and about the same number of utterances of each class (stratified group k-fold, a
+seeded search: :func:`kfold_groups`); fold ``kfold-i`` tests group i, develops on group i+1
 (cyclically) and trains on the rest, as RAVDESS's ``cv-K``.
 
 Every test utterance of a corpus is in exactly one fold's test split, so scores can be
@@ -15,7 +15,10 @@ pooled over the folds (pooling.py). :func:`check_folds` refuses what ``train`` c
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import defaultdict
+
+import numpy as np
 
 from ..errors import UserError
 from ..manifest import Fold, Manifest, Protocol, folds_by_speaker
@@ -57,17 +60,64 @@ def loso_assignments(manifest: Manifest, source: str = "") -> dict[str, dict[str
     return out
 
 
-def kfold_groups(manifest: Manifest, k: int, source: str = "") -> list[list[str]]:
-    """Speakers dealt into ``k`` groups covering as many classes each as possible."""
+def kfold_groups(manifest: Manifest, k: int, source: str = "", seed: int = 0, tries: int = 64) -> list[list[str]]:
+    """Speakers dealt into ``k`` groups: every group holds as many classes as the speakers allow
+    and about as many utterances of each class as the others (stratified group k-fold).
+
+    A seeded search: scikit-learn's StratifiedGroupKFold under ``tries`` shuffles, plus a
+    greedy deal that spreads the rarest classes first; the assignment with the fewest missing
+    (group, class) pairs, then the smallest squared deviation of the per-class counts from an
+    even share, wins. Deterministic for a given ``seed``."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
     held = speaker_classes(manifest)
     if len(held) < k:
         raise UserError(f"{source or manifest.name}: {len(held)} speakers cannot make {k} speaker-independent "
                         f"folds; use --folds {len(held)} or fewer (or --folds loso)")
+    speakers = [u.speaker for u in manifest]
+    emotions = [u.emotion for u in manifest]
+    candidates = [_greedy_groups(manifest, k)]
+    with warnings.catch_warnings():  # "least populated class has fewer members than n_splits"
+        warnings.simplefilter("ignore")
+        for t in range(tries):
+            split = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed + t)
+            groups = [sorted({speakers[i] for i in test}) for _, test in
+                      split.split(np.zeros(len(speakers)), emotions, groups=speakers)]
+            if all(groups):
+                candidates.append(groups)
+    return min(candidates, key=lambda g: _imbalance(manifest, g))
+
+
+def _imbalance(manifest: Manifest, groups: list[list[str]]) -> tuple[int, float]:
+    """(missing (group, class) pairs, squared deviation of per-class counts from an even share)."""
+    where = {s: g for g, members in enumerate(groups) for s in members}
+    counts = np.zeros((len(groups), len(manifest.labels)))
+    index = {c: i for i, c in enumerate(manifest.labels)}
+    for u in manifest:
+        counts[where[u.speaker], index[u.emotion]] += 1
+    present = counts.sum(axis=0) > 0
+    missing = int(((counts == 0) & present).sum())
+    return missing, float(((counts - counts.sum(axis=0) / len(groups)) ** 2).sum())
+
+
+def fold_sizes(manifest: Manifest, groups: list[list[str]]) -> str:
+    """"group 1: 80 utterances (angry 20, ...)" per group, for prepare's output."""
+    where = {s: g for g, members in enumerate(groups) for s in members}
+    counts = [defaultdict(int) for _ in groups]
+    for u in manifest:
+        counts[where[u.speaker]][u.emotion] += 1
+    return "; ".join(f"kfold-{g + 1} tests {sum(c.values())} ("
+                     + ", ".join(f"{lab} {c[lab]}" for lab in manifest.labels if lab in c) + ")"
+                     for g, c in enumerate(counts))
+
+
+def _greedy_groups(manifest: Manifest, k: int) -> list[list[str]]:
+    """Rarest classes first, each speaker to the group missing most of its classes, then the smallest."""
+    held = speaker_classes(manifest)
     holders = {c: sum(c in h for h in held.values()) for c in manifest.labels}
-    n_utts = defaultdict(int)
+    n_utts: dict[str, int] = defaultdict(int)
     for u in manifest:
         n_utts[u.speaker] += 1
-    # rare classes first, so each can be spread over as many groups as there are holders
     order = sorted(held, key=lambda s: (min((holders[c] for c in held[s]), default=0), -len(held[s]), s))
     cap = -(-len(held) // k)
     groups: list[list[str]] = [[] for _ in range(k)]
@@ -75,7 +125,7 @@ def kfold_groups(manifest: Manifest, k: int, source: str = "") -> list[list[str]
     size = [0] * k
     for spk in order:
         open_ = [g for g in range(k) if len(groups[g]) < cap]
-        g = max(open_, key=lambda g: (len(held[spk] - covered[g]), -len(groups[g]), -size[g], -g))
+        g = max(open_, key=lambda g: (len(held[spk] - covered[g]), -size[g], -len(groups[g]), -g))
         groups[g].append(spk)
         covered[g] |= held[spk]
         size[g] += n_utts[spk]
@@ -83,7 +133,11 @@ def kfold_groups(manifest: Manifest, k: int, source: str = "") -> list[list[str]
 
 
 def kfold_assignments(manifest: Manifest, k: int, source: str = "") -> dict[str, dict[str, str]]:
-    groups = kfold_groups(manifest, k, source)
+    return _assign(kfold_groups(manifest, k, source))
+
+
+def _assign(groups: list[list[str]]) -> dict[str, dict[str, str]]:
+    k = len(groups)
     out = {}
     for i in range(k):
         dev = (i + 1) % k
@@ -99,10 +153,11 @@ def cv_folds(manifest: Manifest, scheme: str | int, source: str = "") -> tuple[l
         how = ("Folds 'loso-<speaker>': leave one speaker out; dev = the next speaker in sorted order "
                "(cyclically) that holds every class (else the one holding most).")
     else:
-        assign = kfold_assignments(manifest, int(scheme), source)
-        how = (f"Folds 'kfold-1'..'kfold-{scheme}': speakers dealt into {scheme} groups covering every "
-               f"class where the speakers allow; fold i tests group i, develops on group i+1 "
-               f"(cyclically), trains on the rest.")
+        groups = kfold_groups(manifest, int(scheme), source)
+        assign = _assign(groups)
+        how = (f"Folds 'kfold-1'..'kfold-{scheme}': speakers dealt into {scheme} groups balancing the "
+               f"utterances of each class (stratified group k-fold, seeded search); fold i tests group i, "
+               f"develops on group i+1 (cyclically), trains on the rest. Sizes: {fold_sizes(manifest, groups)}.")
     folds = [f for f in folds_by_speaker(manifest, assign) if f.train and f.test]
     return folds, how + " Each utterance is tested in exactly one fold."
 
