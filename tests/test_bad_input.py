@@ -87,7 +87,11 @@ CASES = [
     Case("cfg-features-scalar", CFG, "cfg.yaml:features: must be a mapping", {"cfg.yaml": "features: 3\n"}),
     Case("cfg-unknown-key", CFG, "cfg.yaml: unknown training option 'epoch'", {"cfg.yaml": "epoch: 3\n"}),
     Case("cfg-not-mapping", CFG, "expected a mapping of training options", {"cfg.yaml": "- 1\n- 2\n"}),
-    Case("cfg-missing", T + "--config @TMP/none.yaml", "none.yaml: cannot read config"),
+    Case("cfg-missing", T + "--config @TMP/none.yaml", "none.yaml: no such file"),
+    Case("cfg-duplicate-key", CFG, "cfg.yaml:2: key 'epochs' is given twice; keep one",
+         {"cfg.yaml": "epochs: 1\nepochs: 2\n"}),
+    Case("grid-duplicate-key", G, "g.yaml:", {"g.yaml": grid_yaml() + "seeds: [1]\n"}),
+    Case("grid-not-a-mapping", G, "g.yaml: not a grid config", {"g.yaml": "- a\n- b\n"}),
     # ---- train: paths and prepared corpora
     Case("out-is-a-file", "train --data @DATA --out @WAV --preset tiny --quiet", "is a file, not a folder"),
     Case("out-read-only", "train --data @DATA --out /sys/copypaste-ser-test --preset tiny --quiet --epochs 1",

@@ -241,3 +241,45 @@ def test_a_model_forced_onto_one_class_is_flagged_in_its_output_and_report(corpu
     fine = {"confusion": [[5, 1], [1, 5]], "labels": ["a", "b"], "weighted_f1": 0.83}
     assert prediction_warnings(fine, 0.80) == []
     assert prediction_warnings(fine, 0.40) == ["dev and test disagree: dev weighted F1 40.0 %, test 83.0 %"]
+
+
+# ---------------------------------------------------------------- the reporting rule, text files
+def test_report_states_the_rule_and_lists_cells_that_fall_short(tmp_path):
+    rule = Path(__file__).resolve().parents[1] / "docs" / "protocol" / "reporting-rule.yaml"
+    short = _results(tmp_path / "a" / "results.csv", [0, 1])
+    text = run_cli(["report", str(short), "--out", str(tmp_path / "r"), "--rule", str(rule)])
+    assert text[0] == 0, text[1]
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## Reporting rule" in report and "headline scheme n-cp" in report
+    assert "- scratch / clean / n-cp / kfold-1: seeds 0, 1, the rule asks 0, 1, 2" in report
+    assert "- scratch / clean: schemes se-cp, n+se-cp not run" in report
+    full = _results(tmp_path / "b" / "results.csv", [0, 1, 2])
+    assert run_cli(["report", str(full), "--out", str(tmp_path / "r2"), "--rule", str(rule)])[0] == 0
+    assert "- scratch / clean / none" not in (tmp_path / "r2" / "report.md").read_text()
+    (tmp_path / "bad.yaml").write_text("just: text\n")
+    refused(["report", full, "--out", tmp_path / "r3", "--rule", tmp_path / "bad.yaml"],
+            "bad.yaml: not a reporting rule", tmp_path)
+
+
+@pytest.mark.parametrize("data, expect", [
+    ("path,label\n".encode("utf-16"), "is UTF-16 text; save it as UTF-8"),
+    ("path,label,speaker\nä.wav,wut,s1\n".encode("latin-1"), "is not UTF-8 (byte 0xe4 at offset 19"),
+    (b"\x00\x01\x02binary", "it looks like binary data"),
+])
+def test_text_that_is_not_utf8_is_one_line_naming_the_file(tmp_path, data, expect):
+    from copypaste_ser.errors import UserError
+    from copypaste_ser.textio import read_text
+
+    (tmp_path / "list.csv").write_bytes(data)
+    with pytest.raises(UserError, match=str(tmp_path / "list.csv").replace(".", r"\.")) as e:
+        read_text(tmp_path / "list.csv")
+    assert expect in str(e.value)
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfpath,label\n")
+    assert read_text(tmp_path / "bom.csv") == "path,label\n"
+
+
+def test_prepare_names_a_csv_list_that_is_not_utf8(corpus, tmp_path):
+    lst = write_list(corpus, tmp_path / "list.csv")
+    lst.write_bytes(lst.read_text().encode("utf-16"))
+    refused(["prepare", "folder", "--csv", lst, "--label-map", LABEL_MAP, "--out", tmp_path / "data"],
+            "list.csv: is UTF-16 text; save it as UTF-8", tmp_path)

@@ -311,12 +311,14 @@ def report_cmd(
     command: str = typer.Option("", help="The command that made the results, quoted in the report"),
     notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
     force: bool = typer.Option(False, help="Replace an earlier report in OUT, even one with rows the new one lacks"),
+    rule: Optional[Path] = typer.Option(None, help="A reporting rule (docs/protocol/reporting-rule.yaml): "
+                                        "state it and list the cells that fall short of it"),
 ) -> None:
     """Write the Markdown report (paper-style tables, significance, plots) from results.csv files."""
     from .report import write_report
 
     results = [r / "results.csv" if r.is_dir() else r for r in results]
-    typer.echo(str(write_report(results, out, title, command, notes, force=force)))
+    typer.echo(str(write_report(results, out, title, command, notes, force=force, rule=rule)))
 
 
 @app.command()

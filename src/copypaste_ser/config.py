@@ -11,6 +11,7 @@ import yaml
 from .augment.copypaste import MODES, ORDERS, SCHEMES
 from .encoders import LAYERS
 from .errors import UserError
+from .textio import load_yaml
 from .features import FEATURE_KINDS, FeatureConfig, resemblyzer_features, resemblyzer_states_features
 from .models.classifier import PRESETS as MODEL_PRESETS
 from .models.encoder_head import POOLINGS
@@ -188,10 +189,7 @@ def read_config_file(path: str | Path) -> tuple[dict, str]:
     """(training options, the prefix naming their source) of a training-options YAML file, or
     of a grid config's ``train:`` mapping (its ``preset`` included)."""
     path = Path(path)
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"{path}: cannot read config ({e})") from None
+    loaded = load_yaml(path) or {}
     if not isinstance(loaded, dict):
         raise UserError(f"{path}: expected a mapping of training options (or a grid config with train:)")
     if "train" not in loaded and not GRID_ONLY_KEYS & set(loaded):

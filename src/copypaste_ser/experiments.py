@@ -42,6 +42,7 @@ from .gridlog import Invocation
 from .gridrules import NAMED_INITS, REUSE_IGNORES, check_reuse, expand_folds, validate_grid
 from .launchers import make_launcher
 from .manifest import load_corpus
+from .textio import load_yaml
 from .validation import child_path
 
 
@@ -77,10 +78,9 @@ class GridConfig:
     @classmethod
     def load(cls, path: str | Path) -> GridConfig:
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UserError(f"{path}: cannot read grid config ({e})") from None
+        raw = load_yaml(path) or {}
+        if not isinstance(raw, dict):
+            raise UserError(f"{path}: not a grid config (expected a mapping of options such as data: and out:)")
         known = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(raw) - known)
         if bad:

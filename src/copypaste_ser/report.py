@@ -27,6 +27,7 @@ from .errors import UserError
 from .gridresults import clean_confusions, load_rows, merge_predictions, merge_results, scored_only
 from .metrics import draw_confusion
 from .pooling import pooled_section
+from .reporting_rule import rule_section
 from .stats import Comparison, compare, describe_tests, with_holm
 
 SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
@@ -185,7 +186,7 @@ REPORT_FILES = ("report.md", "results.csv", "predictions.json", "confusions.json
 
 
 def write_report(results: Path | list[Path], out_dir: Path, title: str, command: str = "", notes: str = "",
-                 force: bool = False, update: bool = False) -> Path:
+                 force: bool = False, update: bool = False, rule: Path | None = None) -> Path:
     """report.md, plots, and the merged results.csv (+ confusions.json) in ``out_dir``, from
     one grid's results.csv or several (slices run apart, see :func:`merge_results`).
 
@@ -198,6 +199,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     check_outputs([out_dir / name for name in REPORT_FILES], force or update, "--out")
     if not force:
         refuse_dropped_rows(out_dir / "results.csv", rows)
+    ruled = rule_section(rows, rule, BASELINES) if rule is not None else []  # a bad rule file fails first
     preds = merge_predictions(sources)
     confusions.update(clean_confusions(preds, confusions))
     log = grid_log(sources)
@@ -231,6 +233,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
         atomic_write_text(out_dir / "grid-log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
     if notes:
         parts += [notes, ""]
+    parts += ruled
     names = {"clean": "clean test data", "10dB": "test data at 10 dB SNR", "0dB": "test data at 0 dB SNR"}
     tested = []
     for init in inits:

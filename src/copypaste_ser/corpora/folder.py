@@ -23,10 +23,12 @@ Utterance ids are the audio path relative to the CSV's (or root) folder, without
 from __future__ import annotations
 
 import csv as csv_module
+import io
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import UserError
+from ..textio import read_text
 from ..manifest import Fold, Manifest, Protocol
 from .common import (CANONICAL_LABELS, LABEL_SYNONYMS, audio_files, check_unique_ids, drop_empty, finish,
                      make_utterance, ordered_labels, require_dir, resolve_audio, shuffled_split)
@@ -142,7 +144,7 @@ def read_csv(csv_path: Path, declared: list[str] | None, label_map: dict[str, st
     """(utterances, {column: {utt id: value}}) for the split/fold columns present."""
     base = csv_path.parent
     utts, columns = [], {}
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+    with io.StringIO(read_text(csv_path), newline="") as f:
         reader = csv_module.DictReader(f)
         fields = [c.strip().lower() for c in (reader.fieldnames or [])]
         for col in ("path", "label", "speaker"):
