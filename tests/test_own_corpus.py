@@ -267,3 +267,33 @@ def test_train_fold_all_adds_a_seed_later_and_resumes_without_touching_finished_
     table = (tmp_path / "runs" / "results.csv").read_bytes()
     assert _cli(*train, "--seed", "0", "--seed", "1", cwd=own_audio).returncode == 0
     assert (tmp_path / "runs" / "results.csv").read_bytes() == table
+
+
+def test_the_documented_own_corpus_path_with_k_folds_two_seeds_and_pooled_baselines(own_audio, tmp_path):
+    """docs/guide.md "Your own corpus": prepare --folds K, two seeds in two commands, the
+    baselines in the same folds, one report pooling both."""
+    write_csv(own_audio, "list.csv")
+    data, runs, base = tmp_path / "data", tmp_path / "runs", tmp_path / "baselines"
+    prep = _cli("prepare", "folder", "--csv", "list.csv", "--label-map", LABEL_MAP, "--folds", "3",
+                "--out", data, cwd=own_audio)
+    assert prep.returncode == 0, prep.stderr
+    assert "test utterances per fold: kfold-1 " in prep.stdout
+    train = ["train", "--data", data, "--fold", "all", "--preset", "tiny", "--epochs", "1", "--threads", "1",
+             "--quiet", "--out", runs]
+    for seed in ("0", "1"):
+        done = _cli(*train, "--seed", seed, cwd=own_audio)
+        assert done.returncode == 0, done.stderr
+    made = _cli("baseline", data, "--out", base, cwd=own_audio)
+    assert made.returncode == 0, made.stderr
+    rows = list(csv.DictReader(open(base / "results.csv")))
+    assert {r["init"] for r in rows} >= {"egemaps-svm", "mfcc-lr"} and {r["fold"] for r in rows} == {
+        "kfold-1", "kfold-2", "kfold-3"}
+    preds = json.loads((base / "predictions.json").read_text())
+    assert sum(len(v) for k, v in preds.items() if k.split("|")[1] == "egemaps-svm") == 48  # every utterance once
+    rep = _cli("report", runs, base, "--out", tmp_path / "report", cwd=own_audio)
+    assert rep.returncode == 0, rep.stderr
+    report = (tmp_path / "report" / "report.md").read_text()
+    pooled = report[report.index("## Pooled over folds"):]
+    assert "eGeMAPS" in pooled or "egemaps" in pooled
+    assert sorted({(r["fold"], r["seed"]) for r in csv.DictReader(open(tmp_path / "report" / "results.csv"))
+                   if r["init"] == "scratch"}) == [(f"kfold-{i}", s) for i in (1, 2, 3) for s in "01"]

@@ -126,11 +126,23 @@ def fit_in_fold(name: str, manifest: Manifest, fold, corpus_dir: Path, progress:
 
 
 def run_baseline(grid, progress: bool = True) -> list[dict]:
-    """Score the baseline on every fold of a grid, clean and at each SNR; rows like the grid's."""
+    """Score the baseline on every fold of a grid, clean and at each SNR; rows like the grid's
+    in ``out/baseline/results.json``, test predictions in ``out/baseline/predictions.json``."""
+    rows, preds = score_baselines(grid, progress)
+    atomic_write_text(Path(grid.out) / "baseline" / "results.json", json.dumps(rows, indent=1))
+    atomic_write_text(Path(grid.out) / "baseline" / "predictions.json", json.dumps(preds))
+    return rows
+
+
+def score_baselines(grid, progress: bool = True) -> tuple[list[dict], dict]:
+    """(rows like the grid's, {run key: {utt id: [true, predicted]}}) of every baseline on every
+    fold of ``grid`` (anything with data, folds, snrs, noise_root), clean and at each SNR."""
+    from .pooling import run_key
+
     data = Path(grid.data)
     manifest, protocol = load_corpus(data)
     conditions = grid_test_conditions(grid)
-    rows = []
+    rows, preds = [], {}
     for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
         fold = protocol.fold(fold_name)
         y_test = [manifest.label_index(manifest[i].emotion) for i in fold.test]
@@ -138,12 +150,13 @@ def run_baseline(grid, progress: bool = True) -> list[dict]:
             clf, dev_f1 = fit_in_fold(name, manifest, fold, data, progress)
             for test_name, cond_name, transform in conditions:
                 x = baseline_features(name, manifest, fold.test, data, cond_name, transform, progress=progress)
-                m = score(y_test, clf.predict(x).tolist(), manifest.labels)
+                predicted = clf.predict(x).tolist()
+                m = score(y_test, predicted, manifest.labels)
                 row = {"fold": fold_name, "init": name, "training_data": "clean", "copypaste": "none",
                        "seed": "-", "test": test_name, "weighted_f1": m["weighted_f1"], "uar": m["uar"],
                        "accuracy": m["accuracy"], "best_epoch": "", "train_seconds": 0.0, "dev_weighted_f1": dev_f1}
                 row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
                 rows.append(row)
-    out = Path(grid.out) / "baseline" / "results.json"
-    atomic_write_text(out, json.dumps(rows, indent=1))
-    return rows
+                preds[run_key(row)] = {i: [manifest[i].emotion, manifest.labels[int(k)]]
+                                       for i, k in zip(fold.test, predicted)}
+    return rows, preds

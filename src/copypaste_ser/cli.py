@@ -322,6 +322,21 @@ def report_cmd(
 
 
 @app.command()
+def baseline(
+    data: Path = typer.Argument(..., help="A prepared corpus folder"),
+    out: Path = typer.Option(..., help="Folder for results.csv and predictions.json"),
+    fold: str = typer.Option("all", help="all, a fold name or a pattern such as 'loso-*'"),
+    snr: Optional[list[float]] = typer.Option(None, help="Also test at this SNR (dB; repeatable)"),
+    noise_root: Optional[Path] = typer.Option(None, help="Noise for --snr (a folder with noise/ and music/)"),
+    force: bool = typer.Option(False, help="Replace results an earlier `baseline` wrote in OUT"),
+) -> None:
+    """eGeMAPS + SVM and linear probes in the corpus's folds; `report RUNS OUT` pools them beside your runs."""
+    from .baseline_folds import run_baselines
+
+    typer.echo(f"-> {run_baselines(data, out, fold, snr, noise_root, force=force)}")
+
+
+@app.command()
 def choose(
     configs: list[Path] = typer.Argument(..., help="Dev grid configs (their runs finished): the candidates"),
     out: Path = typer.Option(..., help="Folder for choice.json, the test grid configs and (--run) the report"),
