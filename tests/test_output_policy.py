@@ -283,3 +283,14 @@ def test_prepare_names_a_csv_list_that_is_not_utf8(corpus, tmp_path):
     lst.write_bytes(lst.read_text().encode("utf-16"))
     refused(["prepare", "folder", "--csv", lst, "--label-map", LABEL_MAP, "--out", tmp_path / "data"],
             "list.csv: is UTF-16 text; save it as UTF-8", tmp_path)
+
+
+def test_plus_minus_is_the_seed_spread_within_folds_and_uar_is_beside_it(tmp_path):
+    from copypaste_ser.report import PLUS_MINUS, seed_spread, write_report
+
+    mean, spread = seed_spread({("f1", 0): 0.5, ("f1", 1): 0.7, ("f2", 0): 0.9, ("f2", 1): 0.9})
+    assert mean == pytest.approx(75.0) and spread == pytest.approx(0.2 / 2 ** 0.5 * 100 / 2)
+    text = write_report([_results(tmp_path / "a" / "results.csv", [0, 1, 2])], tmp_path / "r", "t").read_text()
+    assert PLUS_MINUS in text
+    # seeds 0, 1, 2 score 50, 51, 52 in every fold: mean 51, within-fold std 1 (not the spread of all runs)
+    assert "| Clean | 51.00 ± 1.00 |" in text and "UAR (%), mean over folds of the seed means" in text

@@ -65,9 +65,25 @@ def _p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}" if p < 0.01 else f"p={p:.2f}"
 
 
+#: The one meaning of "±" in every report table (the reporting rule's).
+PLUS_MINUS = ("± is the standard deviation over seeds within a fold, averaged over folds (the seed "
+              "noise of one cell); the spread over folds is in the per-fold table")
+
+
+def seed_spread(values: dict) -> tuple[float, float]:
+    """(mean over folds of the seed means, mean over folds of the std over seeds) x 100, from
+    {(fold, seed): score}."""
+    by_fold: dict = defaultdict(list)
+    for (fold, _seed), v in values.items():
+        by_fold[fold].append(100 * float(v))
+    means = [np.mean(v) for v in by_fold.values()]
+    stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in by_fold.values()]
+    return float(np.mean(means)), float(np.mean(stds))
+
+
 def _cell(values: dict, tested: tuple[Comparison, float] | None) -> str:
-    v = np.array(list(values.values())) * 100
-    text = f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0:.2f}"
+    mean, spread = seed_spread(values)
+    text = f"{mean:.2f} ± {spread:.2f}"
     if tested is not None:
         c, p = tested
         star = "*" if p < 0.05 else ""
@@ -89,11 +105,20 @@ def score_table(rows: list[dict], init: str, test: str, comparisons: dict | None
         lines.append(f"| {DATA_NAMES[data]} | " + " | ".join(cells) + " |")
     for name, label in BASELINES.items():
         baseline = [r for r in rows if r["init"] == name and r["test"] == test]
-        if baseline:
+        if baseline:  # deterministic: one value per fold, no seeds to spread over
             v = np.array([r["weighted_f1"] for r in baseline]) * 100
-            lines.append(f"| {label} baseline (clean training) | {v.mean():.2f} ± "
-                         f"{v.std(ddof=1) if len(v) > 1 else 0:.2f} |" + " |" * (len(schemes) - 1))
+            lines.append(f"| {label} baseline (clean training) | {v.mean():.2f} |" + " |" * (len(schemes) - 1))
+    uar = {s: _mean_over_folds(rows, init, "clean", s, test, "uar") for s in schemes}
+    uar_cells = [f"{SCHEME_NAMES[s]} {v:.2f}" for s in schemes if (v := uar.get(s)) is not None]
+    if uar_cells:
+        lines += ["", "UAR (%), mean over folds of the seed means, clean training: " + ", ".join(uar_cells) + "."]
     return "\n".join(lines)
+
+
+def _mean_over_folds(rows: list[dict], init: str, data: str, scheme: str, test: str, key: str) -> float | None:
+    values = {(r["fold"], r["seed"]): float(r[key]) for r in rows if (r["init"], r["training_data"],
+              r["copypaste"], r["test"]) == (init, data, scheme, test) and r.get(key) not in (None, "")}
+    return seed_spread(values)[0] if values else None
 
 
 def stats_table(tables: list[tuple[str, str, dict]]) -> str:
@@ -218,7 +243,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     where = f"one worker process on {' / '.join(gpus)}" if gpus else "one CPU core"
     parts += [f"{len(runs)} runs: folds {', '.join(folds)}; seeds {', '.join(seeds)}; "
               f"training time {secs / 3600:.2f} h of {where} (sum over runs).", "",
-              "Weighted F1 (%) on the test speakers, mean ± std over seeds and folds; in parentheses "
+              "Weighted F1 (%) on the test speakers, the mean over folds of the seed means; " + PLUS_MINUS + "; in parentheses "
               "the change against No CP with its Holm-corrected p, `*` where that p < 0.05. Seeds are "
               "averaged within each fold first: the folds (held-out speakers), not the runs, are the "
               "replicates. Under each table, one line says what was tested.", ""]
