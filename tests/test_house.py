@@ -84,3 +84,13 @@ def test_no_module_over_400_lines():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_readme_is_a_front_door_and_its_links_resolve():
+    root = PACKAGE.parents[1]
+    readme = (root / "README.md").read_text()
+    assert len(readme.encode()) <= 10 * 1024, "README.md over 10 KB: move detail to docs/"
+    import re
+    for target in re.findall(r"\]\(([^)#]+)", readme):
+        if "://" not in target:
+            assert (root / target).exists(), target

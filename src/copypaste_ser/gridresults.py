@@ -104,3 +104,18 @@ def clean_confusions(preds: dict[str, dict], known: dict) -> dict:
         labels = known.get(key, {}).get("labels") or fallback or sorted({t for t, _ in p})
         out[key] = {"labels": labels, "confusion": count_confusion(p, labels)}
     return out
+
+
+def refuse_dropped_rows(existing: Path, rows: list[dict]) -> None:
+    """A one-line error when ``existing`` (a results.csv) holds rows that ``rows`` lacks: a
+    report never silently drops a seed, fold or cell that was reported before."""
+    if not existing.is_file():
+        return
+    def key(r: dict) -> tuple:
+        return tuple(str(r.get(k, "")) for k in ("fold", "init", "training_data", "copypaste", "seed", "test"))
+    new = {key(r) for r in rows}
+    lost = [k for k in map(key, load_rows(existing)) if k not in new]
+    if lost:
+        raise UserError(f"{existing}: the new report would drop {len(lost)} of its rows (e.g. "
+                        f"{'/'.join(lost[0])}); give every results.csv they came from, or pass --force "
+                        f"to drop them")

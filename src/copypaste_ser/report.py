@@ -23,24 +23,12 @@ from .outputs import check_outputs, record_outputs
 from .baseline import BASELINES
 from .gridlog import machine_label
 from .gridlog import read_logs as grid_log
-from .errors import UserError
-from .gridresults import clean_confusions, load_rows, merge_predictions, merge_results, scored_only
-from .metrics import draw_confusion
+from .gridresults import clean_confusions, merge_predictions, merge_results, refuse_dropped_rows, scored_only
+from .report_plots import DATA_NAMES, SCHEME_NAMES, _index, plot_confusions, plot_report
 from .pooling import pooled_section
 from .reporting_rule import rule_section
 from .stats import Comparison, compare, describe_tests, with_holm
 
-SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
-DATA_NAMES = {"clean": "Clean", "clean+noise": "Clean+Noise"}
-
-
-def _index(rows: list[dict]) -> dict:
-    """(init, data, scheme, test) -> {(fold, seed): weighted F1}."""
-    idx: dict = defaultdict(dict)
-    for r in rows:
-        if r["init"] not in BASELINES:
-            idx[(r["init"], r["training_data"], r["copypaste"], r["test"])][(r["fold"], r["seed"])] = r["weighted_f1"]
-    return idx
 
 
 def _comparisons(rows: list[dict], preds: dict, init: str, test: str) -> dict[str, tuple[Comparison, float]]:
@@ -314,93 +302,3 @@ def warnings_section(rows: list[dict]) -> list[str]:
     lines += [f"- {r['fold']} / {r['init']} / {r['training_data']} / {r['copypaste']} / seed {r['seed']}: "
               f"{r['warnings']}" for r in flagged]
     return lines + [""]
-
-
-def refuse_dropped_rows(existing: Path, rows: list[dict]) -> None:
-    """A one-line error when ``existing`` (a results.csv) holds rows that ``rows`` lacks: a
-    report never silently drops a seed, fold or cell that was reported before."""
-    if not existing.is_file():
-        return
-    def key(r: dict) -> tuple:
-        return tuple(str(r.get(k, "")) for k in ("fold", "init", "training_data", "copypaste", "seed", "test"))
-    new = {key(r) for r in rows}
-    lost = [k for k in map(key, load_rows(existing)) if k not in new]
-    if lost:
-        raise UserError(f"{existing}: the new report would drop {len(lost)} of its rows (e.g. "
-                        f"{'/'.join(lost[0])}); give every results.csv they came from, or pass --force "
-                        f"to drop them")
-
-
-def plot_report(rows: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    idx = _index(rows)
-    paths = []
-    inits = list(dict.fromkeys(k[0] for k in idx))
-    fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.6), squeeze=False)
-    for ax, init in zip(axes[0], inits):
-        datas = [d for d in DATA_NAMES if any(k[:2] == (init, d) for k in idx)]
-        schemes = [s for s in SCHEME_NAMES if any(k[0] == init and k[2] == s for k in idx)]
-        width = 0.8 / max(1, len(datas))
-        for j, d in enumerate(datas):
-            vals = [np.array(list(idx.get((init, d, s, "clean"), {0: np.nan}).values())) * 100 for s in schemes]
-            ax.bar(np.arange(len(schemes)) + j * width, [v.mean() for v in vals], width,
-                   yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3, label=DATA_NAMES[d])
-        for (name, label), style in zip(BASELINES.items(), (":", "--", "-.")):
-            base = [r["weighted_f1"] for r in rows if r["init"] == name and r["test"] == "clean"]
-            if base:
-                ax.axhline(100 * np.mean(base), color="gray", linestyle=style, label=label)
-        ax.set_xticks(np.arange(len(schemes)) + width * (len(datas) - 1) / 2, [SCHEME_NAMES[s] for s in schemes])
-        ax.set(title=f"init {init}, clean test", ylabel="weighted F1 (%)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out_dir / "scores_by_scheme.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-
-    tests = [t for t in ("clean", "10dB", "5dB", "0dB") if any(k[3] == t for k in idx)]
-    if len(tests) > 1:
-        fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.6), squeeze=False)
-        for ax, init in zip(axes[0], inits):
-            for (i, d, s, _t) in sorted({k[:3] + (None,) for k in idx if k[0] == init}):
-                ys = [np.mean(list(idx.get((i, d, s, t), {0: np.nan}).values())) * 100 for t in tests]
-                ax.plot(tests, ys, marker="o", label=f"{SCHEME_NAMES[s]}, {DATA_NAMES[d]}",
-                        color=f"C{list(SCHEME_NAMES).index(s)}", linestyle="-" if d == "clean" else "--")
-            ax.set(title=f"init {init}", xlabel="test condition", ylabel="weighted F1 (%)")
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(out_dir / "score_vs_snr.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
-    return paths
-
-
-def plot_confusions(confusions: dict, path: Path) -> Path:
-    """One row-normalised confusion matrix per init/data/scheme (clean test, summed over runs)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = sorted(confusions, key=lambda k: (k.split("|")[0], k.split("|")[1],
-                                             list(SCHEME_NAMES).index(k.split("|")[2])))
-    cols = min(4, len(keys))
-    rows = -(-len(keys) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, key in zip(axes.flat, keys):
-        labels = confusions[key]["labels"]
-        ax.axis("on")
-        draw_confusion(ax, confusions[key]["confusion"], labels, annotate=False)
-        ax.set(xlabel="", ylabel="")
-        ax.set_xticks(range(len(labels)), [lab[:3] for lab in labels], fontsize=7, rotation=90)
-        ax.set_yticks(range(len(labels)), [lab[:3] for lab in labels], fontsize=7)
-        init, data, scheme = key.split("|")
-        ax.set_title(f"{init}, {DATA_NAMES.get(data, data)}\n{SCHEME_NAMES.get(scheme, scheme)}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
