@@ -21,7 +21,7 @@ from .checkpoint import load_model_file, resolve_model_path
 from .config import TrainConfig
 from .errors import UserError
 from .feature_cache import extract_features
-from .features import WaveTransform
+from .features import STATES_KIND, WaveTransform
 from .inference import model_from_file, predict_proba
 from .manifest import SPLITS, Manifest, load_corpus
 from .metrics import plot_confusion, score
@@ -121,6 +121,19 @@ def has_probe_pair(manifest: Manifest, ids: list[str]) -> bool:
     return any(manifest[i].emotion != manifest.neutral and neutral_speakers - {manifest[i].speaker} for i in ids)
 
 
+def exact_concatenations(feats: list[np.ndarray], kind: str) -> list[np.ndarray]:
+    """Concatenated frames as the model would compute them from the joined audio: MFCC and mel
+    frames are frame-local, so joining them is exact; encoder states are not (an LSTM's second
+    piece depends on the first), so their mel part is encoded again, as in training
+    (augment/reencode.py)."""
+    if kind != STATES_KIND:
+        return feats
+    from .encoders import MEL_DIM, encode_arrays
+
+    mels = [f[:, :MEL_DIM] for f in feats]
+    return [np.concatenate([m, s], axis=1).astype(np.float32, copy=False) for m, s in zip(mels, encode_arrays(mels))]
+
+
 def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg: TrainConfig,
                  seed: int = 0) -> dict:
     """Concatenate each emotional test utterance with a neutral test utterance of another speaker
@@ -145,6 +158,7 @@ def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg
         parts = [store[i], store[j]] if rng.random() < 0.5 else [store[j], store[i]]
         pairs.append((i, j))
         feats.append(np.concatenate(parts))
+    feats = exact_concatenations(feats, cfg.feature_config.kind)
     labels = [manifest.label_index(manifest[i].emotion) for i, _ in pairs]
     norm = cfg.feature_config.mean_norm
     pred_concat = predict_proba(model, feats, mean_norm=norm).argmax(1)
