@@ -54,8 +54,9 @@ class Bundle:
         return self.arch not in PAD_EXACT
 
 
-def load_bundle(source: str | Path | None) -> Bundle:
-    """Load a model from any source (None: the default model shipped in the package)."""
+def load_bundle(source: str | Path | None, with_onnx: bool = True) -> Bundle:
+    """Load a model from any source (None: the default model shipped in the package);
+    ``with_onnx``: also take (and check) the ONNX export a model folder carries."""
     from .inference import model_from_file
     from .pretrained import DEFAULT_DIR, is_model_dir, load_model_dir
 
@@ -72,10 +73,28 @@ def load_bundle(source: str | Path | None) -> Bundle:
     meta = {k: v for k, v in obj.items() if k != "state_dict"}
     bundle = Bundle(list(obj["labels"]), FeatureConfig.from_dict(obj["features"]), obj["model"]["arch"], name,
                     meta, model=model_from_file(obj, name))
-    if source is None or is_model_dir(source):  # a shipped folder may carry its ONNX export
+    if with_onnx and (source is None or is_model_dir(source)):  # a shipped folder may carry its ONNX export
         onnx_file = (DEFAULT_DIR if source is None else Path(source)) / "model.onnx"
         bundle.onnx_path = onnx_file if onnx_file.is_file() else None
+        if bundle.onnx_path is not None:
+            _refuse_stale_onnx(onnx_file, obj.get("checksum"))
     return bundle
+
+
+def _refuse_stale_onnx(path: Path, checksum: str | None) -> None:
+    """A folder's model.onnx must be the export of the weights beside it (same checksum)."""
+    import onnx
+
+    try:
+        graph = onnx.load_model(str(path))
+    except Exception as e:  # a damaged file: one line
+        raise UserError(f"{path}: not a readable ONNX file ({type(e).__name__}); export it again: "
+                        f"copypaste-ser export {path.parent} --onnx {path} --force") from None
+    raw = {p.key: p.value for p in graph.metadata_props}.get(META_KEY)
+    exported = json.loads(raw).get("checksum") if raw else None
+    if checksum is not None and exported != checksum:
+        raise UserError(f"{path}: was exported from other weights than {path.parent} holds (stale); export it "
+                        f"again: copypaste-ser export {path.parent} --onnx {path} --force")
 
 
 def _onnx_bundle(path: Path) -> Bundle:
@@ -84,6 +103,10 @@ def _onnx_bundle(path: Path) -> Bundle:
     if raw is None:
         raise UserError(f"{path}: not made by `copypaste-ser export` (no {META_KEY!r} metadata)")
     meta = json.loads(raw)
+    outputs = ((meta.get("model") or {}).get("config") or {}).get("num_classes")
+    if not isinstance(meta.get("labels"), list) or (isinstance(outputs, int) and outputs != len(meta["labels"])):
+        raise UserError(f"{path}: its label list does not match its output layer ({outputs} outputs); "
+                        f"export the model again")
     return Bundle(list(meta["labels"]), FeatureConfig.from_dict(meta["features"]), meta["model"]["arch"],
                   str(path), meta, onnx_path=path)
 

@@ -31,7 +31,7 @@ def export_onnx(source: str | Path | None | Bundle, out: str | Path, force: bool
     an existing ``out`` is replaced only with ``force``."""
     import onnx
 
-    bundle = source if isinstance(source, Bundle) else load_bundle(source)
+    bundle = source if isinstance(source, Bundle) else load_bundle(source, with_onnx=False)
     if bundle.model is None:
         raise UserError(f"{bundle.source}: already an ONNX model")
     out = Path(out)

@@ -9,7 +9,7 @@ import math
 import torch
 from torch.nn.modules.batchnorm import _NormBase
 
-from .checkpoint import FORMAT
+from .checkpoint import FORMAT, with_checksum
 from .config import RESEMBLYZER_ATTENTION, TrainConfig
 from .errors import UserError
 from .manifest import Manifest
@@ -99,9 +99,9 @@ def model_file(model: torch.nn.Module, manifest: Manifest, cfg: TrainConfig, pro
                kind: str = "emotion", labels: list[str] | None = None) -> dict:
     """The self-describing model file (``model.pt``): weights, architecture, labels, features,
     training options and provenance."""
-    return {"format": FORMAT, "kind": kind,
+    return with_checksum({"format": FORMAT, "kind": kind,
             "model": {"arch": getattr(model, "arch", "thin-resnet34"), "config": model.config.to_dict()},
             "labels": list(labels if labels is not None else manifest.labels), "corpus": manifest.name,
             "neutral": manifest.neutral, "features": dict(cfg.features), "train": cfg.to_dict(),
             "provenance": provenance,
-            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}})

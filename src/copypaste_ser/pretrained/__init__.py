@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..checkpoint import FORMAT
+from ..checkpoint import FORMAT, check_model_content
 from ..errors import UserError
 
 #: Where the shipped default model lives (package data, see pyproject.toml).
@@ -40,7 +40,7 @@ def load_model_dir(folder: str | Path) -> dict:
         raise UserError(f"{folder}: not a readable model folder ({type(e).__name__}: {e})".splitlines()[0]) from None
     if meta.get("format") != FORMAT or meta.get("kind") != "emotion":
         raise UserError(f"{folder / META}: not a copypaste-ser emotion model (format {meta.get('format')!r})")
-    return {**meta, "state_dict": state}
+    return check_model_content({**meta, "state_dict": state}, str(folder))
 
 
 def is_model_dir(folder: str | Path) -> bool:
