@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# as the CLI does before torch loads MKL (bit-identical CPU runs, reproducible.py)
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

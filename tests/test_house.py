@@ -94,3 +94,12 @@ def test_the_readme_is_a_front_door_and_its_links_resolve():
     for target in re.findall(r"\]\(([^)#]+)", readme):
         if "://" not in target:
             assert (root / target).exists(), target
+
+
+def test_importing_the_package_leaves_the_callers_environment_alone():
+    import subprocess
+    import sys
+    code = "import os, copypaste_ser, copypaste_ser.augment; print(os.environ.get('MKL_CBWR'))"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MKL_CBWR"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "None", out.stderr

@@ -209,9 +209,7 @@ def test_two_processes_share_one_feature_cache(tmp_path, synthetic_corpus):
 def test_smoothed_choice_waits_for_the_window():
     import torch
 
-    from copypaste_ser.selection import SmoothedChoice, smoothed_curve
-
-    assert smoothed_curve([0.0, 1.0, 0.0, 0.0], 3) == [0.5, 1 / 3, 1 / 3, 0.0]
+    from copypaste_ser.selection import SmoothedChoice
     choice, model = SmoothedChoice(3), torch.nn.Linear(1, 1)
     assert choice.add(1, 0.0, model, last=False) == []
     assert [(e, s) for e, s, _ in choice.add(2, 1.0, model, last=False)] == [(1, 0.5)]

@@ -5,13 +5,9 @@ works with only numpy and torch installed (``pip install copypaste-ser``); the C
 ``pip install 'copypaste-ser[train]'``.
 """
 
-import os
 from pathlib import Path
 
-# Bit-identical CPU runs (reproducible.py): MKL reads this once, when torch loads it.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def configs_dir() -> Path:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# Bit-identical CPU runs (reproducible.py): MKL reads this once, when torch loads it, so it is set
+# here, before any command imports torch, and not on `import copypaste_ser` (a library must not
+# change its caller's environment: set MKL_CBWR=AUTO,STRICT yourself for the same effect).
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 import json
 import signal
 import sys
@@ -240,7 +247,7 @@ def demo(
     force: bool = typer.Option(False, help="Start again from scratch"),
     epochs: int = typer.Option(12, help="Epochs per model"),
 ) -> None:
-    """Synthetic corpus -> prepare -> train (none vs n-cp) -> evaluate -> table, in minutes."""
+    """Synthetic corpus -> prepare -> train (the four CopyPaste schemes) -> evaluate -> table, in minutes."""
     from .demo import run_demo
 
     run_demo(out, force=force, epochs=epochs)

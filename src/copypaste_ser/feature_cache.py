@@ -29,7 +29,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -210,6 +209,3 @@ def _write_store(folder: Path, items: list[tuple[str, np.ndarray]], cfg: Feature
     atomic_write_text(folder / "audio.json", json.dumps(stamps))
     atomic_write_text(folder / "index.json", json.dumps(index))  # last: it marks the cache complete
 
-
-def clear_cache(corpus_dir: Path) -> None:
-    shutil.rmtree(Path(corpus_dir) / "features", ignore_errors=True)

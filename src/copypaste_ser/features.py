@@ -207,7 +207,3 @@ def compute_features(wave: np.ndarray, cfg: FeatureConfig, vad_wave: np.ndarray 
 def mean_normalize(feats: np.ndarray) -> np.ndarray:
     return feats - feats.mean(axis=0, keepdims=True)
 
-
-def check_dim(feats: np.ndarray, cfg: FeatureConfig, source: str) -> None:
-    if feats.ndim != 2 or feats.shape[1] != cfg.dim:
-        raise UserError(f"{source}: features have shape {feats.shape}, expected (frames, {cfg.dim})")

@@ -4,8 +4,8 @@ Sources of run-to-run divergence on CPU, and what is done about each:
 
 * Intel MKL (torch's BLAS here) picks code paths by the memory alignment of its inputs, so a
   matrix product can round differently from one process to the next. ``MKL_CBWR=AUTO,STRICT``
-  (conditional numerical reproducibility, set in ``copypaste_ser/__init__.py`` before torch
-  loads MKL) fixes the path for a given CPU and thread count.
+  (conditional numerical reproducibility, set by the CLI before torch loads MKL; a library user
+  sets it in their own environment) fixes the path for a given CPU and thread count.
 * oneDNN (MKL-DNN) convolutions and the few ATen kernels with atomic accumulation:
   ``torch.backends.mkldnn.deterministic`` and ``torch.use_deterministic_algorithms``.
 * Thread pools: a reduction split over N threads rounds differently from one over M, so

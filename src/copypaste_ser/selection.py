@@ -61,13 +61,6 @@ class WeightAverage:
         self.state = {k: v.clone() for k, v in saved["state"].items()}
 
 
-def smoothed_curve(scores: list[float], window: int) -> list[float]:
-    """Centred moving average of ``scores`` over ``window`` epochs (truncated at both ends)."""
-    half = window // 2
-    return [sum(scores[max(0, i - half): i + half + 1]) / len(scores[max(0, i - half): i + half + 1])
-            for i in range(len(scores))]
-
-
 class SmoothedChoice:
     """Feeds the epochs' dev scores and weights; yields each epoch's centred moving average
     once the epochs after it are known (all remaining ones at the last epoch)."""

@@ -231,7 +231,9 @@ def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, stat
     if show:
         what = "held-out speaker-ID accuracy" if task.kind == "speaker" else "test weighted F1"
         value = metrics["accuracy"] if task.kind == "speaker" else metrics["weighted_f1"]
-        print(f"{what} {100 * value:.2f} % (best dev epoch {state['best_epoch']}) -> {out}")
+        kept = ("weights of the last epochs averaged" if cfg.select == "average"
+                else f"best dev epoch {state['best_epoch']}")
+        print(f"{what} {100 * value:.2f} % ({kept}) -> {out}")
     return metrics
 
 
