@@ -584,3 +584,13 @@ def test_ravdess_real():
     m4, p4 = prepare_corpus("ravdess", SHARED / "ravdess", classes="paper4")
     counts = {lab: sum(u.emotion == lab for u in m4) for lab in m4.labels}
     assert counts == {"neutral": 96, "angry": 192, "happy": 192, "sad": 192} and len(m4) == 672
+
+
+def test_a_four_class_copy_read_as_seven_classes_is_refused_with_the_option_to_use(tmp_path):
+    for spk in ("03", "08", "09", "10"):
+        for text, emo in (("a01", "W"), ("a02", "F"), ("a04", "N"), ("a05", "T")):
+            wav(tmp_path / "wav" / f"{spk}{text}{emo}a.wav", 0.2, seed=int(spk))
+    with pytest.raises(UserError, match=r"no utterance of .*boredom.* in this copy .*use --classes paper4"):
+        emodb.prepare(tmp_path)
+    m, _ = emodb.prepare(tmp_path, classes="paper4")
+    assert sorted(m.labels) == ["angry", "happy", "neutral", "sad"]

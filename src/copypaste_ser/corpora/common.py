@@ -185,6 +185,17 @@ def finish(manifest: Manifest, folds: list[Fold], default: str, description: str
     return manifest, protocol
 
 
+def refuse_empty_classes(manifest: Manifest, source: Path | str) -> None:
+    """A class with no utterance would make a model with a dead output (EmoDB's 4-class copy read
+    as 7 classes did): one line naming the classes and the option that fits the copy."""
+    held = {u.emotion for u in manifest}
+    empty = [c for c in manifest.labels if c not in held]
+    if empty and held:
+        hint = " use --classes paper4" if held <= set(PAPER4) else " drop them from the label set"
+        raise UserError(f"{source}: no utterance of {', '.join(empty)} in this copy of the corpus "
+                        f"(it holds {', '.join(c for c in manifest.labels if c in held)});{hint}")
+
+
 def finish_speaker_corpus(name: str, title: str, utts: list[Utterance],
                           root: Path) -> tuple[Manifest, Protocol]:
     """Manifest + the single 'speaker-id' fold of a speaker corpus (no emotion labels)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from .common import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
+from .common import (refuse_empty_classes, PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
                      require_dir, shuffled_split, speaker_folds)
 
 NAME_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
@@ -143,4 +143,5 @@ def prepare(root: Path, classes: str = "paper4") -> tuple[Manifest, Protocol]:
         description += f" classes={classes}: {n_dropped} utterances of other emotions dropped."
     if n_empty:
         description += f" {n_empty} zero-length or silent files skipped."
+    refuse_empty_classes(manifest, root)  # a partial copy read with the wrong --classes
     return finish(manifest, speaker_folds(manifest, assignments), "default", description, root)

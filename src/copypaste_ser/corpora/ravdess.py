@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest, Protocol
-from .common import (PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
+from .common import (refuse_empty_classes, PAPER4, audio_files, check_unique_ids, class_set, drop_empty, finish, make_utterance,
                      require_dir, speaker_folds)
 
 NAME_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
@@ -99,4 +99,5 @@ def prepare(root: Path, classes: str = "all") -> tuple[Manifest, Protocol]:
         description += f" {n_song} song files skipped."
     if n_empty:
         description += f" {n_empty} zero-length or silent files skipped."
+    refuse_empty_classes(manifest, root)  # a partial copy read with the wrong --classes
     return finish(manifest, speaker_folds(manifest, assignments), "default", description, root)
