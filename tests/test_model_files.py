@@ -80,3 +80,15 @@ def test_a_stale_model_onnx_is_refused_with_the_export_command(tmp_path):
         wav = tmp_path / "a.wav"
         write_audio(wav, 0.1 * np.random.default_rng(0).standard_normal(32000).astype(np.float32))
     refused(["predict", folder, wav], "model.onnx: was exported from other weights", tmp_path)
+
+
+def test_predict_threads_sets_the_thread_count_and_refuses_zero(corpus, tmp_path):  # noqa: F811
+    from test_bad_input import run_cli
+
+    before = torch.get_num_threads()
+    try:
+        code, out = run_cli(["predict", str(corpus["run"]), str(corpus["wav"]), "--threads", "1"])
+        assert code == 0 and torch.get_num_threads() == 1, out
+    finally:
+        torch.set_num_threads(before)
+    refused(["predict", corpus["run"], corpus["wav"], "--threads", "0"], "--threads: must be an integer >= 1", tmp_path)

@@ -221,12 +221,14 @@ def predict(
                                         "several files)"),
     as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout"),
     force: bool = typer.Option(False, help="Replace --out / --plot files an earlier predict wrote"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for the model (default: torch's); 1 is "
+                                          "fastest on a busy machine"),
 ) -> None:
     """The emotion of each recording (any length), with class probabilities per window."""
     from .predict_cli import run_predict
 
     run_predict(paths, model, window=window, hop=hop, engine=engine, device=device, batch_size=batch_size,
-                vad=vad, out=out, plot=plot, as_json=as_json, echo=typer.echo, force=force)
+                vad=vad, out=out, plot=plot, as_json=as_json, echo=typer.echo, force=force, threads=threads)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .engines import ENGINES, Bundle, OnnxEngine, TorchEngine, check_device, load_bundle
 from .errors import UserError
@@ -52,8 +53,11 @@ class EmotionPredictor:
     default model."""
 
     def __init__(self, run_or_model: str | Path | None = None, engine: str = "auto", device: str = "cpu",
-                 batch_size: int = 32, vad: str = "energy"):
+                 batch_size: int = 32, vad: str = "energy", threads: int | None = None):
         check_options(None, None, batch_size, engine, device, vad)
+        if threads is not None:  # torch and onnxruntime (engines.onnx_session) both follow it
+            check("--threads", threads, Number(integer=True, ge=1, le=1024))
+            torch.set_num_threads(threads)
         self.bundle: Bundle = load_bundle(run_or_model)
         self.labels: list[str] = self.bundle.labels
         self.features = self.bundle.features

@@ -38,7 +38,7 @@ def line(r: dict) -> str:
 
 def run_predict(paths: list[Path], model: Path | None, *, window: float | None, hop: float | None, engine: str,
                 device: str, batch_size: int, vad: str, out: Path | None, plot: Path | None, as_json: bool,
-                echo: Callable[[str], None] = print, force: bool = False) -> None:
+                echo: Callable[[str], None] = print, force: bool = False, threads: int | None = None) -> None:
     """Every option checked before the model is read; window rows echoed only with ``--window``
     (a 3 h file has thousands: they go to ``--out``); the file's answer always."""
     check_options(window, hop, batch_size, engine, device, vad)
@@ -49,7 +49,7 @@ def run_predict(paths: list[Path], model: Path | None, *, window: float | None, 
         check_output(out, force, "--out")
     if plot is not None:
         check_outputs([plot_path(plot, f, len(files) > 1) for f in files], force, "--plot")
-    predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad)
+    predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad, threads=threads)
     writer = RowWriter(out, predictor.labels) if out is not None else None
     written: list[Path] = []
 
