@@ -294,3 +294,11 @@ def test_plus_minus_is_the_seed_spread_within_folds_and_uar_is_beside_it(tmp_pat
     assert PLUS_MINUS in text
     # seeds 0, 1, 2 score 50, 51, 52 in every fold: mean 51, within-fold std 1 (not the spread of all runs)
     assert "| Clean | 51.00 ± 1.00 |" in text and "UAR (%), mean over folds of the seed means" in text
+
+
+def test_report_prints_the_papers_numbers_beside_ours(tmp_path):
+    rows = _results(tmp_path / "a" / "results.csv", [0, 1, 2])
+    assert run_cli(["report", str(rows), "--out", str(tmp_path / "r"), "--paper", "crema-d"])[0] == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "| the paper, Table 2, Clean | 71.46 | 74.34 |" in text  # scratch: No CP, N-CP columns
+    refused(["report", rows, "--out", tmp_path / "r2", "--paper", "crema"], "--paper 'crema': choose one of", tmp_path)

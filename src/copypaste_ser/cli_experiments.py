@@ -10,6 +10,8 @@ from typing import Optional
 import typer
 
 from .cli_app import app
+from .errors import UserError
+from .paper import TABLES
 
 
 @app.command()
@@ -65,12 +67,16 @@ def report_cmd(
     force: bool = typer.Option(False, help="Replace an earlier report in OUT, even one with rows the new one lacks"),
     rule: Optional[Path] = typer.Option(None, help="A reporting rule (docs/protocol/reporting-rule.yaml): "
                                         "state it and list the cells that fall short of it"),
+    paper: Optional[str] = typer.Option(None, help="Print the paper's numbers beside ours: crema-d, iemocap "
+                                        "or msp-podcast"),
 ) -> None:
     """Write the Markdown report (paper-style tables, significance, plots) from results.csv files."""
     from .report import write_report
 
     results = [r / "results.csv" if r.is_dir() else r for r in results]
-    typer.echo(str(write_report(results, out, title, command, notes, force=force, rule=rule)))
+    if paper is not None and paper not in TABLES:
+        raise UserError(f"--paper {paper!r}: choose one of {', '.join(TABLES)}")
+    typer.echo(str(write_report(results, out, title, command, notes, force=force, rule=rule, paper=paper)))
 
 
 @app.command()

@@ -25,6 +25,8 @@ from .gridlog import machine_label
 from .gridlog import read_logs as grid_log
 from .gridresults import clean_confusions, merge_predictions, merge_results, refuse_dropped_rows, scored_only
 from .report_plots import DATA_NAMES, SCHEME_NAMES, _index, plot_confusions, plot_report
+from .paper import CREMA_D_PER_CLASS, paper_row
+from .paper import SCHEMES as PAPER_SCHEMES
 from .pooling import pooled_section
 from .reporting_rule import rule_section
 from .stats import Comparison, compare, describe_tests, with_holm
@@ -79,7 +81,8 @@ def _cell(values: dict, tested: tuple[Comparison, float] | None) -> str:
     return text
 
 
-def score_table(rows: list[dict], init: str, test: str, comparisons: dict | None = None) -> str:
+def score_table(rows: list[dict], init: str, test: str, comparisons: dict | None = None,
+                paper: str | None = None) -> str:
     idx = _index(rows)
     comparisons = _comparisons(rows, {}, init, test) if comparisons is None else comparisons
     schemes = [s for s in SCHEME_NAMES if any(k[:3] == (init, d, s) for k in idx for d in DATA_NAMES)]
@@ -91,6 +94,9 @@ def score_table(rows: list[dict], init: str, test: str, comparisons: dict | None
         cells = [_cell(idx[(init, data, s, test)], comparisons.get(f"{data}|{s}"))
                  if (init, data, s, test) in idx else "–" for s in schemes]
         lines.append(f"| {DATA_NAMES[data]} | " + " | ".join(cells) + " |")
+        published = paper_row(paper, init, test, data, schemes)
+        if published:
+            lines.append(published)
     for name, label in BASELINES.items():
         baseline = [r for r in rows if r["init"] == name and r["test"] == test]
         if baseline:  # deterministic: one value per fold, no seeds to spread over
@@ -138,7 +144,7 @@ OLD_VAD_NOTE = ("**Made with the old clean-audio VAD**: the ResNet scores of thi
                 "re-measured. The eGeMAPS + SVM baseline always had the noisy audio alone.")
 
 
-def per_class_table(rows: list[dict], init: str, data: str = "clean") -> str:
+def per_class_table(rows: list[dict], init: str, data: str = "clean", paper: str | None = None) -> str:
     sel = [r for r in rows if r["init"] == init and r["training_data"] == data and r["test"] == "clean"]
     classes = [k[3:] for k in sel[0] if k.startswith("f1_")] if sel else []
     schemes = [s for s in SCHEME_NAMES if any(r["copypaste"] == s for r in sel)]
@@ -149,6 +155,10 @@ def per_class_table(rows: list[dict], init: str, data: str = "clean") -> str:
         for s in schemes:
             v = np.array([r[f"f1_{c}"] for r in sel if r["copypaste"] == s]) * 100
             vals.append(f"{np.nanmean(v):.2f}")
+        published = CREMA_D_PER_CLASS.get(c) if paper == "crema-d" and init != "scratch" and data == "clean" else None
+        if published:  # the paper's Table 4, in parentheses
+            by_scheme = dict(zip(PAPER_SCHEMES, published))
+            vals = [f"{v} ({by_scheme[s]:.2f})" for v, s in zip(vals, schemes)]
         lines.append(f"| {c} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
@@ -199,7 +209,8 @@ REPORT_FILES = ("report.md", "results.csv", "predictions.json", "confusions.json
 
 
 def write_report(results: Path | list[Path], out_dir: Path, title: str, command: str = "", notes: str = "",
-                 force: bool = False, update: bool = False, rule: Path | None = None) -> Path:
+                 force: bool = False, update: bool = False, rule: Path | None = None,
+                 paper: str | None = None) -> Path:
     """report.md, plots, and the merged results.csv (+ confusions.json) in ``out_dir``, from
     one grid's results.csv or several (slices run apart, see :func:`merge_results`).
 
@@ -257,9 +268,10 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
             parts += [f"## Init: {init}, {names.get(test, test)}{_paper_table(init, test)}"
                       + (", made with the old clean-audio VAD" if flag else ""), ""]
             parts += [OLD_VAD_NOTE, ""] if flag else []
-            parts += [score_table(rows, init, test, comparisons), "", describe_tests(comparisons), ""]
+            parts += [score_table(rows, init, test, comparisons, paper), "", describe_tests(comparisons), ""]
         parts += [f"## Per-class F1, init {init}, clean training, clean test (as the paper's Table 4)", "",
-                  per_class_table(rows, init), ""]
+                  per_class_table(rows, init, paper=paper)]
+        parts += ["", "In parentheses: the paper's Table 4.", ""] if paper == "crema-d" and init != "scratch" else [""]
         folds = fold_table(rows, init)
         if folds:
             parts += [f"## Per test fold, init {init}, clean training, clean test", "",
