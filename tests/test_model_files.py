@@ -92,3 +92,22 @@ def test_predict_threads_sets_the_thread_count_and_refuses_zero(corpus, tmp_path
     finally:
         torch.set_num_threads(before)
     refused(["predict", corpus["run"], corpus["wav"], "--threads", "0"], "--threads: must be an integer >= 1", tmp_path)
+
+
+def test_a_file_size_limit_is_one_line_naming_the_file_and_the_run_is_marked_failed(corpus, tmp_path):  # noqa: F811
+    import resource
+    import subprocess
+    import sys
+
+    def limit():  # 64 KB: config.yaml and run.json fit, a checkpoint does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "copypaste_ser.cli", "train", "--data", str(corpus["data"]),
+                           "--preset", "tiny", "--epochs", "1", "--threads", "1", "--quiet", "--out", str(run)],
+                          capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: {run}/") and ".pt: cannot write it" in lines[0] and ".tmp" not in lines[0]
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    assert not list(run.glob(".*.tmp"))

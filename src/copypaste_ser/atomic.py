@@ -10,12 +10,15 @@ crash's leftover in a run folder and removes it.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import UserError
 
 
 @contextmanager
@@ -28,9 +31,19 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in NO_ROOM:  # name the user's file and the fix, never the temporary name
+            raise UserError(f"{path}: cannot write it ({e.strerror}); {NO_ROOM[e.errno]}") from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+#: errno of a write that failed for lack of room -> what the user can do about it
+NO_ROOM = {errno.ENOSPC: "the disk is full; free some space and run the command again (a run resumes)",
+           errno.EFBIG: "the file-size limit (ulimit -f) is too small; raise it and run the command again",
+           errno.EDQUOT: "the disk quota is used up; free some space and run the command again"}
 
 
 def create_beside(path: Path, suffix: str = ".tmp") -> str:

@@ -27,7 +27,13 @@ FORMAT = "copypaste-ser/1"
 def save_atomic(obj: dict, path: str | Path) -> None:
     """Write to a temp file in the same folder, then rename: a crash never leaves half a file."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as e:  # torch reports a failed write as "unexpected pos" or "failed writing"
+            if "pos" not in str(e) and "writ" not in str(e):
+                raise
+            raise UserError(f"{path}: cannot write it (the disk is full or the file-size limit is reached); "
+                            f"free some space and run the command again (a run resumes)") from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
