@@ -272,7 +272,9 @@ def test_a_failing_run_stops_the_parallel_grid_with_one_line(tmp_path, synthetic
         _grid(tmp_path, synthetic_corpus, fake_musan, train={"copypaste_order": "sideways"})  # refused at load
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, copypaste=["n-cp"], training_data=["clean"],
                  seeds=[0, 1, 2], snrs=[], workers=2, train={"epochs": 1, "threads": 1})
-    # a user's folder where one run goes: its worker refuses it, which stops the grid
+    # a user's folder where one run goes, inside the grid's folder: its worker refuses it, which stops the grid
+    from copypaste_ser.experiments import claim_grid_folder
+    claim_grid_folder(tmp_path / "grid")
     mine = cells(grid)[1].path(tmp_path / "grid")
     mine.mkdir(parents=True)
     (mine / "notes.txt").write_text("mine")

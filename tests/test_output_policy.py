@@ -302,3 +302,28 @@ def test_report_prints_the_papers_numbers_beside_ours(tmp_path):
     text = (tmp_path / "r" / "report.md").read_text()
     assert "| the paper, Table 2, Clean | 71.46 | 74.34 |" in text  # scratch: No CP, N-CP columns
     refused(["report", rows, "--out", tmp_path / "r2", "--paper", "crema"], "--paper 'crema': choose one of", tmp_path)
+
+
+def test_a_grid_refuses_a_users_out_folder_and_adopts_an_earlier_grid_folder(tmp_path):
+    import yaml
+
+    from copypaste_ser.errors import UserError
+    from copypaste_ser.experiments import claim_grid_folder
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.csv").write_text("my table\n")
+    before = tree_digest(tmp_path)
+    with pytest.raises(UserError, match="is not a copypaste-ser grid folder"):
+        claim_grid_folder(mine)
+    assert tree_digest(tmp_path) == before
+    old = tmp_path / "old-grid"  # made before the marker: its grid.yaml names it as out
+    old.mkdir()
+    (old / "grid.yaml").write_text(yaml.safe_dump({"out": str(old), "data": "x"}))
+    claim_grid_folder(old)
+    assert json.loads((old / ".copypaste-ser-run").read_text())["kind"] == "grid"
+    elsewhere = tmp_path / "copied"
+    shutil.copytree(old, elsewhere)
+    (elsewhere / ".copypaste-ser-run").unlink()
+    with pytest.raises(UserError, match="is not a copypaste-ser grid folder"):
+        claim_grid_folder(elsewhere)  # its grid.yaml names another folder

@@ -135,7 +135,7 @@ def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[P
               progress: bool = True) -> Path:
     """Link each chosen candidate's finished runs of its folds into the test grid's folder, run
     the test grids (finishing any cell the dev round lacked) and write one report from them."""
-    from .experiments import run_grid
+    from .experiments import claim_grid_folder, run_grid
     from .report import write_report
 
     named = {p.name: p for p in configs}
@@ -143,6 +143,7 @@ def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[P
     for test_file in test_files:
         test = GridConfig.load(test_file)
         source = GridConfig.load(named[next(n for n in named if f"test-{Path(n).stem}.yaml" == test_file.name)])
+        claim_grid_folder(Path(test.out))  # before the links: a folder that is not a grid's is refused
         for fold in test.folds:
             _link_tree(Path(source.out) / fold, Path(test.out) / fold)
         run_grid(test, progress=progress)

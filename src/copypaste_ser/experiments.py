@@ -204,10 +204,7 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launc
     out = Path(grid.out)
     todo_all = cells(grid)  # reads only: a bad fold or a changed config is refused before any write
     stale = check_reuse({c: (c.path(out), cell_config(grid, c)) for c in todo_all}, force)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{out}: cannot create the grid folder ({e.strerror})") from None
+    claim_grid_folder(out)
     status, todo = "failed", []
     # the runs this invocation finished (trained and scored), counted for grid-log.jsonl
     invocation = Invocation.start(out, grid.workers, {k: getattr(grid, k) for k in SLICE_KEYS},
@@ -279,6 +276,33 @@ def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:
             prefix, cond = noisy_condition(grid.noise_root, Path(grid.data), snr)
             extract_features(manifest.subset(fold.test), cfg.feature_config, Path(grid.data),
                              condition=prefix + cond.name, transform=cond, progress=False, vad_from=TEST_VAD)
+
+
+def claim_grid_folder(out: Path) -> None:
+    """Make ``out`` the grid's folder, or refuse a folder that is not one, before any write: a
+    grid rewrites results.csv and grid.yaml there. A folder is a grid's if it carries the tool's
+    marker (kind "grid"); one made before the marker existed if its grid.yaml names it as out."""
+    from .rundir import MARKER, folder_kind
+
+    kind = folder_kind(out)
+    if kind is None and (out / "grid.yaml").is_file():
+        try:
+            earlier = yaml.safe_load((out / "grid.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            earlier = None
+        if isinstance(earlier, dict) and Path(str(earlier.get("out", ""))).resolve() == out.resolve():
+            kind = ""  # a grid folder of an earlier version: adopted below
+    if kind is None:
+        raise UserError(f"{out}: is not a copypaste-ser grid folder (it holds other files); give the grid "
+                        f"another out:")
+    if kind not in ("", "grid"):
+        raise UserError(f"{out}: is a copypaste-ser {kind} folder, not a grid folder; give the grid another out:")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{out}: cannot create the grid folder ({e.strerror})") from None
+    if not (out / MARKER).is_file():
+        atomic_write_text(out / MARKER, json.dumps({"kind": "grid", "created": time.strftime("%Y-%m-%dT%H:%M:%S")}))
 
 
 def collect(grid: GridConfig) -> list[dict]:

@@ -30,7 +30,7 @@ from .errors import UserError
 
 MARKER = ".copypaste-ser-run"
 LOCK = ".copypaste-ser.lock"
-KINDS = ("run", "seeds", "folds", "demo")
+KINDS = ("run", "seeds", "folds", "grid", "demo")
 # what the tool writes in a run folder (train.py, evaluate.py, the grid's scores.json)
 RUN_FILES = frozenset({"config.yaml", "history.jsonl", "last.pt", "model.pt", "metrics.json", "confusion.png",
                        "curves.png", "run.json", "scores.json"})
