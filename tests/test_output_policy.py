@@ -327,3 +327,10 @@ def test_a_grid_refuses_a_users_out_folder_and_adopts_an_earlier_grid_folder(tmp
     (elsewhere / ".copypaste-ser-run").unlink()
     with pytest.raises(UserError, match="is not a copypaste-ser grid folder"):
         claim_grid_folder(elsewhere)  # its grid.yaml names another folder
+
+
+def test_a_label_mapped_twice_is_refused_naming_both_targets(corpus, tmp_path):
+    lst = write_list(corpus, tmp_path / "list.csv")
+    refused(["prepare", "folder", "--csv", lst, "--label-map", LABEL_MAP + ",w=sad", "--out", tmp_path / "data"],
+            "--label-map: 'w' is mapped twice ('angry' and 'sad'); keep one", tmp_path)
+    assert not (tmp_path / "data").exists()

@@ -215,8 +215,14 @@ def option_name(field: str) -> str:
 
 
 def check_seeds(seeds: Sequence[int], source: str = "--seed") -> None:
+    """Every seed in range, none given twice (two runs of one seed are not two replicates)."""
     for s in seeds:
         check(source, s, SEED)
+    if len(seeds) > MAX_LIST:
+        raise UserError(f"{source}: {len(seeds)} seeds; at most {MAX_LIST} are allowed")
+    if len(set(seeds)) != len(seeds):
+        twice = next(s for i, s in enumerate(seeds) if s in seeds[:i])
+        raise UserError(f"{source}: seed {twice} is given twice; give each seed once")
 
 
 SEED = Number(integer=True, ge=0, le=MAX_SEED)

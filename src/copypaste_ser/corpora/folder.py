@@ -90,7 +90,13 @@ def parse_label_map(label_map: str | Mapping[str, str] | None, source: str = "--
             pairs.append((raw, name))
     else:
         pairs = list(label_map.items())
-    return {str(raw).strip().lower(): str(name).strip().lower() for raw, name in pairs}
+    out: dict[str, str] = {}
+    for raw, name in pairs:
+        key, target = str(raw).strip().lower(), str(name).strip().lower()
+        if key in out and out[key] != target:  # the last one silently winning would mislabel data
+            raise UserError(f"{source}: {raw!r} is mapped twice ({out[key]!r} and {target!r}); keep one")
+        out[key] = target
+    return out
 
 
 def normalise_label(label: str, declared: list[str] | None, label_map: dict[str, str] | None = None) -> str | None:
