@@ -334,3 +334,14 @@ def test_a_label_mapped_twice_is_refused_naming_both_targets(corpus, tmp_path):
     refused(["prepare", "folder", "--csv", lst, "--label-map", LABEL_MAP + ",w=sad", "--out", tmp_path / "data"],
             "--label-map: 'w' is mapped twice ('angry' and 'sad'); keep one", tmp_path)
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("bad", ["high", "", "nan", "1.7"])
+def test_report_names_a_results_row_whose_score_is_not_a_score(tmp_path, bad):
+    path = _results(tmp_path / "a" / "results.csv", [0])
+    lines = path.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[6] = bad
+    lines[3] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    refused(["report", path, "--out", tmp_path / "r"], "results.csv:4: weighted_f1 is", tmp_path)

@@ -15,18 +15,30 @@ from .pooling import RUN_KEY, run_key
 
 
 def load_rows(results_csv: Path) -> list[dict]:
-    try:
-        with open(results_csv, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise UserError(f"{results_csv}: cannot read results ({e.strerror})") from None
+    """The rows of a results.csv, scores as floats; a score that is not a number in [0, 1] is a
+    one-line error naming the line (a report of ``nan ± nan`` helps nobody)."""
+    import io
+    import math
+
+    from .textio import read_text
+
+    rows = list(csv.DictReader(io.StringIO(read_text(results_csv), newline="")))
     missing = {"fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1"} - set(rows[0] if rows else {})
     if missing:
         raise UserError(f"{results_csv}: not a grid results.csv (no column {sorted(missing)[0]!r})")
-    for r in rows:
+    for line, r in enumerate(rows, 2):
         for k, v in r.items():
             if k == "weighted_f1" or k.startswith("f1_") or k in ("uar", "accuracy"):
-                r[k] = float(v) if v not in ("", None) else float("nan")
+                if v in ("", None) and k != "weighted_f1":
+                    r[k] = float("nan")  # a class some runs lack
+                    continue
+                try:
+                    r[k] = float(v)
+                except (TypeError, ValueError):
+                    r[k] = float("nan")
+                if not (0.0 <= r[k] <= 1.0) or math.isnan(r[k]):
+                    raise UserError(f"{results_csv}:{line}: {k} is {v!r}, not a score between 0 and 1; "
+                                    f"fix or drop that row")
     return rows
 
 
