@@ -89,7 +89,6 @@ CASES = [
     Case("cfg-not-mapping", CFG, "expected a mapping of training options", {"cfg.yaml": "- 1\n- 2\n"}),
     Case("cfg-missing", T + "--config @TMP/none.yaml", "none.yaml: no such file"),
     Case("seed-twice", T + "--seed 0 --seed 0", "--seed: seed 0 is given twice; give each seed once"),
-    Case("freeze-without-init", T + "--freeze-encoder", "--freeze-encoder: applies to a pretrained encoder; give --init"),
     Case("cfg-duplicate-key", CFG, "cfg.yaml:2: key 'epochs' is given twice; keep one",
          {"cfg.yaml": "epochs: 1\nepochs: 2\n"}),
     Case("grid-duplicate-key", G, "g.yaml:", {"g.yaml": grid_yaml() + "seeds: [1]\n"}),

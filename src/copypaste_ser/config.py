@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
 
 from .augment.copypaste import MODES, ORDERS, SCHEMES
 from .encoders import LAYERS
@@ -178,9 +177,6 @@ def make_config(preset: str | None = "cpu", config_file: str | Path | None = Non
         values["features"] = resemblyzer_states_features().to_dict()
     cfg = TrainConfig.from_dict(values)
     cfg.validate()
-    if cfg.freeze_encoder and cfg.init is None:  # nothing pretrained to freeze: it would be ignored
-        raise UserError("--freeze-encoder: applies to a pretrained encoder; give --init (a speaker model, "
-                        "resemblyzer or resemblyzer-attention) or drop --freeze-encoder")
     return cfg
 
 
