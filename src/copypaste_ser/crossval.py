@@ -71,10 +71,10 @@ def train_folds(cfg: TrainConfig, out_dir: str | Path, pattern: str, seeds: list
         if not summary:  # not rank 0 under torchrun
             return {}
         for seed, run in finished_seeds(fold_dirs[fold], fold_cfg):
-            row = _result_row(fold, seed, cfg, json.loads((run / "metrics.json").read_text()))
+            metrics = json.loads((run / "metrics.json").read_text())
+            row = _result_row(fold, seed, cfg, metrics)
             rows.append(row)
-            preds[run_key(row)] = {p["id"]: [p["true"], p["pred"]]
-                                   for p in json.loads((run / "metrics.json").read_text()).get("predictions", [])}
+            preds[run_key(row)] = {p["id"]: [p["true"], p["pred"]] for p in metrics.get("predictions", [])}
         atomic_write_csv(out / "results.csv", rows)
         atomic_write_text(out / "predictions.json", json.dumps(preds))
     summary = summarize_folds(rows, preds)
