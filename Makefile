@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4
 	# the default model's ONNX graph (encoder + head, 12 MB) is made here, not kept in git:
 	# predict's default engine then runs onnxruntime on it (1.6 s, byte-identical each time)
-	$(VENV)/bin/copypaste-ser export src/copypaste_ser/pretrained/default --onnx src/copypaste_ser/pretrained/default/model.onnx --force
+	$(VENV)/bin/copypaste-ser export src/copypaste_ser/inference/pretrained/default --onnx src/copypaste_ser/inference/pretrained/default/model.onnx --force
 	touch $@
 
 demo: install

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from copypaste_ser.augment.copypaste import CopyPaste
-from copypaste_ser.data import pad_batch
+from copypaste_ser.features.batches import pad_batch
 from copypaste_ser.models import PRESETS, ModelConfig, build_model
 
 

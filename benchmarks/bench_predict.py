@@ -56,11 +56,11 @@ def make_audio(path: Path, seconds: int, clips: list[np.ndarray]) -> Path:
 
 
 def make_models(folder: Path) -> dict[str, Path]:
-    from copypaste_ser.checkpoint import FORMAT, save_atomic
-    from copypaste_ser.encoders import resemblyzer_available
-    from copypaste_ser.features import FeatureConfig, resemblyzer_states_features
+    from copypaste_ser.features.encoders import resemblyzer_available
+    from copypaste_ser.features.mfcc import FeatureConfig, resemblyzer_states_features
+    from copypaste_ser.inference.pretrained.save import save_default
     from copypaste_ser.models import ModelConfig, build_model
-    from copypaste_ser.pretrained.save import save_default
+    from copypaste_ser.models.checkpoint import FORMAT, save_atomic
 
     labels = ["angry", "happy", "neutral", "sad"]
     models = {}

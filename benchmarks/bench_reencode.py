@@ -25,11 +25,11 @@ import torch
 
 from copypaste_ser.augment.copypaste import CopyPaste
 from copypaste_ser.augment.reencode import ReencodeConcatenations
-from copypaste_ser.data import Item, TrainBatches
-from copypaste_ser.encoders import shared_encoder
-from copypaste_ser.feature_cache import extract_features
-from copypaste_ser.features import resemblyzer_states_features
-from copypaste_ser.manifest import load_corpus
+from copypaste_ser.data.manifest import load_corpus
+from copypaste_ser.features.batches import Item, TrainBatches
+from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.encoders import shared_encoder
+from copypaste_ser.features.mfcc import resemblyzer_states_features
 from copypaste_ser.models.encoder_head import EncoderAttentionEmotion, EncoderHeadConfig
 
 

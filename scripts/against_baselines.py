@@ -1,6 +1,6 @@
 """Each deep-model cell of a grid's results.csv against each baseline in the same folds:
 paired t-test and Wilcoxon over folds of seed-averaged weighted F1, 95 % CI, Holm over the
-comparisons printed for one test condition (copypaste_ser.stats).
+comparisons printed for one test condition (copypaste_ser.evaluation.stats).
 
     python scripts/against_baselines.py docs/results/emodb4-rz-loso/results.csv [--test clean]
 """
@@ -11,8 +11,8 @@ import argparse
 import csv
 from collections import defaultdict
 
-from copypaste_ser.baseline import BASELINES
-from copypaste_ser.stats import fold_test, holm
+from copypaste_ser.evaluation.baselines import BASELINES
+from copypaste_ser.evaluation.stats import fold_test, holm
 
 
 def main() -> None:

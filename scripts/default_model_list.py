@@ -13,7 +13,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from copypaste_ser.corpora import emodb, ravdess
+from copypaste_ser.data.corpora import emodb, ravdess
 from copypaste_ser.errors import UserError
 
 SPLIT = {emodb.speaker_id("16"): "dev", ravdess.speaker_id(24): "test"}

@@ -16,8 +16,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 @pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory) -> Path:
     """A prepared synthetic corpus (6 speakers x 4 emotions x 6 utterances)."""
-    from copypaste_ser.prepare import prepare_to_dir
-    from copypaste_ser.corpora.synthetic import generate
+    from copypaste_ser.data.corpora.synthetic import generate
+    from copypaste_ser.data.prepare import prepare_to_dir
 
     root = tmp_path_factory.mktemp("synthetic")
     generate(root / "audio", speakers=6, utterances_per_emotion=6, seed=1)

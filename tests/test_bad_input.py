@@ -24,7 +24,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from copypaste_ser.audio import write_audio
+from copypaste_ser.data.audio import write_audio
 
 
 @dataclass(frozen=True)
@@ -206,11 +206,11 @@ def _json_edit(name: str, change):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
     """A corpus with a trained run, a finished grid, bad audio files and damaged corpora."""
-    from copypaste_ser.config import make_config
-    from copypaste_ser.corpora.synthetic import generate
-    from copypaste_ser.experiments import GridConfig, run_grid
-    from copypaste_ser.prepare import prepare_to_dir
-    from copypaste_ser.train import train
+    from copypaste_ser.data.corpora.synthetic import generate
+    from copypaste_ser.data.prepare import prepare_to_dir
+    from copypaste_ser.experiments.grid import GridConfig, run_grid
+    from copypaste_ser.training.config import make_config
+    from copypaste_ser.training.loop import train
 
     root = tmp_path_factory.mktemp("world")
     generate(root / "audio", speakers=4, utterances_per_emotion=2, seed=3)
@@ -258,7 +258,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
     """``copypaste-ser ARGV`` in this process: (exit status, stdout + stderr)."""
-    from copypaste_ser.cli import main
+    from copypaste_ser.cli.main import main
 
     out = io.StringIO()
     old_argv, old_term = sys.argv, signal.getsignal(signal.SIGTERM)

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from copypaste_ser.choose import choose_per_fold, write_choice
 from copypaste_ser.errors import UserError
-from copypaste_ser.experiments import GridConfig
+from copypaste_ser.experiments.choose import choose_per_fold, write_choice
+from copypaste_ser.experiments.grid import GridConfig
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from copypaste_ser.corpora.synthetic import generate
-    from copypaste_ser.prepare import prepare_to_dir
+    from copypaste_ser.data.corpora.synthetic import generate
+    from copypaste_ser.data.prepare import prepare_to_dir
 
     root = tmp_path_factory.mktemp("choose")
     generate(root / "audio", speakers=4, utterances_per_emotion=2, seed=4)
@@ -76,8 +76,8 @@ def test_a_fold_without_matched_runs_is_refused(corpus, tmp_path):
 
 
 def test_choose_then_run_reuses_the_dev_runs_and_reports_the_chosen_config_per_fold(corpus, tmp_path):
-    from copypaste_ser.choose import run_tests
-    from copypaste_ser.experiments import run_grid
+    from copypaste_ser.experiments.choose import run_tests
+    from copypaste_ser.experiments.grid import run_grid
 
     configs = []
     for name, lr in (("lr-low", 0.001), ("lr-high", 0.01)):

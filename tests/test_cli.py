@@ -14,7 +14,7 @@ SUBCOMMANDS = ["download", "prepare", "train", "evaluate", "predict", "demo", "g
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "copypaste_ser.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "copypaste_ser", *args], capture_output=True,
                           text=True, timeout=120)
 
 
@@ -50,7 +50,7 @@ def test_sigterm_stops_a_parallel_grid_like_ctrl_c(tmp_path, synthetic_corpus):
     config.write_text(yaml.safe_dump(dict(
         data=str(synthetic_corpus), out=str(tmp_path / "grid"), preset="tiny", train={"epochs": 200, "threads": 1},
         copypaste=["none", "n-cp"], training_data=["clean"], seeds=[0, 1], snrs=[], workers=2)))
-    proc = subprocess.Popen([sys.executable, "-m", "copypaste_ser.cli", "grid", str(config)],
+    proc = subprocess.Popen([sys.executable, "-m", "copypaste_ser", "grid", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "grid").rglob("history.jsonl")):  # workers are training
@@ -65,7 +65,7 @@ def test_sigterm_stops_a_parallel_grid_like_ctrl_c(tmp_path, synthetic_corpus):
 
 
 def test_a_warning_is_one_line_without_source_code():
-    code = ("import sys, warnings\nfrom copypaste_ser import cli\n"
+    code = ("import sys, warnings\nfrom copypaste_ser.cli import main as cli\n"
             "cli.app = lambda: warnings.warn('noise/a.flac: noise clip is silent; skipped')\n"
             "sys.argv = ['copypaste-ser']\ncli.main()\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

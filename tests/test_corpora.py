@@ -10,10 +10,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from copypaste_ser.corpora import RECIPES, prepare_corpus
-from copypaste_ser.corpora import crema_d, emodb, folder, iemocap, msp_podcast, ravdess, synthetic
+from copypaste_ser.data.corpora import (
+    RECIPES,
+    crema_d,
+    emodb,
+    folder,
+    iemocap,
+    msp_podcast,
+    prepare_corpus,
+    ravdess,
+    synthetic,
+)
+from copypaste_ser.data.manifest import load_corpus, save_corpus, validate
 from copypaste_ser.errors import UserError
-from copypaste_ser.manifest import load_corpus, save_corpus, validate
 
 SR = 16000
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from copypaste_ser.augment.copypaste import CopyPaste
-from copypaste_ser.config import TrainConfig, make_config, normalized
-from copypaste_ser.data import Item, TrainBatches
+from copypaste_ser.features.batches import Item, TrainBatches
+from copypaste_ser.training.config import TrainConfig, make_config, normalized
 
 NEUTRAL = 0
 

@@ -9,7 +9,7 @@ import sys
 def test_torchrun_two_processes(synthetic_corpus, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "copypaste_ser.cli", "train", "--data", str(synthetic_corpus), "--out", str(out),
+           "-m", "copypaste_ser", "train", "--data", str(synthetic_corpus), "--out", str(out),
            "--preset", "tiny", "--epochs", "2", "--threads", "1", "--copypaste", "n-cp", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
@@ -25,7 +25,7 @@ RANK_SCRIPT = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 from copypaste_ser.augment.copypaste import CopyPaste
-from copypaste_ser.distributed import dist_setup
+from copypaste_ser.training.distributed import dist_setup
 from test_data import batches
 rank, world, _ = dist_setup()
 cp = CopyPaste("n+se-cp", neutral_label=0, p=0.8, piece_length=10, seed=0)
@@ -41,9 +41,9 @@ def test_two_gloo_ranks_see_the_one_process_batches_and_plan(tmp_path):
     from pathlib import Path
 
     import torch
+    from test_data import batches
 
     from copypaste_ser.augment.copypaste import CopyPaste
-    from test_data import batches
 
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path)))

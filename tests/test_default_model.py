@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from copypaste_ser.corpora import ravdess
-from copypaste_ser.encoders import resemblyzer_available
-from copypaste_ser.pretrained import CARD, DEFAULT_DIR, META, WEIGHTS, load_model_dir
-from copypaste_ser.predict import EmotionPredictor
 from test_predict_stream import _speechish
+
+from copypaste_ser.data.corpora import ravdess
+from copypaste_ser.features.encoders import resemblyzer_available
+from copypaste_ser.inference.predict import EmotionPredictor
+from copypaste_ser.inference.pretrained import CARD, DEFAULT_DIR, META, WEIGHTS, load_model_dir
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LABELS = {"neutral", "angry", "happy", "sad"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from copypaste_ser import download as dl
+from copypaste_ser.data import download as dl
 from copypaste_ser.errors import UserError
 
 

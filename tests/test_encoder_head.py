@@ -9,10 +9,16 @@ import torch
 
 from copypaste_ser.augment.copypaste import CopyPaste
 from copypaste_ser.augment.reencode import ReencodeConcatenations
-from copypaste_ser.encoders import MEL_DIM, STATES_DIM, ResemblyzerStates, encode_arrays, resemblyzer_available
-from copypaste_ser.feature_cache import extract_features
-from copypaste_ser.features import resemblyzer_states_features
-from copypaste_ser.manifest import Utterance
+from copypaste_ser.data.manifest import Utterance
+from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.encoders import (
+    MEL_DIM,
+    STATES_DIM,
+    ResemblyzerStates,
+    encode_arrays,
+    resemblyzer_available,
+)
+from copypaste_ser.features.mfcc import resemblyzer_states_features
 from copypaste_ser.models.encoder_head import EncoderAttentionEmotion, EncoderHeadConfig
 
 needs_weights = pytest.mark.skipif(not resemblyzer_available(), reason="resemblyzer wheel not installed")
@@ -134,8 +140,8 @@ def test_tuned_layers_start_as_the_encoder_and_mask_padding(encoder, k):
 
 
 def test_tuned_layer_trains_at_its_own_rate_and_lower_layers_stay_cached(encoder):
-    from copypaste_ser.config import TrainConfig
-    from copypaste_ser.model_setup import make_optimizer
+    from copypaste_ser.training.config import TrainConfig
+    from copypaste_ser.training.model_setup import make_optimizer
 
     model = tuned(encoder, 1)
     opt = make_optimizer(model, TrainConfig(lr=1e-2, encoder_lr_scale=0.1, weight_decay=0.01))
@@ -162,7 +168,7 @@ def test_tuned_layer_trains_at_its_own_rate_and_lower_layers_stay_cached(encoder
 
 
 def test_tuned_model_file_round_trip(encoder):
-    from copypaste_ser.inference import build_arch
+    from copypaste_ser.models.scoring import build_arch
 
     model = tuned(encoder, 1, pooling="meanstd")
     rebuilt = build_arch("resemblyzer-attention", model.config.to_dict())
@@ -176,9 +182,9 @@ def test_tuned_model_file_round_trip(encoder):
 
 @needs_weights
 def test_head_options_reach_the_model_and_are_refused_elsewhere():
-    from copypaste_ser.config import TrainConfig
     from copypaste_ser.errors import UserError
-    from copypaste_ser.model_setup import build_emotion_model
+    from copypaste_ser.training.config import TrainConfig
+    from copypaste_ser.training.model_setup import build_emotion_model
 
     cfg = TrainConfig(init="resemblyzer-attention", head_pooling="meanstd", encoder_tune_layers=1,
                       features=resemblyzer_states_features().to_dict())
@@ -192,8 +198,8 @@ def test_head_options_reach_the_model_and_are_refused_elsewhere():
 
 @needs_weights
 def test_the_concat_probe_re_encodes_the_joined_mel_for_encoder_states():
-    from copypaste_ser.evaluate import exact_concatenations
-    from copypaste_ser.features import STATES_KIND
+    from copypaste_ser.evaluation.evaluate import exact_concatenations
+    from copypaste_ser.features.mfcc import STATES_KIND
 
     rng = np.random.default_rng(0)
     mel_a, mel_b = rng.random((120, MEL_DIM), np.float32), rng.random((90, MEL_DIM), np.float32)

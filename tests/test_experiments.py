@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from copypaste_ser.audio import write_audio
-from copypaste_ser.config import make_config
-from copypaste_ser.errors import UserError
-from copypaste_ser.experiments import GridConfig, cells, run_grid
-from copypaste_ser.report import score_table, write_report
 from conftest import weighted_f1_from_confusion
+
+from copypaste_ser.data.audio import write_audio
+from copypaste_ser.errors import UserError
+from copypaste_ser.experiments.grid import GridConfig, cells, run_grid
+from copypaste_ser.experiments.report import score_table, write_report
+from copypaste_ser.training.config import make_config
 
 
 class Crash(RuntimeError):
@@ -45,7 +45,7 @@ def _grid(tmp_path, synthetic_corpus, fake_musan, **kw):
 def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, monkeypatch):
     grid = _grid(tmp_path, synthetic_corpus, fake_musan)
     assert len(cells(grid)) == 4
-    import copypaste_ser.experiments as E
+    import copypaste_ser.experiments.grid as E
     real = E.run_cell
     calls, crashed = [], []
 
@@ -200,10 +200,10 @@ def test_one_fold_report_says_no_fold_test_is_possible(tmp_path):
 
 def test_baseline_in_the_same_folds(tmp_path, synthetic_corpus, fake_musan):
     pytest.importorskip("opensmile")
-    from copypaste_ser.baseline import run_baseline
+    from copypaste_ser.evaluation.baselines import run_baseline
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, snrs=[0])
-    from copypaste_ser.baseline import available_baselines
-    from copypaste_ser.encoders import resemblyzer_available
+    from copypaste_ser.evaluation.baselines import available_baselines
+    from copypaste_ser.features.encoders import resemblyzer_available
     rows = run_baseline(grid, progress=False)
     assert {r["test"] for r in rows} == {"clean", "0dB"}
     inits = {r["init"] for r in rows}
@@ -215,9 +215,9 @@ def test_baseline_in_the_same_folds(tmp_path, synthetic_corpus, fake_musan):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from copypaste_ser.feature_cache import extract_features
-    from copypaste_ser.features import FeatureConfig
-    from copypaste_ser.manifest import load_corpus
+    from copypaste_ser.data.manifest import load_corpus
+    from copypaste_ser.features.cache import extract_features
+    from copypaste_ser.features.mfcc import FeatureConfig
     manifest, protocol = load_corpus(Path(grid.data))
     fold = protocol.fold(None)
     stats = {}
@@ -238,7 +238,7 @@ def test_baseline_in_the_same_folds(tmp_path, synthetic_corpus, fake_musan):
 
 
 def test_fold_table_lists_each_test_fold():
-    from copypaste_ser.report import fold_table
+    from copypaste_ser.experiments.report import fold_table
 
     def row(fold, init, scheme, seed, f1):
         return {"fold": fold, "init": init, "training_data": "clean", "copypaste": scheme, "seed": seed,
@@ -253,8 +253,8 @@ def test_fold_table_lists_each_test_fold():
 
 
 def test_leave_one_speaker_out_fold_is_scored_without_the_probe(tmp_path, synthetic_corpus, fake_musan):
-    from copypaste_ser.experiments import cell_done
-    from copypaste_ser.manifest import load_corpus
+    from copypaste_ser.data.manifest import load_corpus
+    from copypaste_ser.experiments.grid import cell_done
 
     loso = [n for n in load_corpus(synthetic_corpus)[1].names if n.startswith("loso-")][0]
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, folds=[loso], copypaste=["n-cp"],
@@ -273,7 +273,7 @@ def test_a_failing_run_stops_the_parallel_grid_with_one_line(tmp_path, synthetic
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, copypaste=["n-cp"], training_data=["clean"],
                  seeds=[0, 1, 2], snrs=[], workers=2, train={"epochs": 1, "threads": 1})
     # a user's folder where one run goes, inside the grid's folder: its worker refuses it, which stops the grid
-    from copypaste_ser.experiments import claim_grid_folder
+    from copypaste_ser.experiments.grid import claim_grid_folder
     claim_grid_folder(tmp_path / "grid")
     mine = cells(grid)[1].path(tmp_path / "grid")
     mine.mkdir(parents=True)
@@ -285,8 +285,8 @@ def test_a_failing_run_stops_the_parallel_grid_with_one_line(tmp_path, synthetic
 
 
 def test_probe_pairs_need_two_speakers(synthetic_corpus):
-    from copypaste_ser.evaluate import has_probe_pair
-    from copypaste_ser.manifest import load_corpus
+    from copypaste_ser.data.manifest import load_corpus
+    from copypaste_ser.evaluation.evaluate import has_probe_pair
 
     manifest, protocol = load_corpus(synthetic_corpus)
     test = protocol.fold(protocol.default).test
@@ -312,8 +312,8 @@ def test_interrupting_a_parallel_grid_stops_its_workers_at_once(tmp_path, synthe
                                                                 monkeypatch):
     import multiprocessing as mp
 
-    import copypaste_ser.experiments as E
-    import copypaste_ser.launchers as L
+    import copypaste_ser.experiments.grid as E
+    import copypaste_ser.experiments.launchers as L
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, workers=2)
 
     def ctrl_c(*args, **kwargs):

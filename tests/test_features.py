@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from copypaste_ser.audio import write_audio
-from copypaste_ser.feature_cache import cache_folder, extract_features
-from copypaste_ser.features import FeatureConfig, compute_features, energy_vad, mean_normalize, mfcc
-from copypaste_ser.manifest import Utterance
+from copypaste_ser.data.audio import write_audio
+from copypaste_ser.data.manifest import Utterance
+from copypaste_ser.features.cache import cache_folder, extract_features
+from copypaste_ser.features.mfcc import FeatureConfig, compute_features, energy_vad, mean_normalize, mfcc
 
 SR = 16000
 
@@ -58,7 +58,7 @@ def test_cache_is_reused_and_extended(tmp_path, monkeypatch):
     assert len(store) == 2
     first = store["u0"].copy()
 
-    import copypaste_ser.feature_cache as F
+    import copypaste_ser.features.cache as F
     calls = []
     real = F._extract_one
     monkeypatch.setattr(F, "_extract_one", lambda a: calls.append(a[0].id) or real(a))
@@ -91,7 +91,7 @@ def test_noisy_training_copy_keeps_the_clean_vad(tmp_path):
 
 def test_noisy_test_set_takes_its_vad_from_the_noisy_audio(tmp_path):
     """A deployed system never has the clean signal: the VAD runs on what it hears."""
-    from copypaste_ser.audio import load_audio
+    from copypaste_ser.data.audio import load_audio
     utt, cfg = _one_utterance(tmp_path), FeatureConfig()
     wave = _loud(load_audio(utt.audio), utt)
     voiced = energy_vad(mfcc(wave, cfg), cfg)
@@ -139,14 +139,15 @@ def test_energy_vad_has_one_decision_per_frame(n):
 @pytest.mark.parametrize("sr", [8000, 44100])
 def test_other_sample_rates_are_resampled(tmp_path, sr):
     import soundfile as sf
-    from copypaste_ser.audio import load_audio
+
+    from copypaste_ser.data.audio import load_audio
     t = np.arange(sr) / sr
     sf.write(tmp_path / "x.wav", 0.1 * np.sin(2 * np.pi * 200 * t), sr)
     assert abs(len(load_audio(tmp_path / "x.wav")) - SR) <= 1
 
 
 def test_missing_and_broken_audio_are_named(tmp_path):
-    from copypaste_ser.audio import load_audio
+    from copypaste_ser.data.audio import load_audio
     from copypaste_ser.errors import UserError
     with pytest.raises(UserError, match=r"nope\.wav: audio file is missing"):
         load_audio(tmp_path / "nope.wav")

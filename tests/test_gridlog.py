@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy
 import yaml
 
-from copypaste_ser.gridlog import RUNNING, Invocation, log_killed
+from copypaste_ser.experiments.grid_log import RUNNING, Invocation, log_killed
 
 
 def _children(pid: int) -> list[int]:
@@ -44,7 +44,7 @@ def test_kill_9_of_a_parallel_grid_leaves_no_worker_and_the_rerun_trains_each_ep
         data=str(synthetic_corpus), out=str(tmp_path / "grid"), preset="tiny",
         train={"epochs": epochs, "threads": 1}, copypaste=["none", "n-cp"], training_data=["clean"],
         seeds=[0], snrs=[], workers=2)))
-    command = [sys.executable, "-m", "copypaste_ser.cli", "grid", str(config)]
+    command = [sys.executable, "-m", "copypaste_ser", "grid", str(config)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "grid").rglob("history.jsonl")):  # the workers are training
@@ -95,7 +95,7 @@ def test_only_an_invocation_whose_process_is_gone_is_logged_as_killed(tmp_path):
 def test_the_machine_names_the_gpu_only_where_training_could_use_one(monkeypatch):
     import torch
 
-    from copypaste_ser.gridlog import machine, machine_label
+    from copypaste_ser.experiments.grid_log import machine, machine_label
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cpu_only = machine()

@@ -3,8 +3,8 @@
 import csv
 import json
 
-from copypaste_ser.gridresults import clean_confusions
-from copypaste_ser.report import write_report
+from copypaste_ser.experiments.grid_results import clean_confusions
+from copypaste_ser.experiments.report import write_report
 
 LABELS = ["neutral", "angry"]
 

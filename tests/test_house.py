@@ -1,5 +1,6 @@
-"""The shape of the package: no import cycle (function-level imports included) and no module
-over 400 lines, so a change that reintroduces either fails here rather than in review."""
+"""The shape of the package: sub-packages by stage of the data flow, each importing only the
+stages below it (docs/architecture.md), no import cycle (function-level imports included) and no
+module over 400 lines, so a change that breaks any of these fails here rather than in review."""
 
 import ast
 from pathlib import Path
@@ -76,8 +77,63 @@ def test_the_checker_sees_a_cycle():
 
 def test_no_import_cycle_in_the_package():
     graph = import_graph()
-    assert graph["copypaste_ser.train"], "the import graph came out empty"
+    assert graph["copypaste_ser.training.loop"], "the import graph came out empty"
     assert cycles(graph) == []
+
+
+#: What each sub-package may import (function-level imports included); the root helpers
+#: (errors, validation, metrics) and files/ are below every stage. docs/architecture.md draws it.
+SHARED = {"errors", "validation", "metrics", "files"}
+MAY_IMPORT = {
+    "files": {"errors"},
+    "data": SHARED,
+    "features": SHARED | {"data"},
+    "augment": SHARED | {"data", "features"},
+    "models": SHARED | {"data", "features", "augment"},
+    "training": SHARED | {"data", "features", "augment", "models"},
+    "evaluation": SHARED | {"data", "features", "augment", "models", "training"},
+    "experiments": SHARED | {"data", "features", "augment", "models", "training", "evaluation"},
+    "inference": SHARED | {"data", "features", "models"},
+    "interop": SHARED | {"data", "augment"},
+}
+ROOT_MODULES = {"__init__", "__main__", "errors", "validation", "metrics"}
+
+
+def stage(module: str) -> str:
+    """copypaste_ser.training.loop -> training; root modules are their own stage."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def direction_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for mod, deps in graph.items():
+        allowed = MAY_IMPORT.get(stage(mod))
+        if allowed is None:  # root helpers, cli: checked elsewhere / may import everything
+            continue
+        bad += [f"{mod} -> {d}" for d in sorted(deps) if stage(d) not in allowed | {stage(mod)}]
+    return bad
+
+
+def test_the_direction_checker_sees_an_upward_import():
+    graph = {"copypaste_ser.data.audio": {"copypaste_ser.training.loop", "copypaste_ser.errors"},
+             "copypaste_ser.training.loop": {"copypaste_ser.data.audio"}}
+    assert direction_violations(graph) == ["copypaste_ser.data.audio -> copypaste_ser.training.loop"]
+
+
+def test_each_stage_imports_only_the_stages_below_it():
+    graph = import_graph()
+    assert direction_violations(graph) == []
+    root_helpers = {m for m in graph if m.count(".") == 1 and stage(m) in SHARED - {"files"}}
+    assert all(not deps - root_helpers - {d for d in deps if stage(d) == "files"}
+               for m, deps in graph.items() if m in root_helpers), "a root helper imports a stage"
+
+
+def test_the_package_root_holds_only_sub_packages_and_a_few_shared_helpers():
+    root = {p.stem for p in PACKAGE.glob("*.py")}
+    assert root <= ROOT_MODULES, sorted(root - ROOT_MODULES)
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == \
+        set(MAY_IMPORT) - {"files"} | {"files", "cli"}
 
 
 def test_no_module_over_400_lines():

@@ -1,11 +1,11 @@
 """The pipeline on the real audio in ../shared/data (skipped when it is absent)."""
 
 import pytest
-
 from conftest import shared_data
-from copypaste_ser.config import make_config
-from copypaste_ser.prepare import prepare_to_dir
-from copypaste_ser.train import train
+
+from copypaste_ser.data.prepare import prepare_to_dir
+from copypaste_ser.training.config import make_config
+from copypaste_ser.training.loop import train
 
 pytestmark = pytest.mark.integration
 

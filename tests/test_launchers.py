@@ -10,13 +10,13 @@ pytest.importorskip("submitit")
 from test_experiments import _grid, fake_musan  # noqa: F401 - the fixture is used by name
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.experiments import cell_done, cells, run_grid
-from copypaste_ser.launchers import LocalLauncher, parse_options
+from copypaste_ser.experiments.grid import cell_done, cells, run_grid
+from copypaste_ser.experiments.launchers import LocalLauncher, parse_options
 
 
 def test_slurm_launcher_on_submitits_local_executor_runs_interrupts_and_resumes(
         tmp_path, synthetic_corpus, fake_musan, monkeypatch):  # noqa: F811
-    import copypaste_ser.launchers as L
+    import copypaste_ser.experiments.launchers as L
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, training_data=["clean"], snrs=[], workers=2)
     out = tmp_path / "grid"
     monkeypatch.setattr(L.SubmititLauncher, "poll_seconds", 0.2)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from copypaste_ser.config import make_config
-from copypaste_ser.train import train
+from copypaste_ser.training.config import make_config
+from copypaste_ser.training.loop import train
 
 # Test weighted F1 of the tiny preset, 30 epochs, no CopyPaste, on the session corpus (48 test
 # utterances of 4 balanced classes), seeds 0-5: 0.517 0.407 0.498 0.474 0.511 0.476. Chance is
@@ -32,7 +32,7 @@ def test_tiny_preset_learns_the_synthetic_corpus(synthetic_corpus, tmp_path):
 
 
 def _cmd(data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "copypaste_ser.cli", "train", "--data", str(data), "--out", str(out),
+    return [sys.executable, "-m", "copypaste_ser", "train", "--data", str(data), "--out", str(out),
             "--preset", "tiny", "--epochs", "8", "--threads", "1", "--copypaste", "n-cp", "--quiet"]
 
 

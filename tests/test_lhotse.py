@@ -10,9 +10,14 @@ from lhotse import CutSet  # noqa: E402
 from lhotse.dataset import SimpleCutSampler  # noqa: E402
 
 from copypaste_ser.augment import CopyPaste  # noqa: E402
-from copypaste_ser.interop.lhotse import (CopyPasteDataset, CutCopyPaste, cut_emotion,  # noqa: E402
-                                          cutset_to_manifest, manifest_to_cutset)
-from copypaste_ser.manifest import load_corpus  # noqa: E402
+from copypaste_ser.data.manifest import load_corpus  # noqa: E402
+from copypaste_ser.interop.lhotse import (  # noqa: E402
+    CopyPasteDataset,
+    CutCopyPaste,
+    cut_emotion,
+    cutset_to_manifest,
+    manifest_to_cutset,
+)
 
 
 def test_cutset_round_trips_through_manifest(synthetic_corpus, tmp_path):

@@ -2,9 +2,16 @@ import json
 
 import pytest
 
+from copypaste_ser.data.manifest import (
+    Fold,
+    Manifest,
+    Protocol,
+    Utterance,
+    load_corpus,
+    save_corpus,
+    validate,
+)
 from copypaste_ser.errors import UserError
-from copypaste_ser.manifest import (Fold, Manifest, Protocol, Utterance, load_corpus, save_corpus,
-                                    validate)
 
 
 def _corpus(tmp_path, n_per_spk=2):
@@ -74,7 +81,7 @@ def test_atomic_writes_get_the_permissions_open_gives(tmp_path):
     import os
     import stat
 
-    from copypaste_ser.atomic import atomic_write_text
+    from copypaste_ser.files.atomic import atomic_write_text
 
     old = os.umask(0o022)
     try:

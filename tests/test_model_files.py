@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_output_policy import corpus, refused  # noqa: F401  (the module's fixture)
 
 
@@ -58,8 +57,8 @@ def test_a_damaged_model_file_is_refused_in_one_line(corpus, tmp_path, change, e
 
 
 def test_a_stale_model_onnx_is_refused_with_the_export_command(tmp_path):
-    from copypaste_ser.checkpoint import content_checksum
-    from copypaste_ser.pretrained import DEFAULT_DIR, load_model_dir
+    from copypaste_ser.inference.pretrained import DEFAULT_DIR, load_model_dir
+    from copypaste_ser.models.checkpoint import content_checksum
 
     if not (DEFAULT_DIR / "model.onnx").is_file():
         pytest.skip("the default model's ONNX export is made by `make install`")
@@ -75,8 +74,9 @@ def test_a_stale_model_onnx_is_refused_with_the_export_command(tmp_path):
     (folder / "model.json").write_text(json.dumps(meta))
     wav = next(Path(__file__).resolve().parents[2].glob("shared/data/emodb-full/wav/*.flac"), None)
     if wav is None:
-        from copypaste_ser.audio import write_audio
         import numpy as np
+
+        from copypaste_ser.data.audio import write_audio
         wav = tmp_path / "a.wav"
         write_audio(wav, 0.1 * np.random.default_rng(0).standard_normal(32000).astype(np.float32))
     refused(["predict", folder, wav], "model.onnx: was exported from other weights", tmp_path)
@@ -103,7 +103,7 @@ def test_a_file_size_limit_is_one_line_naming_the_file_and_the_run_is_marked_fai
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
     run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "copypaste_ser.cli", "train", "--data", str(corpus["data"]),
+    done = subprocess.run([sys.executable, "-m", "copypaste_ser", "train", "--data", str(corpus["data"]),
                            "--preset", "tiny", "--epochs", "1", "--threads", "1", "--quiet", "--out", str(run)],
                           capture_output=True, text=True, timeout=300, preexec_fn=limit)
     lines = done.stderr.strip().splitlines()

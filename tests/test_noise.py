@@ -15,15 +15,28 @@ import pytest
 import soundfile as sf
 
 import copypaste_ser
-
-from copypaste_ser.augment.noise import (AddNoise, NoiseCondition, NoiseSource, active_power, fit_length,
-                                         mix_at_snr, test_condition, training_copies)
-from copypaste_ser.corpora.musan import (NoiseSet, list_audio, load_musan, load_or_prepare_musan,
-                                         prepare_musan, save_musan)
+from copypaste_ser.augment.noise import (
+    AddNoise,
+    NoiseCondition,
+    NoiseSource,
+    active_power,
+    fit_length,
+    mix_at_snr,
+    test_condition,
+    training_copies,
+)
+from copypaste_ser.data.corpora.musan import (
+    NoiseSet,
+    list_audio,
+    load_musan,
+    load_or_prepare_musan,
+    prepare_musan,
+    save_musan,
+)
+from copypaste_ser.data.manifest import Utterance
 from copypaste_ser.errors import UserError
-from copypaste_ser.feature_cache import extract_features
-from copypaste_ser.features import FeatureConfig
-from copypaste_ser.manifest import Utterance
+from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.mfcc import FeatureConfig
 
 SR = 16000
 REAL_NOISE = Path(__file__).resolve().parents[2] / "shared" / "data" / "noise"
@@ -112,7 +125,7 @@ def test_active_power_falls_back_to_whole_signal_when_vad_finds_nothing():
 @pytest.mark.skipif(not REAL_NOISE.is_dir(), reason="shared data absent")
 @pytest.mark.parametrize("target", [-5, 0, 5, 10, 20])
 def test_real_noise_file_snr_within_0_1_db(target):
-    from copypaste_ser.audio import load_audio
+    from copypaste_ser.data.audio import load_audio
     clip = load_audio(sorted((REAL_NOISE / "noise").glob("*.flac"))[0])
     speech = speech_like(amp=0.02)
     seg = fit_length(clip, len(speech), np.random.default_rng(target + 10))

@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from test_bad_input import run_cli
 
 LABEL_MAP = "w=angry,f=happy,n=neutral,t=sad"
@@ -24,10 +23,10 @@ CODES = {"angry": "w", "happy": "f", "neutral": "n", "sad": "t"}
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict[str, Path]:
     """Generated audio (4 speakers x 4 emotions x 2), a prepared copy, one trained run."""
-    from copypaste_ser.config import make_config
-    from copypaste_ser.corpora.synthetic import generate
-    from copypaste_ser.prepare import prepare_to_dir
-    from copypaste_ser.train import train
+    from copypaste_ser.data.corpora.synthetic import generate
+    from copypaste_ser.data.prepare import prepare_to_dir
+    from copypaste_ser.training.config import make_config
+    from copypaste_ser.training.loop import train
 
     root = tmp_path_factory.mktemp("policy")
     generate(root / "audio", speakers=4, utterances_per_emotion=2, seed=5)
@@ -199,7 +198,7 @@ def test_report_refuses_to_drop_rows_and_to_replace_without_force(tmp_path):
     refused(["report", str(three), "--out", out], "report.md: exists; pass --force", tmp_path)
     refused(["report", two, "--out", out], "exists; pass --force", tmp_path)
     from copypaste_ser.errors import UserError
-    from copypaste_ser.report import write_report
+    from copypaste_ser.experiments.report import write_report
     before = tree_digest(tmp_path)
     with pytest.raises(UserError, match=r"would drop 6 of its rows \(e.g. kfold-1/scratch/clean/none/0/clean\)"):
         write_report([two], out, "t", update=True)  # a grid refreshing its report never loses rows
@@ -213,10 +212,10 @@ def test_report_refuses_to_drop_rows_and_to_replace_without_force(tmp_path):
 def test_a_model_forced_onto_one_class_is_flagged_in_its_output_and_report(corpus, tmp_path, capsys):
     import torch
 
-    from copypaste_ser.config import make_config
-    from copypaste_ser.crossval import train_folds
+    from copypaste_ser.experiments.cross_validation import train_folds
+    from copypaste_ser.experiments.report import write_report
     from copypaste_ser.metrics import prediction_warnings
-    from copypaste_ser.report import write_report
+    from copypaste_ser.training.config import make_config
 
     # the classifier's bias forced far onto 'sad': every answer is sad
     original = torch.nn.Linear.forward
@@ -268,7 +267,7 @@ def test_report_states_the_rule_and_lists_cells_that_fall_short(tmp_path):
 ])
 def test_text_that_is_not_utf8_is_one_line_naming_the_file(tmp_path, data, expect):
     from copypaste_ser.errors import UserError
-    from copypaste_ser.textio import read_text
+    from copypaste_ser.files.textio import read_text
 
     (tmp_path / "list.csv").write_bytes(data)
     with pytest.raises(UserError, match=str(tmp_path / "list.csv").replace(".", r"\.")) as e:
@@ -286,7 +285,7 @@ def test_prepare_names_a_csv_list_that_is_not_utf8(corpus, tmp_path):
 
 
 def test_plus_minus_is_the_seed_spread_within_folds_and_uar_is_beside_it(tmp_path):
-    from copypaste_ser.report import PLUS_MINUS, seed_spread, write_report
+    from copypaste_ser.experiments.report import PLUS_MINUS, seed_spread, write_report
 
     mean, spread = seed_spread({("f1", 0): 0.5, ("f1", 1): 0.7, ("f2", 0): 0.9, ("f2", 1): 0.9})
     assert mean == pytest.approx(75.0) and spread == pytest.approx(0.2 / 2 ** 0.5 * 100 / 2)
@@ -308,7 +307,7 @@ def test_a_grid_refuses_a_users_out_folder_and_adopts_an_earlier_grid_folder(tmp
     import yaml
 
     from copypaste_ser.errors import UserError
-    from copypaste_ser.experiments import claim_grid_folder
+    from copypaste_ser.experiments.grid import claim_grid_folder
 
     mine = tmp_path / "mine"
     mine.mkdir()

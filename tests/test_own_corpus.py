@@ -22,7 +22,7 @@ LABEL_MAP = "w=angry,f=happy,n=neutral,t=sad"
 @pytest.fixture(scope="module")
 def own_audio(tmp_path_factory) -> Path:
     """4 speakers x 4 emotions x 3 utterances of generated audio."""
-    from copypaste_ser.corpora.synthetic import generate
+    from copypaste_ser.data.corpora.synthetic import generate
 
     root = tmp_path_factory.mktemp("own")
     generate(root / "audio", speakers=4, utterances_per_emotion=3, seed=2)
@@ -42,13 +42,13 @@ def write_csv(root: Path, name: str, keep=lambda spk, emo: True, split=None) -> 
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "copypaste_ser.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "copypaste_ser", *map(str, args)], capture_output=True,
                           text=True, timeout=120, cwd=cwd)
 
 
 # ---------------------------------------------------------------- prepare
 def test_label_map_and_loso_folds_without_root(own_audio):
-    from copypaste_ser.corpora import prepare_corpus
+    from copypaste_ser.data.corpora import prepare_corpus
 
     csv_path = write_csv(own_audio, "list.csv")
     manifest, protocol = prepare_corpus("folder", None, csv=csv_path, label_map={"W": "anger", "f": "happy",
@@ -61,8 +61,8 @@ def test_label_map_and_loso_folds_without_root(own_audio):
 
 
 def test_kfold_groups_cover_every_class():
-    from copypaste_ser.corpora.folds import kfold_groups
-    from copypaste_ser.manifest import Manifest, Utterance
+    from copypaste_ser.data.corpora.folds import kfold_groups
+    from copypaste_ser.data.manifest import Manifest, Utterance
 
     # 6 speakers; 'sad' only with s0 and s1: the two must land in different groups
     utts = [Utterance(f"{s}-{e}", "/x.wav", s, e, 1.0) for s in ("s0", "s1", "s2", "s3", "s4", "s5")
@@ -73,8 +73,8 @@ def test_kfold_groups_cover_every_class():
 
 
 def test_kfold_groups_balance_utterances_per_class_not_only_speakers():
-    from copypaste_ser.corpora.folds import _greedy_groups, _imbalance, fold_sizes, kfold_groups
-    from copypaste_ser.manifest import Manifest, Utterance
+    from copypaste_ser.data.corpora.folds import _greedy_groups, _imbalance, fold_sizes, kfold_groups
+    from copypaste_ser.data.manifest import Manifest, Utterance
 
     # 12 speakers from 2 to 46 utterances each, every class held by each: dealing speakers by
     # count alone gives folds of very different sizes
@@ -107,7 +107,7 @@ def test_prepare_refuses_what_train_cannot_use(own_audio, tmp_path, name, keep, 
 
 
 def test_prepare_warns_about_a_split_missing_a_class(own_audio, capsys):
-    from copypaste_ser.corpora import prepare_corpus
+    from copypaste_ser.data.corpora import prepare_corpus
 
     csv_path = write_csv(own_audio, "warn.csv", lambda s, e: e != "sad" or s != "spk02",
                          lambda s: {"spk03": "test", "spk02": "dev"}.get(s, "train"))
@@ -137,7 +137,7 @@ def test_prepare_folder_has_its_own_help():
 
 # ---------------------------------------------------------------- config and presets
 def test_cpu_preset_is_what_the_cpu_configs_use():
-    from copypaste_ser.config import make_config, normalized
+    from copypaste_ser.training.config import make_config, normalized
 
     cfg = make_config("cpu")
     assert (cfg.width, cfg.chunk_seconds) == (4, 2.0)
@@ -157,8 +157,8 @@ def test_train_config_names_the_file_and_key(tmp_path, synthetic_corpus):
 
 # ---------------------------------------------------------------- failures and the cache
 def test_failed_train_is_marked_failed(tmp_path, synthetic_corpus, monkeypatch):
-    import copypaste_ser.train as train_mod
-    from copypaste_ser.config import make_config
+    import copypaste_ser.training.loop as train_mod
+    from copypaste_ser.training.config import make_config
 
     def boom(*a, **k):
         raise RuntimeError("dev scoring broke")
@@ -173,9 +173,9 @@ def test_failed_train_is_marked_failed(tmp_path, synthetic_corpus, monkeypatch):
 EXTRACT = """
 import sys
 from pathlib import Path
-from copypaste_ser.feature_cache import extract_features
-from copypaste_ser.features import FeatureConfig
-from copypaste_ser.manifest import load_corpus
+from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.mfcc import FeatureConfig
+from copypaste_ser.data.manifest import load_corpus
 m, _ = load_corpus(Path(sys.argv[1]))
 ids = [u.id for u in m][int(sys.argv[2])::2]
 extract_features(m.subset(ids), FeatureConfig(), Path(sys.argv[1]), progress=False)
@@ -187,10 +187,10 @@ def test_two_processes_share_one_feature_cache(tmp_path, synthetic_corpus):
 
     import numpy as np
 
-    from copypaste_ser.feature_cache import FeatureStore, cache_folder
-    from copypaste_ser.features import FeatureConfig, compute_features
-    from copypaste_ser.audio import load_audio
-    from copypaste_ser.manifest import load_corpus
+    from copypaste_ser.data.audio import load_audio
+    from copypaste_ser.data.manifest import load_corpus
+    from copypaste_ser.features.cache import FeatureStore, cache_folder
+    from copypaste_ser.features.mfcc import FeatureConfig, compute_features
 
     data = tmp_path / "data"
     shutil.copytree(synthetic_corpus, data, ignore=shutil.ignore_patterns("features"))
@@ -209,7 +209,7 @@ def test_two_processes_share_one_feature_cache(tmp_path, synthetic_corpus):
 def test_smoothed_choice_waits_for_the_window():
     import torch
 
-    from copypaste_ser.selection import SmoothedChoice
+    from copypaste_ser.training.weight_selection import SmoothedChoice
     choice, model = SmoothedChoice(3), torch.nn.Linear(1, 1)
     assert choice.add(1, 0.0, model, last=False) == []
     assert [(e, s) for e, s, _ in choice.add(2, 1.0, model, last=False)] == [(1, 0.5)]
@@ -217,7 +217,7 @@ def test_smoothed_choice_waits_for_the_window():
 
 
 def test_pooling_refuses_overlapping_folds():
-    from copypaste_ser.pooling import pool, pooled_score
+    from copypaste_ser.evaluation.pooled import pool, pooled_score
 
     a, b = {"u1": ("sad", "sad")}, {"u2": ("angry", "sad")}
     assert pool({"f1": a, "f2": a}) is None

@@ -14,13 +14,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from copypaste_ser.checkpoint import FORMAT, save_atomic
-from copypaste_ser.encoders import resemblyzer_available
-from copypaste_ser.engines import TorchEngine, load_bundle
-from copypaste_ser.features import FeatureConfig, compute_features, mean_normalize
+from copypaste_ser.features.encoders import resemblyzer_available
+from copypaste_ser.features.mfcc import FeatureConfig, compute_features, mean_normalize
+from copypaste_ser.inference.engines import TorchEngine, load_bundle
+from copypaste_ser.inference.predict import EmotionPredictor
+from copypaste_ser.inference.stream import read_windows, window_frames, window_spans
 from copypaste_ser.models import ModelConfig, build_model
-from copypaste_ser.predict import EmotionPredictor
-from copypaste_ser.stream import read_windows, window_frames, window_spans
+from copypaste_ser.models.checkpoint import FORMAT, save_atomic
 
 LABELS = ["neutral", "angry", "happy", "sad"]
 RATE = 16000
@@ -71,7 +71,7 @@ def test_window_spans_cover_three_hours_without_a_gap(size: float, hop: float):
 def test_read_windows_match_the_spans_and_the_samples(tmp_path: Path):
     wave = _speechish(23.3)
     sf.write(tmp_path / "a.wav", wave, RATE, subtype="FLOAT")
-    import copypaste_ser.stream as stream
+    import copypaste_ser.inference.stream as stream
     old, stream.BLOCK = stream.BLOCK, 7000  # many blocks, windows straddling them
     try:
         got = list(read_windows(tmp_path / "a.wav", RATE, 4 * RATE, 3 * RATE))
@@ -113,8 +113,8 @@ def test_window_features_are_the_training_features():
 
 @pytest.mark.parametrize("n", [400, 401, 1777, 16000, 64123])
 def test_fast_log_energy_is_kaldis_c0(n: int):
-    from copypaste_ser.features import mfcc
-    from copypaste_ser.stream import log_energy
+    from copypaste_ser.features.mfcc import mfcc
+    from copypaste_ser.inference.stream import log_energy
 
     wave = _speechish(n / RATE + 0.01, seed=n)[:n]
     wave[: n // 3] *= 1e-3  # quiet and loud frames
@@ -122,7 +122,7 @@ def test_fast_log_energy_is_kaldis_c0(n: int):
 
 
 def test_mel_window_features_are_the_training_features():
-    from copypaste_ser.features import resemblyzer_features
+    from copypaste_ser.features.mfcc import resemblyzer_features
 
     wave = _speechish(3.0, seed=4)
     cfg = resemblyzer_features()
@@ -143,8 +143,8 @@ def test_padding_does_not_change_a_window_score(tiny_model_file: Path):
 
 
 def test_onnx_matches_pytorch_for_the_tiny_resnet(tmp_path: Path, tiny_model_file: Path):
-    from copypaste_ser.export import export_onnx
-    from copypaste_ser.engines import OnnxEngine
+    from copypaste_ser.inference.engines import OnnxEngine
+    from copypaste_ser.inference.export import export_onnx
 
     onnx_path = export_onnx(tiny_model_file, tmp_path / "m.onnx")
     bundle = load_bundle(onnx_path)
@@ -170,10 +170,10 @@ def test_export_keeps_an_existing_onnx_file_unless_forced(tmp_path: Path, tiny_m
 @pytest.mark.skipif(not resemblyzer_available(), reason="needs the resemblyzer wheel's weights")
 @pytest.mark.parametrize("pooling,tuned_layers", [("attention", 0), ("meanstd", 1)])
 def test_onnx_matches_pytorch_for_the_encoder_head_with_mel_input(tmp_path: Path, pooling: str, tuned_layers: int):
-    from copypaste_ser.encoders import shared_encoder
-    from copypaste_ser.export import export_onnx
-    from copypaste_ser.engines import Bundle, OnnxEngine
-    from copypaste_ser.features import resemblyzer_states_features
+    from copypaste_ser.features.encoders import shared_encoder
+    from copypaste_ser.features.mfcc import resemblyzer_states_features
+    from copypaste_ser.inference.engines import Bundle, OnnxEngine
+    from copypaste_ser.inference.export import export_onnx
     from copypaste_ser.models.encoder_head import EncoderAttentionEmotion, EncoderHeadConfig
 
     torch.manual_seed(0)
@@ -199,10 +199,10 @@ def test_onnx_matches_pytorch_for_the_encoder_head_with_mel_input(tmp_path: Path
 
 # ---------------------------------------------------------------- the shipped format
 def test_save_default_round_trips_a_trained_run(synthetic_corpus: Path, tmp_path: Path):
-    from copypaste_ser.config import make_config
-    from copypaste_ser.pretrained import load_model_dir
-    from copypaste_ser.pretrained.save import save_default
-    from copypaste_ser.train import train
+    from copypaste_ser.inference.pretrained import load_model_dir
+    from copypaste_ser.inference.pretrained.save import save_default
+    from copypaste_ser.training.config import make_config
+    from copypaste_ser.training.loop import train
 
     run = tmp_path / "run"
     train(make_config("tiny", data=str(synthetic_corpus), epochs=1, threads=1), run, progress=False)
@@ -223,8 +223,9 @@ def test_save_default_round_trips_a_trained_run(synthetic_corpus: Path, tmp_path
 
 
 def test_missing_default_model_is_one_line(tmp_path: Path, monkeypatch):
-    import copypaste_ser.pretrained as P
     from test_bad_input import run_cli
+
+    import copypaste_ser.inference.pretrained as P
 
     monkeypatch.setattr(P, "DEFAULT_DIR", tmp_path / "nothing")
     sf.write(tmp_path / "a.wav", _speechish(1.0), RATE)
@@ -295,7 +296,7 @@ def _silero_installed() -> bool:
 
 @pytest.mark.skipif(not _silero_installed(), reason="silero-vad is not installed (pip install silero-vad)")
 def test_silero_vad_option(tmp_path: Path, tiny_model_file: Path):
-    from copypaste_ser.vad import SileroVAD
+    from copypaste_ser.inference.vad import SileroVAD
 
     vad = SileroVAD(FeatureConfig())
     assert not vad(np.zeros(RATE, np.float32), 100).any()

@@ -9,14 +9,14 @@ import sys
 import numpy as np
 import torch
 
-from copypaste_ser.feature_cache import extract_features
-from copypaste_ser.features import FeatureConfig
-from copypaste_ser.manifest import load_corpus
+from copypaste_ser.data.manifest import load_corpus
+from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.mfcc import FeatureConfig
 
 TRAIN = """
 import sys, torch
-from copypaste_ser.config import make_config
-from copypaste_ser.train import train
+from copypaste_ser.training.config import make_config
+from copypaste_ser.training.loop import train
 cfg = make_config("tiny", data=sys.argv[1], epochs=2, copypaste="n-cp", threads=2)
 train(cfg, sys.argv[2], progress=False)
 """
@@ -36,8 +36,8 @@ def test_two_identical_runs_give_identical_weights(synthetic_corpus, tmp_path):
 
 
 def test_reprepared_audio_is_extracted_again(tmp_path):
-    from copypaste_ser.corpora.synthetic import generate
-    from copypaste_ser.prepare import prepare_to_dir
+    from copypaste_ser.data.corpora.synthetic import generate
+    from copypaste_ser.data.prepare import prepare_to_dir
 
     generate(tmp_path / "audio", speakers=3, utterances_per_emotion=1, seed=1)
     prepare_to_dir("synthetic", tmp_path / "audio", tmp_path / "data")

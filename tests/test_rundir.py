@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from copypaste_ser.config import make_config
 from copypaste_ser.errors import UserError
-from copypaste_ser.rundir import LOCK, MARKER, folder_kind, run_lock
-from copypaste_ser.train import train, train_seeds
+from copypaste_ser.training.config import make_config
+from copypaste_ser.training.loop import train, train_seeds
+from copypaste_ser.training.rundir import LOCK, MARKER, folder_kind, run_lock
 
 
 def _cfg(data, **kw):
@@ -33,7 +33,7 @@ def _user_folder(folder: Path) -> Path:
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "copypaste_ser.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "copypaste_ser", *args], capture_output=True, text=True,
                           timeout=120, cwd=cwd)
 
 
@@ -146,7 +146,7 @@ def test_a_second_trainer_of_the_same_run_is_refused(synthetic_corpus, tmp_path)
     run = tmp_path / "run"
     run.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from copypaste_ser.rundir import run_lock\n"
+        [sys.executable, "-c", "import sys; from copypaste_ser.training.rundir import run_lock\n"
          f"with run_lock({str(run)!r}):\n    print('locked', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -165,7 +165,7 @@ def test_a_second_trainer_of_the_same_run_is_refused(synthetic_corpus, tmp_path)
 
 
 def test_demo_force_clears_only_what_the_demo_wrote(tmp_path):
-    from copypaste_ser.rundir import claim
+    from copypaste_ser.training.rundir import claim
 
     demo = tmp_path / "demo-out"
     files = {"synthetic-audio/.complete": "", "synthetic-audio/spk0/a.wav": "audio",

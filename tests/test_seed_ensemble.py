@@ -9,9 +9,15 @@ import yaml
 from sklearn.metrics import f1_score
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.experiments import GridConfig, run_grid
-from copypaste_ser.report import write_report
-from copypaste_ser.seed_ensemble import SUFFIX, ensemble_grid, ensemble_score, run_probabilities, write_ensemble
+from copypaste_ser.experiments.grid import GridConfig, run_grid
+from copypaste_ser.experiments.report import write_report
+from copypaste_ser.experiments.seed_ensemble import (
+    SUFFIX,
+    ensemble_grid,
+    ensemble_score,
+    run_probabilities,
+    write_ensemble,
+)
 
 LABELS = ["neutral", "angry"]
 

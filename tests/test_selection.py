@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from copypaste_ser.selection import ModelSelection, WeightAverage, average_start
+from copypaste_ser.training.weight_selection import ModelSelection, WeightAverage, average_start
 
 
 def _model(value: float) -> torch.nn.Module:

@@ -5,10 +5,15 @@ import math
 import pytest
 import torch
 
-from copypaste_ser.config import make_config
 from copypaste_ser.errors import UserError
-from copypaste_ser.model_setup import build_emotion_model, epoch_lr_factor, make_optimizer, set_epoch_lr
-from copypaste_ser.train import train
+from copypaste_ser.training.config import make_config
+from copypaste_ser.training.loop import train
+from copypaste_ser.training.model_setup import (
+    build_emotion_model,
+    epoch_lr_factor,
+    make_optimizer,
+    set_epoch_lr,
+)
 
 
 def test_cosine_factor_halves_midway_and_falls_every_epoch():
@@ -118,12 +123,12 @@ def test_small_model_exports_to_onnx_with_its_input_statistics(tmp_path):
     import dataclasses
 
     import numpy as np
-
-    from copypaste_ser.engines import OnnxEngine, TorchEngine, load_bundle
-    from copypaste_ser.export import export_onnx
-    from copypaste_ser.features import FeatureConfig
-    from copypaste_ser.models import ModelConfig, build_model
     from test_predict_stream import save_resnet_file
+
+    from copypaste_ser.features.mfcc import FeatureConfig
+    from copypaste_ser.inference.engines import OnnxEngine, TorchEngine, load_bundle
+    from copypaste_ser.inference.export import export_onnx
+    from copypaste_ser.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig.from_preset("small", 4, input_norm=True)).eval()

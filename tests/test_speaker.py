@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
-from copypaste_ser.config import make_config
-from copypaste_ser.corpora import prepare_corpus
-from copypaste_ser.errors import UserError
-from copypaste_ser.manifest import SPEAKER_FOLD, Manifest, Utterance, load_corpus
-from copypaste_ser.prepare import prepare_to_dir
-from copypaste_ser.speaker import pretrain_speaker
-from copypaste_ser.task import held_out_split
-from copypaste_ser.train import train
 from conftest import weighted_f1_from_confusion
+
+from copypaste_ser.data.corpora import prepare_corpus
+from copypaste_ser.data.manifest import SPEAKER_FOLD, Manifest, Utterance, load_corpus
+from copypaste_ser.data.prepare import prepare_to_dir
+from copypaste_ser.errors import UserError
+from copypaste_ser.training.config import make_config
+from copypaste_ser.training.loop import train
+from copypaste_ser.training.speaker import pretrain_speaker
+from copypaste_ser.training.task import held_out_split
 
 SR = 16000
 
@@ -185,7 +185,7 @@ def test_speaker_task_refuses_copypaste_and_unsplittable_corpora(pretrained, tmp
 def test_cli_pretrain_speaker(pretrained, tmp_path):
     from typer.testing import CliRunner
 
-    from copypaste_ser.cli import app
+    from copypaste_ser.cli.main import app
 
     out, _ = pretrained
     data = Path(torch.load(out / "model.pt", weights_only=True)["train"]["data"])

@@ -9,8 +9,8 @@ from copypaste_ser.augment.copypaste import CopyPaste
 from copypaste_ser.augment.pipeline import training_augmentation
 from copypaste_ser.augment.reencode import ReencodeConcatenations
 from copypaste_ser.augment.specaugment import Chain, SpecAugment
-from copypaste_ser.config import make_config
 from copypaste_ser.errors import UserError
+from copypaste_ser.training.config import make_config
 
 
 def test_masks_fill_bands_with_the_item_mean_and_keep_the_input():

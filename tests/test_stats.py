@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from copypaste_ser.stats import fold_means, fold_test, holm, mean_ci, paired_bootstrap
+from copypaste_ser.evaluation.stats import fold_means, fold_test, holm, mean_ci, paired_bootstrap
 
 
 def test_fold_means_average_the_seeds_of_each_fold():

@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 import yaml
-
-from copypaste_ser.config import make_config
-from copypaste_ser.errors import UserError
-from copypaste_ser.evaluate import evaluate_run
-from copypaste_ser.predict import EmotionPredictor
-from copypaste_ser.train import train, train_seeds
 from conftest import weighted_f1_from_confusion
+
+from copypaste_ser.errors import UserError
+from copypaste_ser.evaluation.evaluate import evaluate_run
+from copypaste_ser.inference.predict import EmotionPredictor
+from copypaste_ser.training.config import make_config
+from copypaste_ser.training.loop import train, train_seeds
 
 
 def _cfg(data, **kw):
@@ -51,7 +51,7 @@ def test_model_file_is_self_describing(trained_run):
 
 def test_predict_and_evaluate(trained_run, synthetic_corpus):
     out, metrics = trained_run
-    from copypaste_ser.manifest import load_corpus
+    from copypaste_ser.data.manifest import load_corpus
     manifest, protocol = load_corpus(synthetic_corpus)
     files = [manifest[i].audio for i in protocol.fold().test[:3]]
     results = EmotionPredictor(out)(files)
@@ -86,7 +86,7 @@ def test_existing_run_is_not_overwritten(trained_run, synthetic_corpus):
 def test_interrupted_run_resumes(synthetic_corpus, tmp_path, monkeypatch):
     out = tmp_path / "run"
     cfg = _cfg(synthetic_corpus, epochs=3)
-    import copypaste_ser.train as T
+    import copypaste_ser.training.loop as T
     real = T.finish_run
     monkeypatch.setattr(T, "finish_run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
@@ -128,7 +128,7 @@ def test_n_cp_without_neutral_is_refused(synthetic_corpus, tmp_path):
 def test_frozen_encoder_keeps_weights_and_norm_statistics(synthetic_corpus, tmp_path, monkeypatch):
     """--freeze-encoder: after training, every encoder parameter AND buffer (BatchNorm running
     mean/var, batch counts) is bit-identical to the start; only the output layer moved."""
-    import copypaste_ser.train as T
+    import copypaste_ser.training.loop as T
     start: dict = {}
     real = T.build_emotion_model
 

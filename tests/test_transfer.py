@@ -9,16 +9,16 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from copypaste_ser.checkpoint import FORMAT
-from copypaste_ser.config import make_config
-from copypaste_ser.data import pad_batch
-from copypaste_ser.errors import UserError
-from copypaste_ser.features import FeatureConfig, compute_features, mel_power, resemblyzer_features
-from copypaste_ser.models import ModelConfig, build_model
-from copypaste_ser.train import train
-from copypaste_ser.transfer import emotion_model_from_speaker
 from conftest import weighted_f1_from_confusion
+
+from copypaste_ser.errors import UserError
+from copypaste_ser.features.batches import pad_batch
+from copypaste_ser.features.mfcc import FeatureConfig, compute_features, mel_power, resemblyzer_features
+from copypaste_ser.models import ModelConfig, build_model
+from copypaste_ser.models.checkpoint import FORMAT
+from copypaste_ser.training.config import make_config
+from copypaste_ser.training.loop import train
+from copypaste_ser.training.transfer import emotion_model_from_speaker
 
 HAVE_RESEMBLYZER = __import__("importlib.util").util.find_spec("resemblyzer") is not None
 needs_resemblyzer = pytest.mark.skipif(not HAVE_RESEMBLYZER,
@@ -182,7 +182,7 @@ def test_resemblyzer_weights_load_with_no_missing_or_unexpected_keys():
 def test_init_resemblyzer_without_the_wheel_names_the_pip_command(monkeypatch):
     import importlib.util
 
-    from copypaste_ser.transfer import emotion_model_from_speaker as load
+    from copypaste_ser.training.transfer import emotion_model_from_speaker as load
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(UserError, match=r"pip install --no-deps resemblyzer==0\.1\.4"):
@@ -191,7 +191,7 @@ def test_init_resemblyzer_without_the_wheel_names_the_pip_command(monkeypatch):
 
 @needs_resemblyzer
 def test_train_init_resemblyzer_end_to_end(synthetic_corpus, tmp_path):
-    from copypaste_ser.predict import EmotionPredictor
+    from copypaste_ser.inference.predict import EmotionPredictor
 
     cfg = make_config("tiny", data=str(synthetic_corpus), init="resemblyzer", epochs=1, threads=1)
     assert cfg.feature_config == resemblyzer_features()
@@ -200,7 +200,7 @@ def test_train_init_resemblyzer_end_to_end(synthetic_corpus, tmp_path):
     obj = torch.load(tmp_path / "rz" / "model.pt", weights_only=True)
     assert obj["model"]["arch"] == "resemblyzer-lstm" and obj["features"]["kind"] == "mel40-power"
     assert obj["provenance"]["init"] == "resemblyzer" and "set automatically" in obj["provenance"]["features"]
-    from copypaste_ser.manifest import load_corpus
+    from copypaste_ser.data.manifest import load_corpus
     manifest, protocol = load_corpus(synthetic_corpus)
     result = EmotionPredictor(tmp_path / "rz")([manifest[protocol.fold().test[0]].audio])[0]
     assert result["emotion"] in manifest.labels
@@ -212,9 +212,9 @@ def test_train_init_resemblyzer_end_to_end(synthetic_corpus, tmp_path):
 def test_train_cli_tunes_the_top_layer_with_mean_std_pooling(synthetic_corpus, tmp_path):
     from typer.testing import CliRunner
 
-    from copypaste_ser.cli import app
-    from copypaste_ser.encoders import pretrained_state
-    from copypaste_ser.predict import EmotionPredictor
+    from copypaste_ser.cli.main import app
+    from copypaste_ser.features.encoders import pretrained_state
+    from copypaste_ser.inference.predict import EmotionPredictor
 
     out = tmp_path / "tuned"
     result = CliRunner().invoke(app, ["train", "--data", str(synthetic_corpus), "--out", str(out), "--preset", "tiny",
@@ -228,6 +228,6 @@ def test_train_cli_tunes_the_top_layer_with_mean_std_pooling(synthetic_corpus, t
     tuned = obj["state_dict"]["tuned.0.weight_hh_l0"]
     assert tuned.shape == pretrained["lstm.weight_hh_l2"].shape
     assert not torch.equal(tuned, pretrained["lstm.weight_hh_l2"])  # it was trained
-    from copypaste_ser.manifest import load_corpus
+    from copypaste_ser.data.manifest import load_corpus
     manifest, protocol = load_corpus(synthetic_corpus)
     assert EmotionPredictor(out)([manifest[protocol.fold().test[0]].audio])[0]["emotion"] in manifest.labels

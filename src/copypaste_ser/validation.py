@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from copypaste_ser.errors import UserError
 
 #: Seeds seed numpy's and torch's generators, which take 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1

@@ -4,6 +4,6 @@
 transform (``copypaste_ser.augment.noise.AddNoise``) reads audio and is imported on its own.
 """
 
-from .copypaste import SCHEMES, CopyPaste
+from copypaste_ser.augment.copypaste import SCHEMES, CopyPaste
 
 __all__ = ["SCHEMES", "CopyPaste"]

@@ -7,7 +7,7 @@ Two uses::
     noisy = aug(wave)
 
     # deterministic per utterance: the six training copies and the noisy test sets
-    sets = prepare_musan(Path("musan"))                # copypaste_ser.corpora.musan
+    sets = prepare_musan(Path("musan"))                # copypaste_ser.data.corpora.musan
     for cond in training_copies(sets):                 # noise/music x 10/5/0 dB, TRAIN pools
         extract_features(train_utts, cfg, corpus_dir, condition=cond.name, transform=cond)
     cond = test_condition(sets, 10)                    # noise+music TEST pools, "test-noise+music-10dB"
@@ -47,11 +47,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, load_audio
-from ..errors import UserError
-from ..features import FeatureConfig
-from ..manifest import Utterance
-from .snr import SILENCE_POWER, active_power, check_snr, fit_length, mean_power, mix_at_snr
+from copypaste_ser.augment.snr import (
+    SILENCE_POWER,
+    active_power,
+    check_snr,
+    fit_length,
+    mean_power,
+    mix_at_snr,
+)
+from copypaste_ser.data.audio import SAMPLE_RATE, load_audio
+from copypaste_ser.data.manifest import Utterance
+from copypaste_ser.errors import UserError
+from copypaste_ser.features.mfcc import FeatureConfig
 
 __all__ = ["SILENCE_POWER", "MAX_DRAWS", "active_power", "fit_length", "mix_at_snr", "NoiseSource",
            "AddNoise", "NoiseCondition", "training_copies", "test_condition"]

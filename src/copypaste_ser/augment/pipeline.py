@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UserError
-from ..features import STATES_KIND
-from .copypaste import CopyPaste
-from .reencode import ReencodeConcatenations
-from .specaugment import Chain, SpecAugment
+from copypaste_ser.augment.copypaste import CopyPaste
+from copypaste_ser.augment.reencode import ReencodeConcatenations
+from copypaste_ser.augment.specaugment import Chain, SpecAugment
+from copypaste_ser.errors import UserError
+from copypaste_ser.features.mfcc import STATES_KIND, WHISPER_KIND
 
 
 def training_augmentation(cfg: Any, neutral_index: int | None, source: str) -> Any:
     """The batch augmentation for ``cfg`` (a TrainConfig), or None; ``source`` names the
     config in errors."""
     steps: list = []
-    states = cfg.feature_config.kind == STATES_KIND
+    features = cfg.feature_config
+    states = features.kind in (STATES_KIND, WHISPER_KIND)
     if cfg.copypaste != "none":
         try:
             cp = CopyPaste(cfg.copypaste, neutral_label=neutral_index, p=cfg.copypaste_p,
@@ -28,12 +29,22 @@ def training_augmentation(cfg: Any, neutral_index: int | None, source: str) -> A
                            order=cfg.copypaste_order, seed=cfg.seed)
         except ValueError as e:
             raise UserError(f"{source}: bad CopyPaste option: {e}") from None
-        steps.append(ReencodeConcatenations(cp) if states else cp)
+        steps.append(reencoding(cp, features) if states else cp)
     if cfg.spec_augment:
         if states:
-            raise UserError(f"{source}: spec_augment works on MFCC inputs, not on Resemblyzer states; "
-                            "leave it off for --init resemblyzer-attention")
+            raise UserError(f"{source}: spec_augment works on MFCC inputs, not on encoder states; "
+                            f"leave it off for --init {cfg.init}")
         steps.append(SpecAugment(seed=cfg.seed))
     if not steps:
         return None
     return steps[0] if len(steps) == 1 else Chain(*steps)
+
+
+def reencoding(cp: CopyPaste, features: Any) -> ReencodeConcatenations:
+    """CopyPaste whose joins are encoded whole by the run's frozen encoder (Resemblyzer or Whisper)."""
+    if features.kind != WHISPER_KIND:
+        return ReencodeConcatenations(cp)
+    from copypaste_ser.features.whisper_states import encode_rows
+    return ReencodeConcatenations(cp, mel_dim=2 * features.num_mel_bins,
+                                  encode=lambda rows: encode_rows(rows, features.encoder_layer, features.encoder_model))
+

@@ -1,6 +1,8 @@
 """Exact CopyPaste for models on frozen encoder states (models/encoder_head.py).
 
-Items are ``(T, 40 + 768)`` frames: mel power and the cached states of Resemblyzer's LSTM.
+Items are ``(T, 40 + 768)`` frames: mel power and the cached states of Resemblyzer's LSTM, or
+``(T, 160 + 512)`` rows: two Whisper log-mel frames and one block's state
+(features/whisper_states.py).
 Concatenating cached states would not be what the model hears: the second piece's states
 were computed without the first piece before it, and a piece cut from the middle of an
 utterance keeps the context it had there. So after CopyPaste builds its concatenations,
@@ -11,21 +13,25 @@ nothing extra (docs/benchmarks.md gives the cost of the re-encoding per epoch).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..encoders import MEL_DIM, ResemblyzerStates, encode_arrays
-from .copypaste import CopyPaste, CopyPastePlan
+from copypaste_ser.augment.copypaste import CopyPaste, CopyPastePlan
+from copypaste_ser.features.encoders import MEL_DIM, ResemblyzerStates, encode_arrays
 
 
 class ReencodeConcatenations:
     """``CopyPaste`` then re-encode the concatenations: ``(items, labels) -> (items, labels)``."""
 
-    def __init__(self, copypaste: CopyPaste, encoder: ResemblyzerStates | None = None) -> None:
+    def __init__(self, copypaste: CopyPaste, encoder: ResemblyzerStates | None = None,
+                 mel_dim: int = MEL_DIM, encode: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None) -> None:
+        """``encode`` maps mel parts to states (default: Resemblyzer's LSTM, ``encoder`` or the shared one)."""
         self.copypaste = copypaste
         self.encoder = encoder
+        self.mel_dim = mel_dim
+        self.encode = encode if encode is not None else (lambda mels: encode_arrays(mels, self.encoder))
         self.reencoded = 0  # concatenations re-encoded so far (for benchmarks and logs)
 
     @property
@@ -40,8 +46,8 @@ class ReencodeConcatenations:
         plan = self.copypaste.last_plan
         joined = [k for k, entry in enumerate(plan.entries) if len(entry.sources) > 1] if plan else []
         if joined:
-            mels = [np.asarray(out[k])[:, :MEL_DIM] for k in joined]
-            for k, mel, states in zip(joined, mels, encode_arrays(mels, self.encoder)):
+            mels = [np.asarray(out[k])[:, : self.mel_dim] for k in joined]
+            for k, mel, states in zip(joined, mels, self.encode(mels)):
                 out[k] = np.concatenate([mel, states], axis=1).astype(np.float32, copy=False)
             self.reencoded += len(joined)
         return out, out_labels

@@ -32,9 +32,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
-from ..errors import UserError
-from ..features import FeatureConfig, energy_vad, mfcc
+from copypaste_ser.data.audio import SAMPLE_RATE
+from copypaste_ser.errors import UserError
+from copypaste_ser.features.mfcc import FeatureConfig, energy_vad, mfcc
 
 #: Below this mean power (-100 dBFS for samples in [-1, 1]) a signal counts as silent.
 SILENCE_POWER = 1e-10

@@ -30,8 +30,8 @@ from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 
-from ..augment.copypaste import CopyPaste
-from ..manifest import Manifest, Utterance
+from copypaste_ser.augment.copypaste import CopyPaste
+from copypaste_ser.data.manifest import Manifest, Utterance
 
 __all__ = ["manifest_to_cutset", "cutset_to_manifest", "cut_emotion", "CutCopyPaste", "CopyPasteDataset"]
 

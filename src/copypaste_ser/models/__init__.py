@@ -1,8 +1,8 @@
 """Thin ResNet-34 + multi-head attention pooling (paper section 3.1)."""
 
-from .classifier import PRESETS, EmotionResNet, ModelConfig, build_model
-from .pooling import MultiHeadAttentionPooling, lengths_to_mask
-from .resnet import BasicBlock, ThinResNet34
+from copypaste_ser.models.classifier import PRESETS, EmotionResNet, ModelConfig, build_model
+from copypaste_ser.models.pooling import MultiHeadAttentionPooling, lengths_to_mask
+from copypaste_ser.models.resnet import BasicBlock, ThinResNet34
 
 __all__ = [
     "PRESETS",

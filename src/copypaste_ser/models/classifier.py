@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .pooling import MultiHeadAttentionPooling, lengths_to_mask
-from .resnet import ThinResNet34
-from .standardise import frame_statistics
+from copypaste_ser.models.pooling import MultiHeadAttentionPooling, lengths_to_mask
+from copypaste_ser.models.resnet import ThinResNet34
+from copypaste_ser.models.standardise import frame_statistics
 
 PRESETS: dict[str, dict[str, Any]] = {
     # As published (Table 1): ~2.98 M parameters with 4 classes.

@@ -32,12 +32,22 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..encoders import HIDDEN, LAYERS, MEL_DIM, STATES_DIM, ResemblyzerStates, lstm_layer, shared_encoder
-from .pooling import MultiHeadAttentionPooling, lengths_to_mask
-from .standardise import frame_statistics
+from copypaste_ser.features.encoders import (
+    HIDDEN,
+    LAYERS,
+    MEL_DIM,
+    STATES_DIM,
+    ResemblyzerStates,
+    lstm_layer,
+    shared_encoder,
+)
+from copypaste_ser.models.pooling import MultiHeadAttentionPooling, lengths_to_mask
+from copypaste_ser.models.standardise import frame_statistics
 
 ARCH = "resemblyzer-attention"
+WHISPER_ARCH = "whisper-attention"
 POOLINGS = ("attention", "meanstd")
+ENCODERS = ("resemblyzer", "whisper")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +60,19 @@ class EncoderHeadConfig:
     dropout: float = 0.2
     input_dim: int = MEL_DIM + STATES_DIM
     tuned_layers: int = 0  # top LSTM layers trained with the head; the others stay frozen
+    encoder: str = "resemblyzer"  # or "whisper": rows of 2 log-mel frames + one block's states
+    whisper_model: str = "base"
+    whisper_layer: int = 3
+    whisper_width: int = 512
+
+    @property
+    def mel_dim(self) -> int:
+        """Raw input values per frame (before the states); 2 x 80 log-mel for Whisper."""
+        return self.input_dim - self.states_dim
+
+    @property
+    def states_dim(self) -> int:
+        return self.whisper_width if self.encoder == "whisper" else STATES_DIM
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,13 +84,14 @@ class EncoderHeadConfig:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {cfg.pooling!r}")
         if not 0 <= cfg.tuned_layers <= LAYERS:
             raise ValueError(f"tuned_layers must be 0-{LAYERS}, got {cfg.tuned_layers!r}")
+        if cfg.encoder not in ENCODERS or (cfg.encoder == "whisper" and cfg.tuned_layers):
+            raise ValueError(f"encoder must be one of {ENCODERS} (tuned layers: resemblyzer only), got {cfg.encoder!r}")
         return cfg
 
 
 class EncoderAttentionEmotion(nn.Module):
     """``(B, T, 808)`` or ``(B, T, 40)`` frames (+ lengths) -> ``(B, num_classes)`` logits."""
 
-    arch = ARCH
     #: parameters trained at ``encoder_lr_scale`` of the head's rate (model_setup.make_optimizer)
     encoder_prefixes = ("tuned.",)
 
@@ -75,6 +99,8 @@ class EncoderAttentionEmotion(nn.Module):
         super().__init__()
         self.config = config
         c = config
+        self.arch = WHISPER_ARCH if c.encoder == "whisper" else ARCH
+        STATES_DIM = c.states_dim  # noqa: N806 (the encoder's, shadowing Resemblyzer's)
         self.frozen_layers = LAYERS - c.tuned_layers
         self.tuned = nn.ModuleList(lstm_layer(i) for i in range(self.frozen_layers, LAYERS))
         # per-dimension statistics of the training states (fit_input_stats); saved with the weights
@@ -95,7 +121,7 @@ class EncoderAttentionEmotion(nn.Module):
     @torch.no_grad()
     def fit_input_stats(self, feats: Iterable) -> None:
         """Standardise with the mean and std of the states of these (T, 808) training items."""
-        mean, std = frame_statistics(np.asarray(f)[:, MEL_DIM:] for f in feats)
+        mean, std = frame_statistics(np.asarray(f)[:, self.config.mel_dim:] for f in feats)
         self.in_mean.copy_(mean)
         self.in_std.copy_(std)
 
@@ -104,9 +130,11 @@ class EncoderAttentionEmotion(nn.Module):
         for layer, source in zip(self.tuned, encoder.layers[self.frozen_layers:]):
             layer.load_state_dict(source.state_dict())
 
-    def states(self, x: Tensor) -> Tensor:
+    def states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``(B, T, 768)``: the frozen layers' states (cached, or encoded here from raw mel, the
         same states), then the tuned layers run on the highest frozen layer's output."""
+        if self.config.encoder == "whisper":
+            return self.whisper_states(x, lengths)
         k = self.frozen_layers
         if x.shape[-1] == MEL_DIM:
             mel = x
@@ -120,8 +148,20 @@ class EncoderAttentionEmotion(nn.Module):
             outs.append(h)
         return torch.cat(outs, dim=-1) if self.tuned else frozen
 
+    def whisper_states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``(B, T, width)``: cached states, or encoded here from rows of raw log-mel (predict)."""
+        c = self.config
+        if x.shape[-1] != c.mel_dim:
+            return x[..., c.mel_dim:]
+        from copypaste_ser.features.whisper_states import shared_whisper
+        encoder = shared_whisper(c.whisper_model).to(x.device)
+        with torch.no_grad():  # rows (B, T, 2 * n_mels) -> mel (B, 2T, n_mels), padding masked
+            mel = x.reshape(x.shape[0], -1, c.mel_dim // 2)
+            mel_lengths = None if lengths is None else lengths.to(x.device) * 2
+            return encoder(mel, mel_lengths, upto=c.whisper_layer)[c.whisper_layer]
+
     def embed(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        h = self.dropout((self.states(x) - self.in_mean) / self.in_std)
+        h = self.dropout((self.states(x, lengths) - self.in_mean) / self.in_std)
         h = self.proj(h)
         if lengths is None:
             lengths = torch.full((h.shape[0],), h.shape[1], device=h.device)

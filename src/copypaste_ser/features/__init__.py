@@ -1,0 +1,1 @@
+"""Stage 2: frame features (Kaldi MFCC, frozen pretrained encoders), their cache, and padded batches."""

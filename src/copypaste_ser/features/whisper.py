@@ -1,0 +1,160 @@
+"""Whisper's audio encoder in plain PyTorch, as a frozen frame encoder (Radford et al., 2022; MIT).
+
+Front end (:func:`log_mel`), as OpenAI's ``whisper.audio.log_mel_spectrogram``: 16 kHz, 400-point
+periodic Hann window, hop 160 (10 ms), centred frames (reflect padding), the last STFT frame
+dropped, power spectrum, 80 (or 128) Slaney mel bands 0-8 kHz, ``log10(max(x, 1e-10))``, floored
+at the utterance's maximum minus 8, then ``(x + 4) / 4``. The floor is per utterance here (Whisper
+computes it over its 30-s window, whose padding is silence, so the maximum is the same).
+
+Encoder (:class:`WhisperEncoder`): conv(k3) + GELU, conv(k3, stride 2) + GELU, sinusoidal
+positions, pre-LayerNorm transformer blocks, a final LayerNorm: ``(B, T, 80) -> (B, ceil(T/2), 512)``
+for Whisper-base, one state every 20 ms. Unlike OpenAI's, it takes any length up to the 1500
+positions (30 s) without padding to 30 s, and masks padding within a batch, so an utterance gets
+the same states alone or in a batch. A transformer is not frame-local: a concatenation must be
+encoded whole (augment/reencode.py), never pieced together from cached states.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+SAMPLE_RATE = 16000
+N_FFT = 400
+HOP = 160
+
+
+@dataclass(frozen=True)
+class WhisperDims:
+    """Sizes of a Whisper encoder (``base``: 80 mels, 512 wide, 8 heads, 6 blocks)."""
+
+    n_mels: int = 80
+    width: int = 512
+    heads: int = 8
+    blocks: int = 6
+    positions: int = 1500
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+BASE = WhisperDims()
+
+
+def slaney_mel_filters(n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``(n_mels, n_fft // 2 + 1)`` triangular filters on the Slaney mel scale with area
+    normalisation, 0 Hz to Nyquist (librosa.filters.mel's defaults, which Whisper uses)."""
+    def hz_to_mel(f: np.ndarray) -> np.ndarray:
+        f = np.asarray(f, dtype=np.float64)
+        lin = f * 3.0 / 200.0
+        return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
+
+    def mel_to_hz(m: np.ndarray) -> np.ndarray:
+        return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3.0)
+
+    fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+_FILTERS: dict[int, Tensor] = {}
+
+
+def log_mel(wave: np.ndarray, n_mels: int = 80) -> np.ndarray:
+    """``(T, n_mels)`` Whisper log-mel frames of a 16-kHz wave in [-1, 1]; T = len(wave) // 160."""
+    if n_mels not in _FILTERS:
+        _FILTERS[n_mels] = torch.from_numpy(slaney_mel_filters(n_mels))
+    x = torch.as_tensor(np.ascontiguousarray(wave, dtype=np.float32))
+    if x.numel() < N_FFT // 2 + 1:  # reflect padding needs more samples than half a window
+        x = F.pad(x, (0, N_FFT // 2 + 1 - x.numel()))
+    spec = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)
+    power = spec[..., :-1].abs() ** 2
+    mel = torch.clamp(_FILTERS[n_mels] @ power, min=1e-10).log10()
+    mel = torch.maximum(mel, mel.max() - 8.0)
+    return ((mel + 4.0) / 4.0).T.contiguous().numpy()
+
+
+def sinusoids(length: int, channels: int) -> Tensor:
+    """Whisper's fixed positional embedding ``(length, channels)``."""
+    step = math.log(10000) / (channels // 2 - 1)
+    inv = torch.exp(-step * torch.arange(channels // 2))
+    t = torch.arange(length)[:, None] * inv[None, :]
+    return torch.cat([torch.sin(t), torch.cos(t)], dim=1)
+
+
+class WhisperBlock(nn.Module):
+    """Pre-LayerNorm self-attention + GELU MLP (4x), residual around each."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.attn_ln = nn.LayerNorm(width)
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(width, width, bias=False)
+        self.value = nn.Linear(width, width)
+        self.out = nn.Linear(width, width)
+        self.mlp_ln = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: Tensor, key_mask: Tensor | None) -> Tensor:
+        b, t, w = x.shape
+        h = self.attn_ln(x)
+        q, k, v = (proj(h).view(b, t, self.heads, w // self.heads).transpose(1, 2)
+                   for proj in (self.query, self.key, self.value))
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        x = x + self.out(a.transpose(1, 2).reshape(b, t, w))
+        return x + self.mlp(self.mlp_ln(x))
+
+
+class WhisperEncoder(nn.Module):
+    """``(B, T, n_mels)`` log-mel (+ lengths) -> hidden states; see the module docstring."""
+
+    def __init__(self, dims: WhisperDims = BASE) -> None:
+        super().__init__()
+        self.dims = dims
+        self.conv1 = nn.Conv1d(dims.n_mels, dims.width, 3, padding=1)
+        self.conv2 = nn.Conv1d(dims.width, dims.width, 3, stride=2, padding=1)
+        self.register_buffer("positions", sinusoids(dims.positions, dims.width), persistent=False)
+        self.blocks = nn.ModuleList(WhisperBlock(dims.width, dims.heads) for _ in range(dims.blocks))
+        self.ln_post = nn.LayerNorm(dims.width)
+
+    @staticmethod
+    def state_lengths(mel_lengths: Tensor) -> Tensor:
+        """States per input: the stride-2 conv keeps ceil(T / 2) frames."""
+        return (mel_lengths + 1) // 2
+
+    def forward(self, mel: Tensor, lengths: Tensor | None = None, upto: int | None = None) -> list[Tensor]:
+        """The states after the conv stem (index 0) and after each block (1..blocks, the last
+        one LayerNorm-ed as Whisper's output), up to block ``upto`` (all when None)."""
+        upto = self.dims.blocks if upto is None else upto
+        b, t, _ = mel.shape
+        if lengths is not None:  # zero the padding so the convolutions see what a lone input sees
+            frame_ok = torch.arange(t, device=mel.device)[None, :] < lengths[:, None]
+            mel = mel * frame_ok[..., None]
+        x = F.gelu(self.conv1(mel.transpose(1, 2)))
+        if lengths is not None:  # conv2 must see zeros past the end, as a lone input's padding
+            x = x * frame_ok[:, None, :]
+        x = F.gelu(self.conv2(x)).transpose(1, 2)
+        if x.shape[1] > self.dims.positions:
+            raise ValueError(f"{x.shape[1]} states: Whisper takes at most {self.dims.positions} (30 s)")
+        x = x + self.positions[: x.shape[1]]
+        key_mask = None
+        if lengths is not None:
+            valid = torch.arange(x.shape[1], device=x.device)[None, :] < self.state_lengths(lengths)[:, None]
+            key_mask = valid[:, None, None, :]
+        out = [x]
+        for i, block in enumerate(self.blocks[:upto]):
+            x = block(x, key_mask)
+            out.append(self.ln_post(x) if i == self.dims.blocks - 1 else x)
+        return out

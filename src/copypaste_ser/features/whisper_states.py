@@ -1,0 +1,78 @@
+"""Whisper encoder states as cached frame features (``FeatureConfig.kind == "whisper-states"``).
+
+A cached row is one encoder state (20 ms): the two log-mel frames it was computed from, side by
+side (``2 * n_mels`` values), then the chosen block's state (``width`` values, 512 for base).
+Keeping the mel frames lets CopyPaste join two utterances' log-mel and encode the join whole
+(augment/reencode.py): a transformer is not frame-local, so joined cached states would not be
+what the model hears. An odd number of mel frames is padded with one frame at the utterance's
+floor (silence). Inputs over 30 s are encoded in 30-s windows, each on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from copypaste_ser.features.whisper import BASE, WhisperDims, WhisperEncoder, log_mel
+
+MELS_PER_STATE = 2
+
+
+def mel_rows(wave: np.ndarray, n_mels: int = 80) -> np.ndarray:
+    """``(ceil(T / 2), 2 * n_mels)``: the wave's log-mel frames, two to a row."""
+    mel = log_mel(wave, n_mels)
+    if len(mel) % MELS_PER_STATE:
+        floor = mel.min(axis=0, keepdims=True) if len(mel) else np.zeros((1, n_mels), np.float32)
+        mel = np.concatenate([mel, floor], axis=0)
+    return mel.reshape(-1, MELS_PER_STATE * n_mels)
+
+
+def rows_to_mel(rows: np.ndarray, n_mels: int) -> np.ndarray:
+    """The inverse of :func:`mel_rows`' stacking: ``(T, 2 * n_mels) -> (2T, n_mels)``."""
+    return np.ascontiguousarray(rows).reshape(-1, n_mels)
+
+
+def whisper_dims(source: str) -> WhisperDims:
+    """The encoder's sizes (without loading Whisper-base's weights)."""
+    return BASE if source == "base" else shared_whisper(source).dims
+
+
+@lru_cache(maxsize=2)
+def shared_whisper(source: str = "base") -> WhisperEncoder:
+    """One frozen encoder per process and source (feature extraction and re-encoding share it)."""
+    from copypaste_ser.features.whisper_weights import load_whisper
+    return load_whisper(source)
+
+
+@torch.no_grad()
+def encode_rows(rows: Sequence[np.ndarray], layer: int, source: str = "base",
+                encoder: WhisperEncoder | None = None, max_states: int = 24000) -> list[np.ndarray]:
+    """Block ``layer``'s states ``(T, width)`` of each ``(T, 2 * n_mels)`` row matrix, batched by length."""
+    encoder = encoder if encoder is not None else shared_whisper(source)
+    n_mels, window = encoder.dims.n_mels, encoder.dims.positions
+    pieces: list[tuple[int, int, np.ndarray]] = []  # (item, start state, mel frames of <= 30 s)
+    for i, r in enumerate(rows):
+        for start in range(0, max(len(r), 1), window):
+            pieces.append((i, start, rows_to_mel(r[start: start + window], n_mels)))
+    out = [np.zeros((len(r), encoder.dims.width), np.float32) for r in rows]
+    order = sorted(range(len(pieces)), key=lambda k: len(pieces[k][2]))
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and len(pieces[order[stop]][2]) // 2 * (stop - start + 1) <= max_states:
+            stop += 1
+        group = [pieces[k] for k in order[start:stop]]
+        longest = max(len(mel) for _, _, mel in group)
+        x = torch.zeros(len(group), max(longest, 2), n_mels)
+        for row, (_, _, mel) in enumerate(group):
+            x[row, : len(mel)] = torch.from_numpy(mel)
+        lengths = torch.tensor([max(len(mel), 1) for _, _, mel in group])
+        states = encoder(x, lengths, upto=layer)[layer].numpy()
+        for row, (i, s, mel) in enumerate(group):
+            n = len(mel) // MELS_PER_STATE
+            out[i][s: s + n] = states[row, :n]
+        start = stop
+    return out

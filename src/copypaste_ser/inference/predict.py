@@ -1,0 +1,156 @@
+"""Emotion of recordings of any length: a row for every window, and an answer for the file.
+
+A file is read block by block (stream.py) and cut into windows that cover it to its end
+(``--window`` seconds every ``--hop``; the last window is flush with the end). Each window
+is scored alone, as a training utterance was (its own VAD and mean normalisation), and gets
+a row; a window without speech (silent or constant audio, fewer than 10 voiced frames) is
+marked ``speech: false`` with ``emotion: None`` rather than given an invented emotion. The
+file's answer is the mean of its voiced windows' probabilities weighted by their voiced
+duration. Probabilities are kept at full precision.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from copypaste_ser.errors import UserError
+from copypaste_ser.inference.engines import (
+    ENGINES,
+    Bundle,
+    OnnxEngine,
+    TorchEngine,
+    check_device,
+    load_bundle,
+)
+from copypaste_ser.inference.stream import MIN_VOICED, read_windows, window_frames
+from copypaste_ser.validation import WINDOW, Number, OneOf, check
+
+__all__ = ["EmotionPredictor", "MIN_VOICED", "DEFAULT_WINDOW"]
+
+#: Seconds per window when none is given: the training chunk (TrainConfig.chunk_seconds).
+DEFAULT_WINDOW = 4.0
+VADS = ("energy", "silero")
+HOP = Number(ge=0.01, le=3600, optional=True)
+BATCH = Number(integer=True, ge=1, le=4096)
+
+
+def check_options(window: float | None, hop: float | None, batch_size: int, engine: str, device: str,
+                  vad: str) -> None:
+    """Every predict option, before a model or a file is read."""
+    check("--window", window, WINDOW)
+    check("--hop", hop, HOP)
+    if hop is not None and hop > (window or DEFAULT_WINDOW):
+        raise UserError(f"--hop: must be at most the window ({window or DEFAULT_WINDOW:g} s), "
+                        f"or windows leave gaps")
+    check("--batch-size", batch_size, BATCH)
+    check("--engine", engine, OneOf(ENGINES))
+    check("--vad", vad, OneOf(VADS))
+    check_device(device)
+    if engine == "onnx" and device != "cpu":
+        raise UserError(f"--device {device}: the onnx engine runs on the CPU here; use --engine torch for a GPU")
+
+
+class EmotionPredictor:
+    """Load once, predict many: ``EmotionPredictor("runs/cp1")(["a.wav"])``; None = the shipped
+    default model."""
+
+    def __init__(self, run_or_model: str | Path | None = None, engine: str = "auto", device: str = "cpu",
+                 batch_size: int = 32, vad: str = "energy", threads: int | None = None):
+        check_options(None, None, batch_size, engine, device, vad)
+        if threads is not None:  # torch and onnxruntime (engines.onnx_session) both follow it
+            check("--threads", threads, Number(integer=True, ge=1, le=1024))
+            torch.set_num_threads(threads)
+        self.bundle: Bundle = load_bundle(run_or_model)
+        self.labels: list[str] = self.bundle.labels
+        self.features = self.bundle.features
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        if engine == "auto":  # the shipped ONNX file where there is one: several times faster on CPU
+            engine = "onnx" if self.bundle.onnx_path is not None and device == "cpu" else "torch"
+        if engine == "torch" and self.bundle.model is None:
+            raise UserError(f"--engine torch: {self.bundle.source} is an ONNX model; use --engine onnx "
+                            f"or give the run folder")
+        if engine == "onnx":
+            path = self.bundle.onnx_path
+            if path is None:  # a PyTorch model: export it once for this predictor
+                from copypaste_ser.inference.export import export_onnx
+                self._tmp = tempfile.TemporaryDirectory(prefix="copypaste-ser-onnx-")
+                path = export_onnx(self.bundle, Path(self._tmp.name) / "model.onnx")
+            self.engine: Callable[[Sequence[np.ndarray]], np.ndarray] = OnnxEngine(self.bundle, path, batch_size)
+        else:
+            self.engine = TorchEngine(self.bundle, batch_size, device)
+        self.batch_size = batch_size
+        self.voiced_fn = None
+        if vad == "silero":
+            from copypaste_ser.inference.vad import SileroVAD
+            self.voiced_fn = SileroVAD(self.features)
+
+    # ------------------------------------------------------------ windows
+    def windows(self, file: str | Path, window: float | None = None, hop: float | None = None) -> Iterator[dict]:
+        """One row per window, in order, covering the file from 0 to its end."""
+        check("--window", window, WINDOW)
+        check("--hop", hop, HOP)
+        rate = self.features.sample_rate
+        size = max(1, int(round((window or DEFAULT_WINDOW) * rate)))
+        step = max(1, int(round((hop or window or DEFAULT_WINDOW) * rate)))
+        if step > size:
+            raise UserError(f"--hop: must be at most the window ({size / rate:g} s), or windows leave gaps")
+        shift = self.features.frame_shift_ms / 1000
+        pending: list[tuple[dict, np.ndarray]] = []
+        for w in read_windows(file, rate, size, step):
+            feats, voiced = window_frames(w.wave, self.features, self.voiced_fn)
+            row = {"file": str(file), "level": "window", "start": w.start / rate, "end": w.end / rate,
+                   "speech": voiced > 0, "voiced_seconds": voiced * shift, "emotion": None, "probs": {}}
+            pending.append((row, feats))
+            if sum(1 for r, _ in pending if r["speech"]) >= self.batch_size:
+                yield from self._score(pending)
+                pending = []
+        yield from self._score(pending)
+
+    def _score(self, pending: list[tuple[dict, np.ndarray]]) -> Iterator[dict]:
+        voiced = [(r, f) for r, f in pending if r["speech"]]
+        if voiced:
+            probs = self.engine([f for _, f in voiced])
+            for (row, _), p in zip(voiced, probs):
+                row["emotion"] = self.labels[int(p.argmax())]
+                row["probs"] = {lab: float(v) for lab, v in zip(self.labels, p)}
+        for row, _ in pending:
+            yield row
+
+    def summary(self, file: str | Path, rows: Sequence[dict]) -> dict:
+        """The file's answer: voiced-duration-weighted mean of its voiced windows' probabilities."""
+        end = max((r["end"] for r in rows), default=0.0)
+        out = {"file": str(file), "level": "file", "start": 0.0, "end": end, "seconds": end,
+               "windows": len(rows), "speech_windows": sum(r["speech"] for r in rows),
+               "voiced_seconds": sum(r["voiced_seconds"] for r in rows if r["speech"]),
+               "speech": any(r["speech"] for r in rows), "emotion": None, "probs": {}}
+        if out["speech"]:
+            weights = np.array([r["voiced_seconds"] for r in rows if r["speech"]])
+            probs = np.array([[r["probs"][lab] for lab in self.labels] for r in rows if r["speech"]])
+            mean = weights @ probs / weights.sum()
+            out["emotion"] = self.labels[int(mean.argmax())]
+            out["probs"] = {lab: float(v) for lab, v in zip(self.labels, mean)}
+        return out
+
+    def predict_file(self, file: str | Path, window: float | None = None, hop: float | None = None,
+                     on_row: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
+        """Window rows (each also passed to ``on_row`` as it is made) and the file's answer."""
+        rows = []
+        for row in self.windows(file, window, hop):
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+        return rows, self.summary(file, rows)
+
+    def __call__(self, files: Sequence[str | Path], window: float | None = None) -> list[dict]:
+        """One answer per file; with ``window`` seconds, the window rows instead."""
+        check("--window", window, WINDOW)
+        results: list[dict] = []
+        for f in files:
+            rows, summary = self.predict_file(f, window)
+            results += rows if window is not None else [summary]
+        return results

@@ -1,0 +1,242 @@
+"""Training configuration and presets (``paper`` for a GPU, ``cpu`` for 2 cores, ``tiny`` for tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from copypaste_ser.augment.copypaste import MODES, ORDERS, SCHEMES
+from copypaste_ser.errors import UserError
+from copypaste_ser.features.encoders import LAYERS
+from copypaste_ser.features.mfcc import (
+    FEATURE_KINDS,
+    FeatureConfig,
+    resemblyzer_features,
+    resemblyzer_states_features,
+    whisper_states_features,
+)
+from copypaste_ser.files.textio import load_yaml
+from copypaste_ser.models.classifier import PRESETS as MODEL_PRESETS
+from copypaste_ser.models.encoder_head import POOLINGS
+from copypaste_ser.training.weight_selection import SELECTIONS
+from copypaste_ser.validation import (
+    SEED,
+    Check,
+    Fields,
+    Kind,
+    Number,
+    OneOf,
+    Rule,
+    check,
+    check_fields,
+    option_name,
+)
+
+#: TrainConfig.lr_schedule values (model_setup.epoch_lr_factor).
+LR_SCHEDULES = ("constant", "cosine")
+#: TrainConfig.init value that selects the pretrained Resemblyzer speaker encoder.
+RESEMBLYZER = "resemblyzer"
+#: TrainConfig.init value: Resemblyzer's encoder frozen, the paper's attention head on its states.
+RESEMBLYZER_ATTENTION = "resemblyzer-attention"
+#: TrainConfig.init value: a frozen Whisper encoder (one block's states), the same attention head.
+WHISPER_ATTENTION = "whisper-attention"
+#: The inits that train the attention head on cached frozen-encoder states.
+STATE_HEAD_INITS = (RESEMBLYZER_ATTENTION, WHISPER_ATTENTION)
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""                   # prepared corpus directory
+    task: str = "emotion"            # emotion | speaker (speaker-ID pretraining, see speaker.py)
+    fold: str | None = None          # protocol fold; None = the corpus default
+    preset: str = "cpu"              # model preset (see models.PRESETS)
+    width: int | None = None         # override the preset's channel width (stages w, 2w, 4w, 8w)
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3                 # Adam, otherwise PyTorch defaults (paper 3.2)
+    chunk_seconds: float = 4.0       # random training chunk (paper 3.2.2)
+    copypaste: str = "none"          # none | n-cp | se-cp | n+se-cp
+    copypaste_p: float = 0.8
+    # CopyPaste piece per part, apart from the chunk (paper 3.2.2: 4 s); None or 0 = the whole chunk.
+    # Configs written before this field get 4 s: the same pieces for their chunks of <= 4 s.
+    copypaste_piece_seconds: float | None = 4.0
+    copypaste_mode: str = "replace"  # replace | add (add: no better on dev, 2x cost; docs/results)
+    copypaste_order: str = "random"  # random | emotional-first | partner-first
+    noise_aug: bool = False          # Clean+Noise: six noisy copies of the training set
+    noise_root: str | None = None    # MUSAN-layout folder for noise_aug and noisy tests
+    noise_epoch_fraction: float = 1.0  # share of each noisy copy drawn per epoch
+    init: str | None = None          # speaker model file to fine-tune from, or "resemblyzer"
+    freeze_encoder: bool = False
+    encoder_lr_scale: float = 1.0
+    spec_augment: bool = False       # SpecAugment-style time and frequency masks (MFCC inputs)
+    head_pooling: str = "attention"  # attention | meanstd (init resemblyzer-attention only)
+    encoder_tune_layers: int = 0     # resemblyzer-attention: fine-tune the top N LSTM layers (lr x encoder_lr_scale)
+    whisper_model: str = "base"      # whisper-attention: "base" (installed wheels), a local path or a hub name
+    whisper_layer: int = 3           # whisper-attention: the block whose states the head reads (0 = conv stem)
+    weight_decay: float = 0.0        # > 0: AdamW (decoupled weight decay) instead of Adam
+    label_smoothing: float = 0.0
+    dropout: float | None = None     # before the classifier (scratch ResNet); None = the preset's (0)
+    lr_schedule: str = "constant"    # constant (paper) | cosine: per epoch, from lr down to 0
+    input_norm: bool = False         # scratch ResNet: standardise each coefficient (training-set stats)
+    select: str = "best-dev"         # best-dev (paper) | average (mean weights of the last epochs) | best-dev-smoothed
+    average_fraction: float = 0.5    # select=average: share of the last epochs averaged
+    smooth_epochs: int = 5           # select=best-dev-smoothed: epochs in the centred dev moving average
+    seed: int = 0
+    threads: int = 0                 # torch threads; 0 = torch's default
+    features: dict = field(default_factory=lambda: FeatureConfig().to_dict())
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig.from_dict(self.features)
+
+    @property
+    def chunk_frames(self) -> int:
+        shift = self.feature_config.row_shift_ms / 1000.0
+        return int(round(self.chunk_seconds / shift))
+
+    @property
+    def piece_frames(self) -> int | None:
+        """CopyPaste piece length in frames (None: whole chunks)."""
+        if not self.copypaste_piece_seconds:
+            return None
+        shift = self.feature_config.row_shift_ms / 1000.0
+        return max(1, int(round(self.copypaste_piece_seconds / shift)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self, source: str = "config:") -> None:
+        """Every field's type and range (TRAIN_RULES); ``source`` prefixes the field name."""
+        check_fields(self.to_dict(), TRAIN_RULES, source)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"{source}: unknown training option {unknown[0]!r} "
+                            f"(known: {', '.join(sorted(known))})")
+        return cls(**d)
+
+
+#: What each FeatureConfig field allows (a config file's ``features:`` mapping).
+FEATURE_RULES: dict[str, Rule] = {
+    "sample_rate": Number(integer=True, ge=8000, le=48000),
+    "num_ceps": Number(integer=True, ge=1, le=128), "num_mel_bins": Number(integer=True, ge=1, le=256),
+    "frame_length_ms": Number(ge=5, le=100), "frame_shift_ms": Number(ge=1, le=50),
+    "low_freq": Number(ge=0), "high_freq": Number(), "vad": Kind(bool),
+    "vad_energy_threshold": Number(), "vad_energy_mean_scale": Number(),
+    "vad_frames_context": Number(integer=True, ge=0, le=50), "vad_proportion_threshold": Number(ge=0, le=1),
+    "kind": OneOf(FEATURE_KINDS), "mean_norm": Kind(bool),
+    "encoder_model": Kind(str, optional=True), "encoder_layer": Number(integer=True, ge=0, le=64),
+    "encoder_width": Number(integer=True, ge=0, le=8192),
+}
+
+#: What each TrainConfig field allows (checked for CLI options, config files and grid configs).
+TRAIN_RULES: dict[str, Rule] = {
+    "data": Check(lambda v: isinstance(v, str), "a folder path"),  # "" until a corpus is set
+    "task": OneOf(("emotion", "speaker")), "fold": Kind(str, optional=True),
+    "preset": OneOf(tuple(MODEL_PRESETS)), "width": Number(integer=True, ge=1, le=512, optional=True),
+    "epochs": Number(integer=True, ge=1, le=100000),
+    "batch_size": Number(integer=True, ge=2, le=65536),  # BatchNorm needs two items a batch
+    "lr": Number(gt=0, le=10), "chunk_seconds": Number(ge=0.1, le=600),  # >= 10 frames a chunk
+    "copypaste": OneOf(SCHEMES), "copypaste_p": Number(ge=0, le=1), "copypaste_mode": OneOf(MODES),
+    "copypaste_piece_seconds": Number(ge=0, le=600, optional=True),  # 0 or None: whole chunks
+    "copypaste_order": OneOf(ORDERS), "noise_aug": Kind(bool), "noise_root": Kind(str, optional=True),
+    "noise_epoch_fraction": Number(gt=0, le=1), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
+    "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
+    "encoder_tune_layers": Number(integer=True, ge=0, le=LAYERS),
+    "whisper_model": Kind(str), "whisper_layer": Number(integer=True, ge=0, le=64),
+    "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
+    "dropout": Number(ge=0, le=0.9, optional=True), "lr_schedule": OneOf(LR_SCHEDULES),
+    "input_norm": Kind(bool),
+    "average_fraction": Number(gt=0, le=1), "smooth_epochs": Number(integer=True, ge=1, le=99), "seed": SEED, "threads": Number(integer=True, ge=0, le=1024),
+    "features": Fields(FEATURE_RULES),
+}
+
+#: Training presets; every key is a TrainConfig field.
+PRESETS: dict[str, dict] = {
+    "paper": dict(preset="paper", epochs=50, batch_size=128, chunk_seconds=4.0),
+    # width 4 / 2 s chunks: what the CPU configs and results use (docs/results/README.md);
+    # width None would mean the model preset's 8, as in runs made before this preset said 4
+    "cpu": dict(preset="cpu", width=4, epochs=30, batch_size=64, chunk_seconds=2.0),
+    # Small corpora from scratch (a few hundred utterances): every option chosen on EmoDB-4 dev
+    # speakers against the cpu recipe (configs/dev, docs/results/README.md, issue 13).
+    "small": dict(preset="small", epochs=30, batch_size=64, chunk_seconds=4.0, spec_augment=True,
+                  weight_decay=0.05, label_smoothing=0.1, select="average", lr_schedule="cosine",
+                  input_norm=True, features={"mean_norm": False}),
+    "tiny": dict(preset="tiny", epochs=6, batch_size=32, chunk_seconds=2.0),
+}
+
+
+def make_config(preset: str | None = "cpu", config_file: str | Path | None = None, **overrides) -> TrainConfig:
+    """Preset, then a YAML file, then explicit overrides (None values are ignored).
+
+    Values are validated before anything else happens: a file's as ``file:key``, an
+    override's as its CLI option (``--batch-size``). The YAML file holds training options,
+    or is a grid config whose ``train:`` mapping (and ``preset``, where ``preset`` is None)
+    are used. ``preset=None`` means the grid config's preset, else ``cpu``.
+
+    ``init="resemblyzer"`` sets the features to Resemblyzer's mel40 power front end
+    (``features.resemblyzer_features``) unless features are given explicitly.
+    """
+    loaded, prefix = read_config_file(config_file) if config_file is not None else ({}, "")
+    if isinstance(loaded.get("preset"), str) and preset is None:  # a grid config's preset
+        preset = loaded["preset"]
+    if prefix.endswith("train."):  # a grid's preset picks the preset, it is no field value
+        loaded.pop("preset", None)
+    preset = "cpu" if preset is None else preset
+    check("--preset", preset, OneOf(tuple(PRESETS)))
+    values = dict(PRESETS[preset])
+    if config_file is not None:
+        TrainConfig.from_dict(dict(loaded), prefix.rstrip(":.") or str(config_file))  # a typo names itself
+        check_fields(loaded, TRAIN_RULES, prefix)
+        values.update(loaded)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    check_fields(given, TRAIN_RULES, "", names=option_name)
+    values.update(given)
+    if values.get("init") == RESEMBLYZER and "features" not in values:
+        values["features"] = resemblyzer_features().to_dict()
+    if values.get("init") == RESEMBLYZER_ATTENTION and "features" not in values:
+        values["features"] = resemblyzer_states_features().to_dict()
+    if values.get("init") == WHISPER_ATTENTION and "features" not in values:
+        check_fields({k: values[k] for k in ("whisper_model", "whisper_layer") if k in values}, TRAIN_RULES, "")
+        values["features"] = whisper_states_features(values.get("whisper_model", "base"),
+                                                     values.get("whisper_layer", 3)).to_dict()
+    cfg = TrainConfig.from_dict(values)
+    cfg.validate()
+    return cfg
+
+
+#: Keys only a grid config has: such a file given to ``train --config`` is read as a grid config.
+GRID_ONLY_KEYS = frozenset({"train", "out", "training_data", "seeds", "folds", "snrs", "workers", "baseline"})
+
+
+def read_config_file(path: str | Path) -> tuple[dict, str]:
+    """(training options, the prefix naming their source) of a training-options YAML file, or
+    of a grid config's ``train:`` mapping (its ``preset`` included)."""
+    path = Path(path)
+    loaded = load_yaml(path) or {}
+    if not isinstance(loaded, dict):
+        raise UserError(f"{path}: expected a mapping of training options (or a grid config with train:)")
+    if "train" not in loaded and not GRID_ONLY_KEYS & set(loaded):
+        return dict(loaded), f"{path}:"
+    train = loaded.get("train") or {}
+    if not isinstance(train, dict):
+        raise UserError(f"{path}:train: expected a mapping of training options, e.g. train: {{epochs: 30}}")
+    if isinstance(loaded.get("preset"), str):
+        train = {**train, "preset": loaded["preset"]}
+    return dict(train), f"{path}:train."
+
+
+def normalized(d: dict, source: str = "config") -> dict:
+    """A stored config dict with the defaults of fields added since filled in, and ``width``
+    None resolved to its model preset's width (the one it was trained with), for comparisons."""
+    cfg = TrainConfig.from_dict(dict(d), source)
+    cfg.features = FeatureConfig.from_dict(cfg.features).to_dict()
+    if cfg.init in (RESEMBLYZER, RESEMBLYZER_ATTENTION):  # no ResNet: its width does not apply
+        cfg.width = None
+    elif cfg.width is None and cfg.preset in MODEL_PRESETS:
+        cfg.width = MODEL_PRESETS[cfg.preset]["width"]
+    return cfg.to_dict()

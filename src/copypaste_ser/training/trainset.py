@@ -1,0 +1,58 @@
+"""The training items of a task and their cached features: the clean utterances and, with
+``noise_aug``, their six noisy copies (noise and music TRAIN pools at 10, 5 and 0 dB,
+``augment.noise.training_copies``), of which ``noise_epoch_fraction`` are drawn per epoch.
+Cached rather than made on the fly, so an epoch costs no extra feature extraction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from copypaste_ser.data.manifest import Manifest
+from copypaste_ser.errors import UserError
+from copypaste_ser.features.batches import Item
+from copypaste_ser.features.cache import extract_features
+from copypaste_ser.training.config import TrainConfig
+from copypaste_ser.training.task import Task
+
+
+def build_items(task: Task, ids: list[str], condition: str = "clean") -> list[Item]:
+    """One item per utterance id, with its class, read from the cache of ``condition``."""
+    return [Item(i, task.targets[i], condition) for i in ids]
+
+
+def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progress: bool
+                        ) -> tuple[dict[str, dict[str, np.ndarray]], list[Item], list[Item]]:
+    """Features of the training items: clean plus, with noise_aug, the six noisy copies.
+    Returns (condition -> utterance id -> features, clean items, noisy items)."""
+    data_dir = Path(cfg.data)
+    train_ids = task.train
+    utts = manifest.subset(train_ids)
+    stores = {"clean": extract_features(utts, cfg.feature_config, data_dir, progress=progress).load_all()}
+    items = build_items(task, train_ids)
+    noisy: list[Item] = []
+    if cfg.noise_aug:
+        from copypaste_ser.augment.noise import training_copies
+        from copypaste_ser.data.corpora.musan import noise_split_for
+        if not cfg.noise_root:
+            raise UserError("--noise-aug needs --noise-root, a folder in MUSAN layout (noise/, music/)")
+        key, sets = noise_split_for(Path(cfg.noise_root), data_dir)
+        for cond in training_copies(sets):
+            name = f"{key}-{cond.name}"
+            store = extract_features(utts, cfg.feature_config, data_dir, condition=name,
+                                     transform=cond, progress=progress)
+            stores[name] = store.load_all()
+            noisy += build_items(task, train_ids, name)
+    return stores, items, noisy
+
+
+def sample_noisy(noisy: list[Item], cfg: TrainConfig, epoch: int) -> list[Item]:
+    """The noisy items of one epoch: a ``noise_epoch_fraction`` share, drawn from (seed, epoch)
+    so a resumed run draws the same."""
+    if not noisy or cfg.noise_epoch_fraction >= 1.0:
+        return noisy
+    rng = np.random.default_rng([cfg.seed, epoch, 7])
+    k = int(round(len(noisy) * cfg.noise_epoch_fraction))
+    return [noisy[i] for i in rng.choice(len(noisy), size=k, replace=False)]

@@ -1,0 +1,136 @@
+"""Transfer learning from a speaker model (paper 3.2.1): keep every layer, swap the output.
+
+``train --init SPEAKER_MODEL`` (``TrainConfig.init``) fine-tunes from a ``kind: "speaker"``
+model file made by ``pretrain-speaker`` (speaker.py): the same architecture is rebuilt,
+every weight loaded, then ``replace_output(num_classes)`` puts a fresh emotion layer in
+place of the speaker layer; all other parameters are kept (and trained, unless
+``--freeze-encoder``; ``--encoder-lr-scale`` scales their learning rate).
+
+``train --init resemblyzer`` starts from Resemblyzer's pretrained LSTM speaker encoder
+instead (models/resemblyzer.py); its features are the mel40 power front end, which
+config.make_config sets for it.
+
+``train --init resemblyzer-attention`` keeps that encoder frozen and trains the paper's
+attention-pooling head on the states of all its layers (models/encoder_head.py); its
+features are mel40 power plus the cached encoder states (``resemblyzer-states``).
+
+Refused with a one-line UserError: a file that is not a copypaste-ser model, an emotion
+model, an unknown architecture, weights that do not fit, and a speaker model whose feature
+config differs from the run's (the differing fields are named).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from copypaste_ser.errors import UserError
+from copypaste_ser.features.mfcc import FeatureConfig, resemblyzer_features, resemblyzer_states_features
+from copypaste_ser.models.checkpoint import load_model_file
+from copypaste_ser.models.scoring import build_arch
+from copypaste_ser.training.config import RESEMBLYZER, RESEMBLYZER_ATTENTION, WHISPER_ATTENTION
+
+
+def file_sha1(path: str | Path) -> str:
+    """First 12 hex digits of the file's SHA-1."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def check_features(theirs: FeatureConfig, ours: FeatureConfig, source: str) -> None:
+    diff = theirs.differences(ours)
+    if diff:
+        shown = ", ".join(f"{k}: {getattr(theirs, k)!r} there, {getattr(ours, k)!r} here" for k in diff)
+        raise UserError(f"{source}: speaker model was trained on other features than this run's ({shown})")
+
+
+def emotion_model_from_speaker(path: str | Path, num_classes: int, feature_config: FeatureConfig,
+                               pooling: str = "attention", tuned_layers: int = 0) -> tuple[torch.nn.Module, dict]:
+    """(model with a new ``num_classes`` output layer, provenance for run.json and model.pt)."""
+    if str(path) == RESEMBLYZER:
+        return emotion_model_from_resemblyzer(num_classes, feature_config)
+    if str(path) == RESEMBLYZER_ATTENTION:
+        return emotion_model_on_resemblyzer_states(num_classes, feature_config, pooling, tuned_layers)
+    if str(path) == WHISPER_ATTENTION:
+        return emotion_model_on_whisper_states(num_classes, feature_config, pooling)
+    path = Path(path)
+    obj = load_model_file(path, kind="speaker")
+    try:
+        theirs = FeatureConfig.from_dict(obj["features"])
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path}: model file has no valid feature config ({e})") from None
+    check_features(theirs, feature_config, str(path))
+    spec = obj.get("model", {})
+    arch = spec.get("arch")
+    try:
+        model = build_arch(arch, spec.get("config", {}), str(path))
+        model.load_state_dict(obj["state_dict"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        raise UserError(f"{path}: weights do not fit the architecture it names "
+                        f"({str(e).splitlines()[0]})") from None
+    model.replace_output(num_classes)
+    corpus = obj.get("corpus") or Path(obj.get("train", {}).get("data", "")).name or "unknown"
+    provenance = {"init": str(path), "init_kind": "speaker", "init_corpus": corpus, "init_arch": arch,
+                  "init_sha1": file_sha1(path), "init_speakers": len(obj.get("labels", []))}
+    return model, provenance
+
+
+def emotion_model_from_resemblyzer(num_classes: int,
+                                   feature_config: FeatureConfig) -> tuple[torch.nn.Module, dict]:
+    """Resemblyzer's pretrained encoder with a new output layer (needs the resemblyzer wheel)."""
+    from copypaste_ser.models.resemblyzer import ARCH, ResemblyzerEmotion, weights_path
+
+    weights = weights_path()
+    check_features(resemblyzer_features(), feature_config, f"{weights} (--init resemblyzer)")
+    model = ResemblyzerEmotion(num_classes, weights=weights)
+    provenance = {"init": RESEMBLYZER, "init_kind": "speaker", "init_corpus": "resemblyzer 0.1.4 pretrained.pt",
+                  "init_arch": ARCH, "init_sha1": file_sha1(weights), "init_weights": str(weights),
+                  "features": "mel40-power, no mean normalisation (set automatically for --init resemblyzer)"}
+    return model, provenance
+
+
+def emotion_model_on_resemblyzer_states(num_classes: int, feature_config: FeatureConfig, pooling: str = "attention",
+                                        tuned_layers: int = 0) -> tuple[torch.nn.Module, dict]:
+    """A new attention (or mean+std) head on the Resemblyzer states (needs the wheel), the top
+    ``tuned_layers`` LSTM layers starting from their pretrained weights."""
+    from copypaste_ser.features.encoders import shared_encoder, weights_path
+    from copypaste_ser.models.encoder_head import ARCH, EncoderAttentionEmotion, EncoderHeadConfig
+
+    weights = weights_path()
+    check_features(resemblyzer_states_features(), feature_config, f"{weights} (--init {RESEMBLYZER_ATTENTION})")
+    model = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=num_classes, pooling=pooling,
+                                                      tuned_layers=tuned_layers))
+    if tuned_layers:  # a frozen model needs no encoder here (its states come from the cache)
+        model.load_tuned_layers(shared_encoder())
+    frozen = "frozen" if not tuned_layers else f"top {tuned_layers} LSTM layer(s) fine-tuned"
+    provenance = {"init": RESEMBLYZER_ATTENTION, "init_kind": "speaker", "init_arch": ARCH,
+                  "init_corpus": f"resemblyzer 0.1.4 pretrained.pt ({frozen})", "init_sha1": file_sha1(weights),
+                  "init_weights": str(weights), "features": "mel40-power + Resemblyzer LSTM states (all 3 layers)"}
+    return model, provenance
+
+
+def emotion_model_on_whisper_states(num_classes: int, feature_config: FeatureConfig,
+                                    pooling: str = "attention") -> tuple[torch.nn.Module, dict]:
+    """A new attention (or mean+std) head on one block of a frozen Whisper encoder's states."""
+    from copypaste_ser.features.mfcc import WHISPER_KIND
+    from copypaste_ser.features.whisper_weights import weights_id
+    from copypaste_ser.models.encoder_head import WHISPER_ARCH, EncoderAttentionEmotion, EncoderHeadConfig
+
+    f = feature_config
+    if f.kind != WHISPER_KIND:
+        raise UserError(f"--init {WHISPER_ATTENTION}: needs whisper-states features, not {f.kind!r}; "
+                        "leave features unset (they are set from --whisper-model and --whisper-layer)")
+    model = EncoderAttentionEmotion(EncoderHeadConfig(
+        num_classes=num_classes, pooling=pooling, encoder="whisper", input_dim=f.dim, whisper_model=f.encoder_model,
+        whisper_layer=f.encoder_layer, whisper_width=f.encoder_width))
+    provenance = {"init": WHISPER_ATTENTION, "init_kind": "speech", "init_arch": WHISPER_ARCH,
+                  "init_corpus": f"Whisper {f.encoder_model} (frozen, block {f.encoder_layer})",
+                  "init_weights": weights_id(f.encoder_model),
+                  "features": f"Whisper log-mel rows + block {f.encoder_layer} states"}
+    return model, provenance
+
