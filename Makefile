@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	# every extra, at the exact versions of constraints.txt (pyproject.toml holds the ranges)
-	$(PY) -m pip install -q -e '.[train,baseline,lhotse,cluster,dev,silero]' -c constraints.txt
+	$(PY) -m pip install -q -e '.[train,baseline,lhotse,cluster,dev,silero,whisper,hub]' -c constraints.txt
 	# Resemblyzer's pretrained speaker encoder (train --init resemblyzer); --no-deps: its
 	# librosa/webrtcvad are not needed, only the weights file it ships.
 	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4

@@ -135,7 +135,7 @@ def whisper_states_features(model: str = "base", layer: int = 3) -> FeatureConfi
     from copypaste_ser.features.whisper_states import whisper_dims
     dims = whisper_dims(model)
     if not 0 <= layer <= dims.blocks:
-        raise UserError(f"--whisper-layer {layer}: this Whisper encoder has blocks 0-{dims.blocks}")
+        raise UserError(f"--whisper-layer {layer}: this Whisper encoder has blocks 0-{dims.blocks}; choose one of them")
     return FeatureConfig(kind=WHISPER_KIND, num_mel_bins=dims.n_mels, low_freq=0.0, high_freq=8000.0, vad=False,
                          mean_norm=False, encoder_model=model, encoder_layer=layer, encoder_width=dims.width)
 

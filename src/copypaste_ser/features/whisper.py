@@ -158,3 +158,15 @@ class WhisperEncoder(nn.Module):
             x = block(x, key_mask)
             out.append(self.ln_post(x) if i == self.dims.blocks - 1 else x)
         return out
+
+    def layer_states(self, mel: Tensor, lengths: Tensor | None = None, layer: int | None = None) -> Tensor:
+        """Block ``layer``'s states for inputs of any length: each 30-s window encoded on its own."""
+        layer = self.dims.blocks if layer is None else layer
+        window = 2 * self.dims.positions
+        outs = []
+        for start in range(0, max(mel.shape[1], 1), window):
+            piece = mel[:, start: start + window]
+            n = None if lengths is None else (lengths - start).clamp(1, piece.shape[1])
+            outs.append(self(piece, n, upto=layer)[layer])
+        return torch.cat(outs, dim=1)
+

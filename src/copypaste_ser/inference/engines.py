@@ -24,7 +24,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.features.mfcc import STATES_KIND, FeatureConfig
 
 #: Architectures whose score of a window does not depend on padding after it.
-PAD_EXACT = ("resemblyzer-attention", "resemblyzer-lstm")
+PAD_EXACT = ("resemblyzer-attention", "resemblyzer-lstm", "whisper-attention")
 #: "auto": onnx where the model comes with an ONNX file (a .onnx path, model.onnx in a model
 #: folder such as the shipped default), else torch.
 ENGINES = ("auto", "torch", "onnx")
@@ -47,7 +47,7 @@ class Bundle:
     @property
     def input_dim(self) -> int:
         """Values per frame the model takes (the states models take mel and encode it)."""
-        return self.features.num_mel_bins if self.features.kind == STATES_KIND else self.features.dim
+        return self.features.input_dim
 
     @property
     def same_length(self) -> bool:

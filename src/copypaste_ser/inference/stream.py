@@ -24,6 +24,7 @@ from copypaste_ser.data.audio import MIN_RANGE, MIN_SECONDS
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.mfcc import (
     STATES_KIND,
+    WHISPER_KIND,
     FeatureConfig,
     energy_vad,
     frame_features,
@@ -149,6 +150,8 @@ def window_frames(wave: np.ndarray, cfg: FeatureConfig, voiced_fn=None) -> tuple
     kind the voiced MEL frames are returned: the model runs the frozen encoder on them itself
     (models/encoder_head.py), as the feature cache did.
     """
+    if cfg.kind == WHISPER_KIND:
+        return whisper_window(wave, cfg, voiced_fn)
     base = dataclasses.replace(cfg, kind="mel40-power") if cfg.kind == STATES_KIND else cfg
     if float(np.ptp(wave)) < MIN_RANGE:  # silent or constant (audio.NoSignal's rule)
         return np.zeros((0, base.dim), np.float32), 0
@@ -167,3 +170,23 @@ def window_frames(wave: np.ndarray, cfg: FeatureConfig, voiced_fn=None) -> tuple
     if cfg.mean_norm:
         out = mean_normalize(out)
     return np.ascontiguousarray(out, dtype=np.float32), n
+
+
+def whisper_window(wave: np.ndarray, cfg: FeatureConfig, voiced_fn=None) -> tuple[np.ndarray, int]:
+    """Whisper log-mel rows of the whole window (the encoder hears it all, as in training); the
+    VAD only decides whether there is speech and how many frames of it."""
+    from copypaste_ser.features.whisper_states import mel_rows
+
+    if float(np.ptp(wave)) < MIN_RANGE:
+        return np.zeros((0, cfg.input_dim), np.float32), 0
+    rows = mel_rows(wave, cfg.num_mel_bins)
+    if voiced_fn is not None:
+        voiced = voiced_fn(wave, 2 * len(rows))
+    else:
+        ref = log_energy(wave, cfg)[:, None]
+        voiced = energy_vad(ref, cfg) & (ref[:, 0] > LEVEL_FLOOR)
+    n = int(np.asarray(voiced).sum())
+    if n < MIN_VOICED:
+        return rows[:0], 0
+    return np.ascontiguousarray(rows, dtype=np.float32), n
+

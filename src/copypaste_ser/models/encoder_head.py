@@ -158,7 +158,7 @@ class EncoderAttentionEmotion(nn.Module):
         with torch.no_grad():  # rows (B, T, 2 * n_mels) -> mel (B, 2T, n_mels), padding masked
             mel = x.reshape(x.shape[0], -1, c.mel_dim // 2)
             mel_lengths = None if lengths is None else lengths.to(x.device) * 2
-            return encoder(mel, mel_lengths, upto=c.whisper_layer)[c.whisper_layer]
+            return encoder.layer_states(mel, mel_lengths, c.whisper_layer)
 
     def embed(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         h = self.dropout((self.states(x, lengths) - self.in_mean) / self.in_std)

@@ -11,6 +11,8 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.features.encoders import LAYERS
 from copypaste_ser.features.mfcc import (
     FEATURE_KINDS,
+    STATES_KIND,
+    WHISPER_KIND,
     FeatureConfig,
     resemblyzer_features,
     resemblyzer_states_features,
@@ -206,7 +208,27 @@ def make_config(preset: str | None = "cpu", config_file: str | Path | None = Non
                                                      values.get("whisper_layer", 3)).to_dict()
     cfg = TrainConfig.from_dict(values)
     cfg.validate()
+    check_applicable(cfg)
     return cfg
+
+
+def check_applicable(cfg: TrainConfig) -> None:
+    """Options given for a model they do not apply to: refused in one line, before anything is written."""
+    only = {"head_pooling": (cfg.head_pooling != "attention", STATE_HEAD_INITS),
+            "encoder_tune_layers": (cfg.encoder_tune_layers, (RESEMBLYZER_ATTENTION,)),
+            "whisper_model": (cfg.whisper_model != "base", (WHISPER_ATTENTION,)),
+            "whisper_layer": (cfg.whisper_layer != 3, (WHISPER_ATTENTION,))}
+    for option, (given, inits) in only.items():
+        if given and cfg.init not in inits:
+            raise UserError(f"{option}: applies to init {' or '.join(map(repr, inits))} only, not to "
+                            f"{cfg.init or 'a scratch model'!r}; leave {option} unset")
+    if cfg.init:
+        for option in ("dropout", "input_norm"):
+            if getattr(cfg, option):
+                raise UserError(f"{option}: applies to the scratch ResNet only, not to init {cfg.init!r}; "
+                                f"leave {option} unset")
+    if cfg.spec_augment and cfg.feature_config.kind in (STATES_KIND, WHISPER_KIND):
+        raise UserError(f"spec_augment works on MFCC inputs, not on encoder states; leave it off for --init {cfg.init}")
 
 
 #: Keys only a grid config has: such a file given to ``train --config`` is read as a grid config.

@@ -12,7 +12,7 @@ from torch.nn.modules.batchnorm import _NormBase
 from copypaste_ser.data.manifest import Manifest
 from copypaste_ser.errors import UserError
 from copypaste_ser.models.checkpoint import FORMAT, with_checksum
-from copypaste_ser.training.config import RESEMBLYZER_ATTENTION, STATE_HEAD_INITS, WHISPER_ATTENTION, TrainConfig
+from copypaste_ser.training.config import TrainConfig, check_applicable
 
 
 def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict]:
@@ -20,19 +20,8 @@ def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Mo
     ``cfg.init`` (a speaker model file or "resemblyzer", see transfer.py)."""
     from copypaste_ser.models import PRESETS, ModelConfig, build_model
 
-    head_options = {"head_pooling": (cfg.head_pooling != "attention", STATE_HEAD_INITS),
-                    "encoder_tune_layers": (cfg.encoder_tune_layers, (RESEMBLYZER_ATTENTION,)),
-                    "whisper_model": (cfg.whisper_model != "base", (WHISPER_ATTENTION,)),
-                    "whisper_layer": (cfg.whisper_layer != 3, (WHISPER_ATTENTION,))}
-    for option, (given, inits) in head_options.items():
-        if given and cfg.init not in inits:
-            raise UserError(f"{option}: applies to init {' or '.join(map(repr, inits))} only, not to "
-                            f"{cfg.init or 'a scratch model'!r}; leave {option} unset")
+    check_applicable(cfg)
     if cfg.init:
-        for option in ("dropout", "input_norm"):
-            if getattr(cfg, option):
-                raise UserError(f"{option}: applies to the scratch ResNet only, not to init {cfg.init!r}; "
-                                f"leave {option} unset")
         from copypaste_ser.training.transfer import emotion_model_from_speaker
         model, provenance = emotion_model_from_speaker(cfg.init, num_classes, cfg.feature_config,
                                                        pooling=cfg.head_pooling, tuned_layers=cfg.encoder_tune_layers)
