@@ -154,3 +154,42 @@ def test_missing_and_broken_audio_are_named(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"not audio at all")
     with pytest.raises(UserError, match=r"bad\.wav: cannot read audio"):
         load_audio(tmp_path / "bad.wav")
+
+
+def test_the_cache_key_names_the_encoder_weights_not_only_the_encoder(tmp_path, monkeypatch):
+    from copypaste_ser.features import encoders
+    from copypaste_ser.features.mfcc import resemblyzer_states_features, whisper_states_features
+
+    cfg = resemblyzer_states_features()
+    before = cfg.key()
+    encoders.weights_digest.cache_clear()
+    (tmp_path / "other.pt").write_bytes(b"other weights")
+    monkeypatch.setattr(encoders, "weights_path", lambda: tmp_path / "other.pt")
+    assert cfg.key() != before
+    encoders.weights_digest.cache_clear()
+    base = whisper_states_features("base", 3)
+    assert base.key() != whisper_states_features("base", 2).key()
+    folder = tmp_path / "ct2"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"v1")
+    local = FeatureConfig(**{**base.to_dict(), "encoder_model": str(folder)})
+    first = local.key()
+    (folder / "model.bin").write_bytes(b"v2 longer")
+    assert local.key() != first and first != base.key()
+
+
+def test_noisy_cache_names_change_with_the_noise_pools(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from copypaste_ser.data.corpora.musan import noise_split_for
+
+    for kind in ("noise", "music"):
+        (tmp_path / "musan" / kind).mkdir(parents=True)
+        for i in range(4):
+            sf.write(tmp_path / "musan" / kind / f"{i}.wav", np.full(1600, 0.1 * (i + 1), np.float32), 16000)
+    key, sets = noise_split_for(tmp_path / "musan", tmp_path / "corpus")
+    assert noise_split_for(tmp_path / "musan", tmp_path / "corpus")[0] == key
+    clip = sets["noise"].test[0]
+    sf.write(clip, np.full(3200, 0.5, np.float32), 16000)  # same name, other audio
+    assert noise_split_for(tmp_path / "musan", tmp_path / "corpus")[0] != key

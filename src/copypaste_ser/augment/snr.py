@@ -36,6 +36,10 @@ from copypaste_ser.data.audio import SAMPLE_RATE
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.mfcc import FeatureConfig, energy_vad, mfcc
 
+#: Bumped whenever a change here changes what a noisy copy sounds like: it is part of the noisy
+#: feature caches' condition names (training/trainset.py, evaluation/evaluate.py), so they are remade.
+MIXING_VERSION = 1
+
 #: Below this mean power (-100 dBFS for samples in [-1, 1]) a signal counts as silent.
 SILENCE_POWER = 1e-10
 

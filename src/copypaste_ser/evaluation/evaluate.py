@@ -32,10 +32,11 @@ from copypaste_ser.validation import SEED, SNR, OneOf, check
 def noisy_condition(noise_root: str | Path, corpus_dir: Path, snr_db: float, seed: int = 0):
     """(cache-name prefix, transform): the test corruption at ``snr_db`` from the test pool."""
     from copypaste_ser.augment.noise import test_condition
+    from copypaste_ser.augment.snr import MIXING_VERSION
     from copypaste_ser.data.corpora.musan import noise_split_for
 
     key, sets = noise_split_for(Path(noise_root), Path(corpus_dir))
-    return f"{key}-", test_condition(sets, snr_db, seed=seed)
+    return f"{key}-mix{MIXING_VERSION}-", test_condition(sets, snr_db, seed=seed)
 
 
 def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict, TrainConfig]:

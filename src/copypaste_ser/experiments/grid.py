@@ -259,8 +259,8 @@ def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:
     manifest, protocol = load_corpus(Path(grid.data))
     if not todo:
         return
-    extract_features(list(manifest), make_config(grid.preset, **grid.train).feature_config, Path(grid.data),
-                     progress=False)
+    for feature_config in {cell_config(grid, c).feature_config for c in todo}:  # each init's own features
+        extract_features(list(manifest), feature_config, Path(grid.data), progress=False)
     seen = set()
     for c in todo:
         key = (c.fold, c.training_data)

@@ -117,12 +117,14 @@ class TrainBatches:
 
 
 def eval_batches(feats: Sequence[np.ndarray], labels: Sequence[int], max_frames: int = 20000,
-                 mean_norm: bool = True) -> Iterator[tuple[list[int], Batch]]:
-    """Whole utterances, sorted by length, grouped to about ``max_frames`` padded frames."""
+                 mean_norm: bool = True, same_length: bool = False) -> Iterator[tuple[list[int], Batch]]:
+    """Whole utterances, sorted by length, grouped to about ``max_frames`` padded frames; with
+    ``same_length`` a group holds one length only, for models whose output padding would change."""
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
     group: list[int] = []
     for i in order:
-        if group and len(feats[i]) * (len(group) + 1) > max_frames:
+        if group and (len(feats[i]) * (len(group) + 1) > max_frames
+                      or (same_length and len(feats[i]) != len(feats[group[0]]))):
             yield group, pad_batch([feats[j] for j in group], [labels[j] for j in group], mean_norm)
             group = []
         group.append(i)

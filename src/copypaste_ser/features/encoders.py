@@ -54,6 +54,16 @@ def resemblyzer_available() -> bool:
     return True
 
 
+@lru_cache(maxsize=1)
+def weights_digest() -> str:
+    """SHA-256 (12 hex digits) of the installed ``pretrained.pt``, for feature-cache keys."""
+    import hashlib
+    try:
+        return hashlib.sha256(weights_path().read_bytes()).hexdigest()[:12]
+    except UserError:
+        return "not-installed"
+
+
 def pretrained_state(path: str | Path | None = None) -> dict[str, Tensor]:
     """Every tensor of ``pretrained.pt`` (``lstm.*``, ``linear.*``, GE2E scalars)."""
     path = Path(path) if path is not None else weights_path()

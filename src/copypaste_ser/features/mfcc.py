@@ -108,6 +108,9 @@ class FeatureConfig:
         if self.kind == WHISPER_KIND:  # the weights themselves, not only their name
             from copypaste_ser.features.whisper_weights import weights_id
             d["weights"] = weights_id(self.encoder_model)
+        if self.kind == STATES_KIND:
+            from copypaste_ser.features.encoders import weights_digest
+            d["weights"] = weights_digest()
         blob = json.dumps(d, sort_keys=True).encode()
         prefix = {"mfcc": "mfcc-", STATES_KIND: "rzstates-", WHISPER_KIND: "whisper-"}.get(self.kind, "mel40-")
         return prefix + hashlib.sha1(blob).hexdigest()[:10]

@@ -92,6 +92,9 @@ class EncoderHeadConfig:
 class EncoderAttentionEmotion(nn.Module):
     """``(B, T, 808)`` or ``(B, T, 40)`` frames (+ lengths) -> ``(B, num_classes)`` logits."""
 
+    #: padding after an utterance never changes its logits (causal LSTM or masked attention)
+    pads_exactly = True
+
     #: parameters trained at ``encoder_lr_scale`` of the head's rate (model_setup.make_optimizer)
     encoder_prefixes = ("tuned.",)
 

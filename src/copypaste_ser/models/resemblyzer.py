@@ -73,6 +73,9 @@ def pretrained_state(path: str | Path | None = None) -> dict[str, Tensor]:
 class ResemblyzerEmotion(nn.Module):
     """``(B, T, 40)`` mel power (+ lengths) -> ``(B, num_classes)`` logits; see the module doc."""
 
+    #: padding after an utterance never changes its logits (causal LSTM or masked attention)
+    pads_exactly = True
+
     arch = ARCH
 
     def __init__(self, num_classes: int, pretrained: bool = True, weights: str | Path | None = None) -> None:

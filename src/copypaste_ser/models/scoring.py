@@ -22,8 +22,11 @@ def predict_proba(model: torch.nn.Module, feats: Sequence[np.ndarray], device: s
     was_training = model.training
     model.eval()
     out: np.ndarray | None = None
+    # a model that is not exact under padding (the ResNet's convolutions see the zeros) is scored
+    # on batches of one length, so a score never depends on what else is in the batch
+    same_length = not getattr(model, "pads_exactly", False)
     for idx, (x, lengths, _) in eval_batches(feats, [0] * len(feats), max_frames=max_frames,
-                                             mean_norm=mean_norm):
+                                             mean_norm=mean_norm, same_length=same_length):
         x, lengths = x.to(device), lengths.to(device)
         check = getattr(model, "check_input", None)
         if check is not None:  # the models keep validation out of forward (export), so it is here

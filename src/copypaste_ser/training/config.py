@@ -160,8 +160,8 @@ TRAIN_RULES: dict[str, Rule] = {
 #: Training presets; every key is a TrainConfig field.
 PRESETS: dict[str, dict] = {
     "paper": dict(preset="paper", epochs=50, batch_size=128, chunk_seconds=4.0),
-    # width 4 / 2 s chunks: what the CPU configs and results use (docs/results/README.md);
-    # width None would mean the model preset's 8, as in runs made before this preset said 4
+    # width 4 / 2 s chunks: what the CPU configs and results use (docs/results/README.md); the
+    # model preset says 4 too since 0.3.0 (before, width None meant 8)
     "cpu": dict(preset="cpu", width=4, epochs=30, batch_size=64, chunk_seconds=2.0),
     # Small corpora from scratch (a few hundred utterances): every option chosen on EmoDB-4 dev
     # speakers against the cpu recipe (configs/dev, docs/results/README.md, issue 13).
@@ -194,10 +194,10 @@ def make_config(preset: str | None = "cpu", config_file: str | Path | None = Non
     if config_file is not None:
         TrainConfig.from_dict(dict(loaded), prefix.rstrip(":.") or str(config_file))  # a typo names itself
         check_fields(loaded, TRAIN_RULES, prefix)
-        values.update(loaded)
+        values.update(merged(values, loaded))
     given = {k: v for k, v in overrides.items() if v is not None}
     check_fields(given, TRAIN_RULES, "", names=option_name)
-    values.update(given)
+    values.update(merged(values, given))
     if values.get("init") == RESEMBLYZER and "features" not in values:
         values["features"] = resemblyzer_features().to_dict()
     if values.get("init") == RESEMBLYZER_ATTENTION and "features" not in values:
@@ -210,6 +210,15 @@ def make_config(preset: str | None = "cpu", config_file: str | Path | None = Non
     cfg.validate()
     check_applicable(cfg)
     return cfg
+
+
+def merged(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``, the ``features`` mapping merged key by key (a config that sets
+    one feature option keeps the preset's others, e.g. the small preset's mean_norm: false)."""
+    out = dict(over)
+    if isinstance(base.get("features"), dict) and isinstance(over.get("features"), dict):
+        out["features"] = {**base["features"], **over["features"]}
+    return out
 
 
 def check_applicable(cfg: TrainConfig) -> None:

@@ -35,12 +35,13 @@ def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progre
     noisy: list[Item] = []
     if cfg.noise_aug:
         from copypaste_ser.augment.noise import training_copies
+        from copypaste_ser.augment.snr import MIXING_VERSION
         from copypaste_ser.data.corpora.musan import noise_split_for
         if not cfg.noise_root:
             raise UserError("--noise-aug needs --noise-root, a folder in MUSAN layout (noise/, music/)")
         key, sets = noise_split_for(Path(cfg.noise_root), data_dir)
         for cond in training_copies(sets):
-            name = f"{key}-{cond.name}"
+            name = f"{key}-mix{MIXING_VERSION}-{cond.name}"
             store = extract_features(utts, cfg.feature_config, data_dir, condition=name,
                                      transform=cond, progress=progress)
             stores[name] = store.load_all()

@@ -216,11 +216,27 @@ def summary(sets: dict[str, NoiseSet]) -> str:
 def noise_split_for(root: Path, corpus_dir: Path) -> tuple[str, dict[str, NoiseSet]]:
     """The fixed train/test pools of noise corpus ``root``, stored beside a prepared corpus.
 
-    Returns a short key naming this noise corpus (used in feature-cache condition names, so
-    two noise corpora never share cached noisy features) and its pools.
+    Returns a short key naming this noise corpus and its pools' clips (used in feature-cache
+    condition names, so two noise corpora, or one whose clips changed, never share cached noisy
+    features) and its pools.
     """
     import hashlib
 
     resolved = _resolve_root(Path(root)).resolve()
     key = f"{resolved.name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:6]}"
-    return key, load_or_prepare_musan(resolved, Path(corpus_dir) / "noise" / key / "musan.json")
+    sets = load_or_prepare_musan(resolved, Path(corpus_dir) / "noise" / key / "musan.json")
+    return f"{key}-{pools_fingerprint(sets)}", sets
+
+
+def pools_fingerprint(sets: dict[str, NoiseSet]) -> str:
+    """Six hex digits naming the pools' clips (path, size, mtime): a clip added, replaced or
+    moved between pools gives noisy features a new cache folder instead of stale ones."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for kind in sorted(sets):
+        for pool in ("train", "test"):
+            for path in sorted(getattr(sets[kind], pool)):
+                st = Path(path).stat() if Path(path).exists() else None
+                h.update(f"{kind}|{pool}|{path}|{st and st.st_size}|{st and st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:6]
