@@ -7,7 +7,7 @@ works with only numpy and torch installed (``pip install copypaste-ser``); the C
 
 from pathlib import Path
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def configs_dir() -> Path:

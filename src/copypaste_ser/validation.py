@@ -136,6 +136,7 @@ class ListOf(Rule):
 
     item: Rule
     empty_ok: bool = False
+    max_items: int = MAX_LIST  # options and configs; a corpus's id lists may be far longer
 
     def problem(self, value: Any) -> str | None:
         if not isinstance(value, list) or not (value or self.empty_ok):
@@ -145,8 +146,8 @@ class ListOf(Rule):
             p = self.item.problem(v)
             if p:  # "item 'clen' must be one of clean, clean+noise"
                 return f"item {_show(v)} {p.rsplit(', not ', 1)[0]}"
-        if len(value) > MAX_LIST:
-            return f"has {len(value)} items; at most {MAX_LIST} are allowed"
+        if len(value) > self.max_items:
+            return f"has {len(value)} items; at most {self.max_items} are allowed"
         seen: list = []  # items may be unhashable (lists); sort keys keep this linear-log
         for v in value:
             seen.append(repr(v))

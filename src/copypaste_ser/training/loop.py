@@ -59,7 +59,7 @@ from copypaste_ser.training.model_setup import (
 from copypaste_ser.training.reproducible import make_deterministic
 from copypaste_ser.training.rundir import claim, mark_stopped, prepare_run_dir, run_status
 from copypaste_ser.training.task import Task, make_task
-from copypaste_ser.training.trainset import load_train_features, sample_noisy
+from copypaste_ser.training.trainset import balanced_items, load_train_features, sample_noisy
 from copypaste_ser.training.weight_selection import ModelSelection
 
 
@@ -138,7 +138,8 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
         set_epoch_lr(optimizer, cfg, epoch)
-        items = clean_items + sample_noisy(noisy_items, cfg, epoch)
+        items = (balanced_items(clean_items, manifest, cfg.balance, cfg.seed, epoch)
+                 + sample_noisy(noisy_items, cfg, epoch))
         batches = TrainBatches(items, lambda it: stores[it.condition][it.utt_id], cfg.batch_size,
                                cfg.chunk_frames, augment, seed=cfg.seed, rank=rank, world_size=world,
                                mean_norm=mean_norm)

@@ -6,6 +6,8 @@ Cached rather than made on the fly, so an epoch costs no extra feature extractio
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +59,23 @@ def sample_noisy(noisy: list[Item], cfg: TrainConfig, epoch: int) -> list[Item]:
     rng = np.random.default_rng([cfg.seed, epoch, 7])
     k = int(round(len(noisy) * cfg.noise_epoch_fraction))
     return [noisy[i] for i in rng.choice(len(noisy), size=k, replace=False)]
+
+
+def balanced_items(items: list[Item], manifest: Manifest, how: str, seed: int, epoch: int) -> list[Item]:
+    """``none``: the items as they are. Otherwise as many items, drawn with replacement so each
+    class (``class``) or each corpus-and-class pair (``corpus+class``, for combined corpora:
+    data/combine.py) weighs the same; drawn from (seed, epoch) so a resumed run draws the same."""
+    if how == "none" or not items:
+        return items
+
+    def key(it: Item) -> tuple:
+        corpus = manifest[it.utt_id].extra.get("corpus", manifest.name) if how == "corpus+class" else ""
+        return corpus, it.label
+
+    keys = [key(it) for it in items]
+    counts = Counter(keys)
+    weights = np.array([1.0 / counts[k] for k in keys])
+    rng = np.random.default_rng([seed, epoch, 11])
+    chosen = rng.choice(len(items), size=len(items), replace=True, p=weights / weights.sum())
+    return [items[i] for i in chosen]
+

@@ -41,7 +41,7 @@ from copypaste_ser.data.corpora.common import (
     shuffled_split,
 )
 from copypaste_ser.data.corpora.folds import check_folds, cv_folds, parse_folds, speaker_classes, warn
-from copypaste_ser.data.manifest import Fold, Manifest, Protocol
+from copypaste_ser.data.manifest import TRAIN_ONLY_FOLD, Fold, Manifest, Protocol
 from copypaste_ser.errors import UserError
 from copypaste_ser.files.textio import read_text
 
@@ -76,6 +76,7 @@ Folds without split/fold columns:
               tried and the first split giving every split every class is kept.
   --folds loso  one fold 'loso-<speaker>' per speaker: test that speaker, dev the next
               speaker (sorted, cyclically) holding every class, train the rest
+  --folds none  no folds: training material for `copypaste-ser combine` only (any number of speakers)
   --folds K   K speaker-independent folds 'kfold-1'..'kfold-K': speakers dealt into K groups
               holding every class where the speakers allow; test group i, dev group i+1
   Each speaker is tested in exactly one fold: `train --fold all` trains them all and
@@ -296,6 +297,10 @@ def prepare(root: Path | None = None, csv: Path | str | None = None, labels: lis
     if columns:
         fold_list = column_folds(manifest, columns)
         description = f"Folds from the CSV's {', '.join(columns)} column(s)."
+    elif scheme == "none":
+        fold_list = [Fold(TRAIN_ONLY_FOLD, [u.id for u in manifest], [], [])]
+        description = (f"No folds: every utterance is training material for `copypaste-ser combine` "
+                       f"(fold {TRAIN_ONLY_FOLD!r}); this corpus is never tested on its own.")
     elif scheme is not None:
         fold_list, description = cv_folds(manifest, scheme, str(source))
     else:
@@ -309,7 +314,7 @@ def prepare(root: Path | None = None, csv: Path | str | None = None, labels: lis
             notes.append(f"seed {SEED} left a split without some class; seed {seed} is the first that "
                          f"does better")
     for f in fold_list:
-        if not f.train or not f.test:
+        if f.name != TRAIN_ONLY_FOLD and (not f.train or not f.test):
             raise UserError(f"{source}: fold {f.name!r} has an empty train or test split")
     if n_empty:
         description += f" {n_empty} zero-length or silent files skipped."

@@ -20,10 +20,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from copypaste_ser.data.manifest import Fold, Manifest, Protocol, folds_by_speaker
+from copypaste_ser.data.manifest import TRAIN_ONLY_FOLD, Fold, Manifest, Protocol, folds_by_speaker
 from copypaste_ser.errors import UserError
 
-FOLD_SCHEMES = "loso or a number of folds K >= 3"
+FOLD_SCHEMES = "loso, a number of folds K >= 3, or none (training material for combine)"
 
 
 def parse_folds(value: str | int | None, source: str = "--folds") -> str | int | None:
@@ -31,8 +31,8 @@ def parse_folds(value: str | int | None, source: str = "--folds") -> str | int |
     if value is None:
         return None
     text = str(value).strip().lower()
-    if text == "loso":
-        return "loso"
+    if text in ("loso", "none"):
+        return text
     if text.isdigit() and int(text) >= 3:  # 3 groups: one each for test, dev and train
         return int(text)
     raise UserError(f"{source}={value!r}: use {FOLD_SCHEMES} (e.g. --folds loso or --folds 5)")
@@ -195,6 +195,8 @@ def check_folds(manifest: Manifest, protocol: Protocol, source: str) -> list[str
     """:func:`check_fold` for every fold; one warning per fold whose dev or test lacks a class."""
     warnings = []
     for fold in protocol.folds:
+        if fold.name == TRAIN_ONLY_FOLD:  # training material for combine: nothing to check here
+            continue
         gaps = "; ".join(f"{split} lacks {', '.join(c)}" for split, c in check_fold(manifest, fold, source).items())
         if gaps:
             warnings.append(f"fold {fold.name!r}: {gaps}")

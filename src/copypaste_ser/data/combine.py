@@ -1,0 +1,97 @@
+"""Several prepared corpora as one, for training across corpora and languages.
+
+``combine_corpora([data/emodb, data/ravdess, ...])`` names each corpus by its folder, keeps the labels every corpus has (or the
+ones asked for), prefixes utterance and speaker ids with the corpus name (so two corpora never
+share a speaker), records each utterance's corpus in ``extra["corpus"]``, and writes a protocol of
+leave-one-corpus-out folds: fold ``loco-<name>`` tests on all of corpus ``name``, develops on a
+seeded share of the other corpora's speakers (corpora of one or two speakers give them all to
+training) and trains on the rest. Within-corpus folds stay with each corpus's own prepared folder.
+``train --balance corpus+class`` then draws each epoch's items so every corpus and class weighs
+the same (training/trainset.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from copypaste_ser.data.manifest import Fold, Manifest, Protocol, load_corpus
+from copypaste_ser.errors import UserError
+
+#: The dev share of each training corpus's speakers in a leave-one-corpus-out fold.
+DEV_SHARE = 0.15
+
+
+def shared_labels(manifests: list[Manifest], labels: list[str] | None) -> list[str]:
+    """``labels`` (each must be in every corpus), else the labels all corpora share, in the
+    first corpus's order."""
+    if labels:
+        for m in manifests:
+            missing = [lab for lab in labels if lab not in m.labels]
+            if missing:
+                raise UserError(f"--labels: corpus {m.name!r} has no {', '.join(missing)} "
+                                f"(it has {', '.join(m.labels)}); leave that label out or that corpus out")
+        return list(labels)
+    common = [lab for lab in manifests[0].labels if all(lab in m.labels for m in manifests[1:])]
+    if len(common) < 2:
+        raise UserError(f"the corpora share fewer than two labels ({', '.join(common) or 'none'}); "
+                        f"give --labels that every corpus has")
+    return common
+
+
+def dev_speakers(speakers: list[str], seed: int, share: float = DEV_SHARE) -> set[str]:
+    """A seeded share of a corpus's speakers for dev (none from corpora of one or two speakers)."""
+    if len(speakers) < 3:
+        return set()
+    rng = np.random.default_rng(seed)
+    k = max(1, int(round(share * len(speakers))))
+    return {speakers[i] for i in rng.permutation(len(speakers))[:k]}
+
+
+def replace_name(manifest: Manifest, name: str) -> Manifest:
+    return Manifest(name, manifest.labels, manifest.utterances, manifest.neutral)
+
+
+def combine_corpora(folders: list[str | Path], labels: list[str] | None = None, seed: int = 0,
+                    name: str = "combined") -> tuple[Manifest, Protocol]:
+    """The union of prepared corpora with a shared label set and leave-one-corpus-out folds."""
+    if len(folders) < 2:
+        raise UserError("combine: give at least two prepared corpora")
+    # each corpus is named by its prepared folder (data/nemo -> nemo): CSV corpora are all "list"
+    manifests = [replace_name(load_corpus(Path(f))[0], Path(f).name or Path(f).resolve().name) for f in folders]
+    names = [m.name for m in manifests]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"combine: corpus {twice[0]!r} is given twice; give each corpus once")
+    keep = shared_labels(manifests, labels)
+    utterances = []
+    for m in manifests:
+        for u in m:
+            if u.emotion not in keep:
+                continue
+            speaker = u.speaker if u.speaker.startswith(f"{m.name}-") else f"{m.name}-{u.speaker}"
+            utterances.append(replace(u, id=f"{m.name}-{u.id}", speaker=speaker,
+                                      extra={**u.extra, "corpus": m.name}))
+    neutral = "neutral" if "neutral" in keep else None
+    combined = Manifest(name, keep, utterances, neutral=neutral)
+    return combined, loco_protocol(combined, names, seed)
+
+
+def loco_protocol(manifest: Manifest, corpora: list[str], seed: int = 0) -> Protocol:
+    """Fold ``loco-<corpus>`` for each corpus: test all of it, dev a share of the others' speakers."""
+    by_corpus: dict[str, list[str]] = {c: [] for c in corpora}
+    for u in manifest:
+        by_corpus[u.extra["corpus"]].append(u.id)
+    speakers = {c: sorted({manifest[i].speaker for i in ids}) for c, ids in by_corpus.items()}
+    dev = set().union(*(dev_speakers(speakers[c], seed + k) for k, c in enumerate(corpora)))
+    folds = []
+    for held_out in corpora:
+        train = [u.id for u in manifest if u.extra["corpus"] != held_out and u.speaker not in dev]
+        dev_ids = [u.id for u in manifest if u.extra["corpus"] != held_out and u.speaker in dev]
+        folds.append(Fold(f"loco-{held_out}", train, dev_ids, list(by_corpus[held_out])))
+    description = (f"{', '.join(corpora)} combined on labels {', '.join(manifest.labels)}; fold 'loco-C' tests on "
+                   f"all of corpus C, develops on {DEV_SHARE:.0%} of the other corpora's speakers (seed {seed}), "
+                   f"trains on the rest")
+    return Protocol(folds, folds[0].name, description)
