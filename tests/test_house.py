@@ -92,7 +92,7 @@ MAY_IMPORT = {
     "models": SHARED | {"data", "features", "augment"},
     "training": SHARED | {"data", "features", "augment", "models"},
     "evaluation": SHARED | {"data", "features", "augment", "models", "training"},
-    "experiments": SHARED | {"data", "features", "augment", "models", "training", "evaluation"},
+    "experiments": SHARED | {"data", "features", "augment", "models", "training", "evaluation", "inference"},
     "inference": SHARED | {"data", "features", "models"},
     "interop": SHARED | {"data", "augment"},
 }

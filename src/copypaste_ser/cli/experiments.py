@@ -95,6 +95,22 @@ def baseline(
     typer.echo(f"-> {run_baselines(data, out, fold, snr, noise_root, force=force)}")
 
 
+@app.command("score")
+def score_command(
+    data: Path = typer.Argument(..., help="A prepared corpus folder"),
+    out: Path = typer.Option(..., help="Folder for results.csv and predictions.json"),
+    model: Optional[str] = typer.Option(None, help="A run folder, model.pt, model folder or .onnx (default: "
+                                        "the shipped default model)"),
+    fold: str = typer.Option("all", help="all, a fold name or a pattern such as 'loco-*'"),
+    name: Optional[str] = typer.Option(None, help="The model's name in results.csv (its init column)"),
+    force: bool = typer.Option(False, help="Replace results an earlier `score` wrote in OUT"),
+) -> None:
+    """Score a finished model on the test speakers of a corpus's folds (no training); `report` pools it."""
+    from copypaste_ser.experiments.score_model import score_model
+
+    typer.echo(f"-> {score_model(model, data, out, fold, name, force=force)}")
+
+
 @app.command()
 def choose(
     configs: list[Path] = typer.Argument(..., help="Dev grid configs (their runs finished): the candidates"),

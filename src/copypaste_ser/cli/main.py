@@ -138,7 +138,7 @@ def train(
 ) -> None:
     """Train an emotion model; with several seeds, report mean +- std."""
     from copypaste_ser.experiments.cross_validation import is_fold_pattern, train_folds
-    from copypaste_ser.training.config import make_config
+    from copypaste_ser.training.config import check_applicable, make_config
     from copypaste_ser.training.loop import train_seeds
     from copypaste_ser.validation import check_seeds
 
@@ -154,6 +154,7 @@ def train(
                       weight_decay=weight_decay, label_smoothing=label_smoothing,
                       select=select, spec_augment=spec_augment or None, dropout=dropout,
                       lr_schedule=lr_schedule, input_norm=input_norm or None)
+    check_applicable(cfg)  # before any folder is made
     if is_fold_pattern(fold):  # every fold: OUT/<fold>, then results.csv for `report OUT`
         summary = train_folds(cfg, out, fold, seeds=seed, force=force, progress=not quiet)
     else:

@@ -62,7 +62,7 @@ def egemaps(manifest: Manifest, ids: list[str], corpus_dir: Path, condition: str
     if missing:
         smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                                 feature_level=opensmile.FeatureLevel.Functionals)
-        for i in tqdm(missing, desc=f"eGeMAPS {condition}", disable=not progress):
+        for i in tqdm(missing, desc=f"eGeMAPS {condition}", disable=None if progress else True):
             wave = load_audio(manifest[i].audio)
             if transform is not None:
                 wave = transform(wave, manifest[i])

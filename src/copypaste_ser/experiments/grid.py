@@ -42,7 +42,7 @@ from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, che
 from copypaste_ser.experiments.launchers import make_launcher
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.textio import load_yaml
-from copypaste_ser.training.config import TrainConfig, make_config
+from copypaste_ser.training.config import TrainConfig, check_applicable, make_config
 from copypaste_ser.validation import child_path
 
 
@@ -139,10 +139,12 @@ def cells(grid: GridConfig) -> list[Cell]:
 
 def cell_config(grid: GridConfig, cell: Cell) -> TrainConfig:
     init = None if cell.init == "scratch" else cell.init
-    return make_config(grid.preset, **{**grid.train, "data": grid.data, "fold": cell.fold,
-                                       "copypaste": cell.copypaste, "seed": cell.seed,
-                                       "noise_aug": cell.training_data == "clean+noise",
-                                       "noise_root": grid.noise_root, "init": init})
+    cfg = make_config(grid.preset, **{**grid.train, "data": grid.data, "fold": cell.fold,
+                                      "copypaste": cell.copypaste, "seed": cell.seed,
+                                      "noise_aug": cell.training_data == "clean+noise",
+                                      "noise_root": grid.noise_root, "init": init})
+    check_applicable(cfg)
+    return cfg
 
 
 def cell_done(run: Path, snrs: list[float]) -> bool:
@@ -235,7 +237,7 @@ def _run_cells(grid: GridConfig, todo: list[Cell], progress: bool, stale: set[Ce
     """Train and score ``todo`` through ``launcher`` (launchers.py), one job per run (the
     ``stale`` ones again from scratch); the first failure stops the rest."""
     runner = make_launcher(launcher, grid.workers, Path(grid.out) / "submitit", options)
-    with tqdm(total=len(todo), desc="grid", disable=not progress, unit="run") as bar:
+    with tqdm(total=len(todo), desc="grid", disable=None if progress else True, unit="run") as bar:
         def done(job: tuple, result: tuple[Cell, float]) -> None:
             cell, secs = result
             bar.update()

@@ -164,9 +164,9 @@ def _extract(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus_dir: Pa
     if jobs > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(jobs) as pool:
             results = list(tqdm(pool.map(_extract_one, tasks, chunksize=8), total=len(tasks),
-                                desc=desc, disable=not progress))
+                                desc=desc, disable=None if progress else True))
     else:
-        results = [_extract_one(t) for t in tqdm(tasks, desc=desc, disable=not progress)]
+        results = [_extract_one(t) for t in tqdm(tasks, desc=desc, disable=None if progress else True)]
     items = list(old.items()) + [(u.id, f) for u, f in zip(wanted, results)]
     stamps.update({u.id: now[u.id] for u in wanted})
     try:

@@ -213,7 +213,6 @@ def make_config(preset: str | None = "cpu", config_file: str | Path | None = Non
                                                      values.get("whisper_layer", 3)).to_dict()
     cfg = TrainConfig.from_dict(values)
     cfg.validate()
-    check_applicable(cfg)
     return cfg
 
 

@@ -148,7 +148,7 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
         if cfg.freeze_encoder:
             freeze_encoder_norms(model)
         losses, augmented = [], 0
-        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), disable=not show,
+        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), disable=None if show else True,
                    desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
         for x, lengths, y in bar:
             plan = getattr(augment, "last_plan", None)  # SpecAugment alone has no CopyPaste plan
