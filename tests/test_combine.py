@@ -34,8 +34,11 @@ def test_corpora_combine_on_shared_labels_with_leave_one_corpus_out_folds(tmp_pa
     assert {u.extra["corpus"] for u in manifest} == {"alpha", "beta", "gamma"}
     assert all(u.id.startswith(u.extra["corpus"] + "-") and u.speaker.startswith(u.extra["corpus"] + "-")
                for u in manifest)
-    assert protocol.names == ["loco-alpha", "loco-beta", "loco-gamma"]
-    for fold in protocol.folds:
+    assert protocol.names == ["loco-alpha", "loco-beta", "loco-gamma", "all-corpora"]
+    final = protocol.fold("all-corpora")
+    assert {manifest[i].extra["corpus"] for i in final.train} == {"alpha", "beta", "gamma"}
+    assert final.dev and final.test and not {manifest[i].speaker for i in final.dev} & {manifest[i].speaker for i in final.test}
+    for fold in protocol.folds[:-1]:
         held_out = fold.name[len("loco-"):]
         assert {manifest[i].extra["corpus"] for i in fold.test} == {held_out}
         assert len(fold.test) == sum(u.extra["corpus"] == held_out for u in manifest)
@@ -68,7 +71,7 @@ def test_the_combine_command_writes_a_prepared_corpus_and_refuses_to_replace_it(
     done = run()
     assert done.returncode == 0, done.stderr
     manifest, protocol = load_corpus(out)
-    assert len(manifest) == 36 and protocol.names == ["loco-alpha", "loco-beta"]
+    assert len(manifest) == 36 and protocol.names == ["loco-alpha", "loco-beta", "all-corpora"]
     before = (out / "manifest.jsonl").read_bytes()
     again = run()
     assert again.returncode == 2 and "already holds a prepared corpus; pass --force" in again.stderr

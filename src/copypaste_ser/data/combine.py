@@ -22,6 +22,8 @@ from copypaste_ser.errors import UserError
 
 #: The dev share of each training corpus's speakers in a leave-one-corpus-out fold.
 DEV_SHARE = 0.15
+#: The fold that trains on every corpus (a final model, e.g. the shipped default).
+ALL_FOLD = "all-corpora"
 
 
 def shared_labels(manifests: list[Manifest], labels: list[str] | None) -> list[str]:
@@ -91,7 +93,20 @@ def loco_protocol(manifest: Manifest, corpora: list[str], seed: int = 0) -> Prot
         train = [u.id for u in manifest if u.extra["corpus"] != held_out and u.speaker not in dev]
         dev_ids = [u.id for u in manifest if u.extra["corpus"] != held_out and u.speaker in dev]
         folds.append(Fold(f"loco-{held_out}", train, dev_ids, list(by_corpus[held_out])))
+    folds.append(all_corpora_fold(manifest, dev))
     description = (f"{', '.join(corpora)} combined on labels {', '.join(manifest.labels)}; fold 'loco-C' tests on "
                    f"all of corpus C, develops on {DEV_SHARE:.0%} of the other corpora's speakers (seed {seed}), "
-                   f"trains on the rest")
+                   f"trains on the rest; fold '{ALL_FOLD}' (for a final model) trains on every corpus but those dev "
+                   f"speakers, which it splits alternately into dev and a held-out test (not a cross-corpus test)")
     return Protocol(folds, folds[0].name, description)
+
+
+def all_corpora_fold(manifest: Manifest, dev: set[str]) -> Fold:
+    """Train on every corpus but the dev speakers; those alternate (sorted) between dev and test."""
+    held = sorted(dev)
+    test_speakers = set(held[1::2])
+    train = [u.id for u in manifest if u.speaker not in dev]
+    dev_ids = [u.id for u in manifest if u.speaker in dev and u.speaker not in test_speakers]
+    test = [u.id for u in manifest if u.speaker in test_speakers]
+    return Fold(ALL_FOLD, train, dev_ids, test)
+
