@@ -159,3 +159,18 @@ def test_importing_the_package_leaves_the_callers_environment_alone():
     env = {k: v for k, v in __import__("os").environ.items() if k != "MKL_CBWR"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip() == "None", out.stderr
+
+
+def test_every_import_the_docs_show_works():
+    """`from copypaste_ser.x import y` lines in README and docs/ (moved modules break them silently)."""
+    import importlib
+    import re
+    root = PACKAGE.parents[1]
+    found = 0
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for module, names in re.findall(r"^\s*from (copypaste_ser[\w.]*) import ([\w, ]+)", doc.read_text(), re.M):
+            mod = importlib.import_module(module)
+            for name in (n.strip() for n in names.split(",")):
+                assert hasattr(mod, name) or importlib.util.find_spec(f"{module}.{name}"), f"{doc.name}: {module}.{name}"
+            found += 1
+    assert found >= 3
