@@ -257,12 +257,15 @@ def predict(
     force: bool = typer.Option(False, help="Replace --out / --plot files an earlier predict wrote"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for the model (default: torch's); 1 is "
                                           "fastest on a busy machine"),
+    min_confidence: Optional[float] = typer.Option(None, help="Answer 'uncertain' for a file whose best class "
+                                                   "is less likely than this (0-1; default: the model's own, or 0)"),
 ) -> None:
     """The emotion of each recording (any length), with class probabilities per window."""
     from copypaste_ser.cli.predict import run_predict
 
     run_predict(paths, model, window=window, hop=hop, engine=engine, device=device, batch_size=batch_size,
-                vad=vad, out=out, plot=plot, as_json=as_json, echo=typer.echo, force=force, threads=threads)
+                vad=vad, out=out, plot=plot, as_json=as_json, echo=typer.echo, force=force, threads=threads,
+                min_confidence=min_confidence)
 
 
 @app.command()

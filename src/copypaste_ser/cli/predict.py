@@ -10,6 +10,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.files.outputs import check_output, check_outputs, record_outputs
 from copypaste_ser.inference.predict import EmotionPredictor, check_options
 from copypaste_ser.inference.timeline import FORMATS, RowWriter, plot_path, plot_timeline
+from copypaste_ser.validation import Number, check
 
 
 def model_and_files(paths: list[Path], model: Path | None) -> tuple[Path | None, list[Path]]:
@@ -38,10 +39,12 @@ def line(r: dict) -> str:
 
 def run_predict(paths: list[Path], model: Path | None, *, window: float | None, hop: float | None, engine: str,
                 device: str, batch_size: int, vad: str, out: Path | None, plot: Path | None, as_json: bool,
-                echo: Callable[[str], None] = print, force: bool = False, threads: int | None = None) -> None:
+                echo: Callable[[str], None] = print, force: bool = False, threads: int | None = None,
+                min_confidence: float | None = None) -> None:
     """Every option checked before the model is read; window rows echoed only with ``--window``
     (a 3 h file has thousands: they go to ``--out``); the file's answer always."""
     check_options(window, hop, batch_size, engine, device, vad)
+    check("--min-confidence", min_confidence, Number(ge=0, le=1, optional=True))
     if out is not None and out.suffix.lower() not in FORMATS:
         raise UserError(f"--out: {out}: the file name must end in .jsonl or .csv")
     source, files = model_and_files(paths, model)
@@ -49,7 +52,8 @@ def run_predict(paths: list[Path], model: Path | None, *, window: float | None, 
         check_output(out, force, "--out")
     if plot is not None:
         check_outputs([plot_path(plot, f, len(files) > 1) for f in files], force, "--plot")
-    predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad, threads=threads)
+    predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad, threads=threads,
+                                 min_confidence=min_confidence)
     writer = RowWriter(out, predictor.labels) if out is not None else None
     written: list[Path] = []
 

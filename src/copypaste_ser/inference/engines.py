@@ -164,6 +164,8 @@ class Engine:
     def __init__(self, bundle: Bundle, batch_size: int = 32):
         self.bundle = bundle
         self.batch_size = batch_size
+        # a shipped model's calibration (evaluation/calibration.py); 1 leaves the logits as trained
+        self.temperature = float(bundle.meta.get("temperature", 1.0))
 
     def logits(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -172,7 +174,7 @@ class Engine:
         out = np.zeros((len(feats), len(self.bundle.labels)), np.float64)
         for idx in batches([len(f) for f in feats], self.batch_size, self.bundle.same_length):
             x, lengths = pad([feats[i] for i in idx])
-            out[idx] = softmax(self.logits(x, lengths))
+            out[idx] = softmax(self.logits(x, lengths) / self.temperature)
         return out
 
 

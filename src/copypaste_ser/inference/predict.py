@@ -55,19 +55,28 @@ def check_options(window: float | None, hop: float | None, batch_size: int, engi
         raise UserError(f"--device {device}: the onnx engine runs on the CPU here; use --engine torch for a GPU")
 
 
+#: The file answer when no class reaches the predictor's ``min_confidence``.
+UNCERTAIN = "uncertain"
+
+
 class EmotionPredictor:
     """Load once, predict many: ``EmotionPredictor("runs/cp1")(["a.wav"])``; None = the shipped
     default model."""
 
     def __init__(self, run_or_model: str | Path | None = None, engine: str = "auto", device: str = "cpu",
-                 batch_size: int = 32, vad: str = "energy", threads: int | None = None):
+                 batch_size: int = 32, vad: str = "energy", threads: int | None = None,
+                 min_confidence: float | None = None):
         check_options(None, None, batch_size, engine, device, vad)
+        check("--min-confidence", min_confidence, Number(ge=0, le=1, optional=True))
         if threads is not None:  # torch and onnxruntime (engines.onnx_session) both follow it
             check("--threads", threads, Number(integer=True, ge=1, le=1024))
             torch.set_num_threads(threads)
         self.bundle: Bundle = load_bundle(run_or_model)
         self.labels: list[str] = self.bundle.labels
         self.features = self.bundle.features
+        # below this probability a file is answered "uncertain" (a shipped model may set its own)
+        self.min_confidence = float(min_confidence if min_confidence is not None
+                                    else self.bundle.meta.get("min_confidence", 0.0))
         self._tmp: tempfile.TemporaryDirectory | None = None
         if engine == "auto":  # the shipped ONNX file where there is one: several times faster on CPU
             engine = "onnx" if self.bundle.onnx_path is not None and device == "cpu" else "torch"
@@ -132,7 +141,7 @@ class EmotionPredictor:
             weights = np.array([r["voiced_seconds"] for r in rows if r["speech"]])
             probs = np.array([[r["probs"][lab] for lab in self.labels] for r in rows if r["speech"]])
             mean = weights @ probs / weights.sum()
-            out["emotion"] = self.labels[int(mean.argmax())]
+            out["emotion"] = self.labels[int(mean.argmax())] if mean.max() >= self.min_confidence else UNCERTAIN
             out["probs"] = {lab: float(v) for lab, v in zip(self.labels, mean)}
         return out
 

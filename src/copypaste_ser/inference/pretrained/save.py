@@ -15,14 +15,16 @@ from copypaste_ser.inference.pretrained import CARD, META, ONNX, WEIGHTS
 from copypaste_ser.models.checkpoint import FORMAT, load_model_file, resolve_model_path
 
 
-def save_default(run_dir_or_model_pt: str | Path, out_dir: str | Path,
-                 card: str | None = None, onnx: bool = True) -> Path:
+def save_default(run_dir_or_model_pt: str | Path, out_dir: str | Path, card: str | None = None,
+                 onnx: bool = True, temperature: float = 1.0, min_confidence: float = 0.0) -> Path:
     """Write a run's (or a ``model.pt``'s) emotion model to ``out_dir`` in the shipped format.
 
     ``card`` is the model card's Markdown; without one a card listing what the model file
     knows is written, with the sections a person must fill in marked TODO. With ``onnx``,
     ``model.onnx`` is written too (``predict``'s default engine then uses onnxruntime,
     several times faster on CPU; it holds the frozen encoder's weights as well).
+    ``temperature`` (evaluation/calibration.py) and ``min_confidence`` go into model.json, where
+    ``predict`` reads them.
     """
     from safetensors.torch import save_file
 
@@ -35,6 +37,7 @@ def save_default(run_dir_or_model_pt: str | Path, out_dir: str | Path,
     save_file(state, str(out / WEIGHTS), metadata={"format": FORMAT})
     meta = {k: v for k, v in obj.items() if k != "state_dict"}
     meta["source"] = str(src)
+    meta.update({"temperature": float(temperature), "min_confidence": float(min_confidence)})
     atomic_write_text(out / META, json.dumps(meta, indent=1, default=str) + "\n")
     atomic_write_text(out / CARD, card if card is not None else _card(meta))
     if onnx:
