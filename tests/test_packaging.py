@@ -78,3 +78,37 @@ def test_full_install_runs_the_cli():
     done = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "grid" in done.stdout and "train" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_wheel_alone_predicts_with_the_default_model(wheel, tmp_path):
+    """Everything predict needs of this package is inside the wheel: the default model (its ONNX
+    graph where `make install` exported it) and its card. Third-party packages are linked from
+    this venv (no network here); the project's own source tree is not."""
+    from copypaste_ser.data.corpora.synthetic import generate
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "copypaste_ser/inference/pretrained/default/model.safetensors" in names
+    assert "copypaste_ser/inference/pretrained/default/MODEL_CARD.md" in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    others = tmp_path / "others"
+    others.mkdir()
+    site = Path(sysconfig.get_paths()["purelib"])
+    for entry in site.iterdir():
+        if not entry.name.lower().startswith(("copypaste_ser", "__editable__", "_copypaste")) and entry.suffix != ".pth":
+            (others / entry.name).symlink_to(entry)
+    clean_site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    (Path(clean_site) / "others.pth").write_text(str(others) + "\n")
+    generate(tmp_path / "audio", speakers=1, utterances_per_emotion=1, seed=0)
+    wav = next((tmp_path / "audio").rglob("*.wav"))
+    done = subprocess.run([venv / "bin" / "copypaste-ser", "predict", str(wav)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    where = subprocess.run([py, "-c", "import copypaste_ser; print(copypaste_ser.__file__)"], capture_output=True,
+                           text=True, cwd=tmp_path).stdout
+    assert str(ROOT) not in where and wav.name in done.stdout
+    assert any(f": {label}" in done.stdout for label in ("neutral", "angry", "happy", "sad", "no speech"))
