@@ -193,3 +193,21 @@ def test_noisy_cache_names_change_with_the_noise_pools(tmp_path):
     clip = sets["noise"].test[0]
     sf.write(clip, np.full(3200, 0.5, np.float32), 16000)  # same name, other audio
     assert noise_split_for(tmp_path / "musan", tmp_path / "corpus")[0] != key
+
+
+def test_training_reads_only_its_own_utterances_from_a_cache_that_holds_the_whole_corpus(synthetic_corpus):
+    from copypaste_ser.data.manifest import load_corpus
+    from copypaste_ser.training.config import make_config
+    from copypaste_ser.training.task import make_task
+    from copypaste_ser.training.trainset import load_train_features
+
+    cfg = make_config("tiny", data=str(synthetic_corpus))
+    manifest, protocol = load_corpus(synthetic_corpus)
+    extract_features(list(manifest), cfg.feature_config, synthetic_corpus, progress=False)  # dev and test cached too
+    task = make_task(cfg, manifest, protocol)
+    stores, items, _ = load_train_features(cfg, manifest, task, progress=False)
+    assert sorted(stores["clean"]) == sorted(task.train)  # input statistics never see dev or test audio
+    assert not set(stores["clean"]) & (set(task.dev) | set(task.test))
+    first = task.train[0]
+    full = extract_features(manifest.subset([first]), cfg.feature_config, synthetic_corpus, progress=False)
+    np.testing.assert_array_equal(stores["clean"][first], full[first])

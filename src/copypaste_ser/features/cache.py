@@ -29,7 +29,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -68,9 +68,36 @@ class FeatureStore:
     def __len__(self) -> int:
         return len(self.index)
 
+    def view(self, ids: Sequence[str]) -> StoreView:
+        """Just these utterances, read from the memory-mapped file when asked (several training
+        processes then share one copy in the page cache instead of loading the whole cache each)."""
+        missing = [i for i in ids if i not in self.index]
+        if missing:
+            raise KeyError(f"{self.folder}: {missing[0]!r} is not cached")
+        return StoreView(self, list(ids))
+
     def load_all(self) -> dict[str, np.ndarray]:
         data = np.asarray(self.feats)
         return {u: data[o: o + n] for u, (o, n) in self.index.items()}
+
+
+class StoreView(Mapping):
+    """``view[utt_id] -> (n_frames, dim)`` for a fixed set of ids of a :class:`FeatureStore`."""
+
+    def __init__(self, store: FeatureStore, ids: list[str]):
+        self.store, self.ids = store, ids
+        self._known = set(ids)
+
+    def __getitem__(self, utt_id: str) -> np.ndarray:
+        if utt_id not in self._known:
+            raise KeyError(utt_id)
+        return self.store[utt_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def cache_folder(corpus_dir: Path, cfg: FeatureConfig, condition: str = "clean",

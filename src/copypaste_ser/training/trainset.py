@@ -7,6 +7,7 @@ Cached rather than made on the fly, so an epoch costs no extra feature extractio
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 from pathlib import Path
 
@@ -26,13 +27,15 @@ def build_items(task: Task, ids: list[str], condition: str = "clean") -> list[It
 
 
 def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progress: bool
-                        ) -> tuple[dict[str, dict[str, np.ndarray]], list[Item], list[Item]]:
+                        ) -> tuple[dict[str, Mapping[str, np.ndarray]], list[Item], list[Item]]:
     """Features of the training items: clean plus, with noise_aug, the six noisy copies.
-    Returns (condition -> utterance id -> features, clean items, noisy items)."""
+    Returns (condition -> utterance id -> features, clean items, noisy items). Each mapping holds
+    the training utterances only (so statistics fitted on it never see dev or test audio that
+    happens to be cached) and reads them from the memory-mapped cache when asked."""
     data_dir = Path(cfg.data)
     train_ids = task.train
     utts = manifest.subset(train_ids)
-    stores = {"clean": extract_features(utts, cfg.feature_config, data_dir, progress=progress).load_all()}
+    stores = {"clean": extract_features(utts, cfg.feature_config, data_dir, progress=progress).view(train_ids)}
     items = build_items(task, train_ids)
     noisy: list[Item] = []
     if cfg.noise_aug:
@@ -46,7 +49,7 @@ def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progre
             name = f"{key}-mix{MIXING_VERSION}-{cond.name}"
             store = extract_features(utts, cfg.feature_config, data_dir, condition=name,
                                      transform=cond, progress=progress)
-            stores[name] = store.load_all()
+            stores[name] = store.view(train_ids)
             noisy += build_items(task, train_ids, name)
     return stores, items, noisy
 
