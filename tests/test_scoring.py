@@ -21,3 +21,14 @@ def test_a_resnet_scores_each_utterance_as_it_would_alone():
     with torch.no_grad():
         padded = torch.softmax(model(x, lengths), -1)[0].numpy()
     assert np.abs(padded - alone[0]).max() > 1e-4
+
+
+def test_input_statistics_stream_item_by_item_and_match_the_concatenation():
+    from copypaste_ser.models.standardise import frame_statistics
+
+    rng = np.random.default_rng(0)
+    items = [rng.normal(5, 3, (int(rng.integers(5, 50)), 7)).astype(np.float32) for _ in range(30)]
+    mean, std = frame_statistics(iter(items))  # a generator: nothing is held but the running sums
+    frames = torch.cat([torch.tensor(x) for x in items])
+    torch.testing.assert_close(mean, frames.mean(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(std, frames.std(0), atol=1e-5, rtol=0)
