@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 68719476736
 
-.PHONY: install demo test clean
+.PHONY: install demo test docs clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+docs: install  # the API reference from the docstrings, into docs/api (not kept in git)
+	$(VENV)/bin/pdoc copypaste_ser -o docs/api
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

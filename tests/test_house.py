@@ -174,3 +174,16 @@ def test_every_import_the_docs_show_works():
                 assert hasattr(mod, name) or importlib.util.find_spec(f"{module}.{name}"), f"{doc.name}: {module}.{name}"
             found += 1
     assert found >= 3
+
+
+def test_the_api_reference_builds_without_warnings(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    pdoc = shutil.which("pdoc", path=str(Path(sys.executable).parent))
+    if pdoc is None:
+        import pytest
+        pytest.skip("pdoc is not installed (make install brings it)")
+    done = subprocess.run([pdoc, "copypaste_ser", "-o", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr[-2000:]
+    assert (tmp_path / "copypaste_ser" / "training" / "loop.html").is_file()
