@@ -155,7 +155,7 @@ def test_onnx_matches_pytorch_for_the_tiny_resnet(tmp_path: Path, tiny_model_fil
     np.testing.assert_allclose(OnnxEngine(bundle, onnx_path, batch_size=4)(feats), ref, atol=1e-4)
 
 
-def test_export_keeps_an_existing_onnx_file_unless_forced(tmp_path: Path, tiny_model_file: Path):
+def test_export_keeps_an_existing_onnx_file_and_forced_replaces_only_its_own(tmp_path: Path, tiny_model_file: Path):
     from test_bad_input import run_cli
 
     target = tmp_path / "m.onnx"
@@ -164,7 +164,12 @@ def test_export_keeps_an_existing_onnx_file_unless_forced(tmp_path: Path, tiny_m
     assert code != 0 and "already exists; pass --force" in out and "Traceback" not in out
     assert target.read_bytes() == b"the user's own file"
     code, out = run_cli(["export", str(tiny_model_file), "--onnx", str(target), "--force"])
-    assert code == 0 and load_bundle(target).labels == LABELS
+    assert code == 2 and "is not an ONNX export of copypaste-ser" in out and "Traceback" not in out
+    assert target.read_bytes() == b"the user's own file"  # --force replaces only the tool's own files
+    mine = tmp_path / "export.onnx"
+    assert run_cli(["export", str(tiny_model_file), "--onnx", str(mine)])[0] == 0
+    code, out = run_cli(["export", str(tiny_model_file), "--onnx", str(mine), "--force"])
+    assert code == 0 and load_bundle(mine).labels == LABELS
 
 
 @pytest.mark.skipif(not resemblyzer_available(), reason="needs the resemblyzer wheel's weights")

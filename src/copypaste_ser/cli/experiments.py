@@ -41,6 +41,10 @@ def grid(
     g = GridConfig.load(config)
     g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds,
                      folds=folds)
+    if report is not None:  # the report's files are checked before the grid runs or rewrites its results
+        from copypaste_ser.experiments.report import REPORT_FILES
+        from copypaste_ser.files.outputs import check_outputs
+        check_outputs([report / name for name in REPORT_FILES], True, "--report")
     if no_run:
         collect(g)
         results = Path(g.out) / "results.csv"

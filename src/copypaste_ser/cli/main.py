@@ -272,7 +272,7 @@ def predict(
 def export(
     run: Path = typer.Argument(..., help="Run folder, model.pt or model folder"),
     onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write (dynamic batch and time axes)"),
-    force: bool = typer.Option(False, help="Replace an existing ONNX file"),
+    force: bool = typer.Option(False, help="Replace an ONNX file copypaste-ser exported (never another file)"),
 ) -> None:
     """Export a model to ONNX, for `predict --engine onnx` or any onnxruntime."""
     from copypaste_ser.inference.export import export_onnx

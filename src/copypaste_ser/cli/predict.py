@@ -9,6 +9,7 @@ from pathlib import Path
 from copypaste_ser.errors import UserError
 from copypaste_ser.files.outputs import check_output, check_outputs, record_outputs
 from copypaste_ser.inference.predict import EmotionPredictor, check_options
+from copypaste_ser.inference.stream import check_audio_path
 from copypaste_ser.inference.timeline import FORMATS, RowWriter, plot_path, plot_timeline
 from copypaste_ser.validation import Number, check
 
@@ -48,6 +49,8 @@ def run_predict(paths: list[Path], model: Path | None, *, window: float | None, 
     if out is not None and out.suffix.lower() not in FORMATS:
         raise UserError(f"--out: {out}: the file name must end in .jsonl or .csv")
     source, files = model_and_files(paths, model)
+    for f in files:  # every file before the model is read: no answer for some, then an error
+        check_audio_path(Path(f))
     if out is not None:
         check_output(out, force, "--out")
     if plot is not None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from copypaste_ser.data.manifest import Fold, Manifest, Protocol, load_corpus
 from copypaste_ser.errors import UserError
+from copypaste_ser.validation import SEED, check
 
 #: The dev share of each training corpus's speakers in a leave-one-corpus-out fold.
 DEV_SHARE = 0.15
@@ -29,7 +30,13 @@ ALL_FOLD = "all-corpora"
 def shared_labels(manifests: list[Manifest], labels: list[str] | None) -> list[str]:
     """``labels`` (each must be in every corpus), else the labels all corpora share, in the
     first corpus's order."""
-    if labels:
+    if labels is not None:
+        twice = sorted({lab for lab in labels if labels.count(lab) > 1})
+        if twice:
+            raise UserError(f"--labels: {twice[0]!r} is given twice; give each label once")
+        if len(labels) < 2:  # one class is no emotion recognition task
+            raise UserError(f"--labels: {', '.join(labels) or 'no label'} given; give at least two labels every "
+                            f"corpus has, e.g. --labels neutral,angry,happy,sad")
         for m in manifests:
             missing = [lab for lab in labels if lab not in m.labels]
             if missing:
@@ -61,6 +68,7 @@ def combine_corpora(folders: list[str | Path], labels: list[str] | None = None, 
     """The union of prepared corpora with a shared label set and leave-one-corpus-out folds."""
     if len(folders) < 2:
         raise UserError("combine: give at least two prepared corpora")
+    check("--seed", seed, SEED)
     # each corpus is named by its prepared folder (data/nemo -> nemo): CSV corpora are all "list"
     manifests = [replace_name(load_corpus(Path(f))[0], Path(f).name or Path(f).resolve().name) for f in folders]
     names = [m.name for m in manifests]

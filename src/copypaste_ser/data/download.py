@@ -189,6 +189,8 @@ def fetch_corpus(name: str, dest: Path, force: bool = False, keep_archive: bool 
                         f"(licensed, fetch by hand: {', '.join(LICENSED_CORPORA)})")
     url, sha = KNOWN_CORPORA[key]
     dest = Path(dest).expanduser()
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"{dest}: is a file, not a folder; choose another --out")
     dest.mkdir(parents=True, exist_ok=True)
     archive = download(url, dest / _filename_from_url(url), sha256=sha, force=force)
     extract(archive, dest)

@@ -17,6 +17,7 @@ from copypaste_ser.data.manifest import load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.outputs import check_outputs, record_outputs
+from copypaste_ser.validation import SNR, check
 
 
 @dataclass
@@ -36,8 +37,13 @@ def run_baselines(data: str | Path, out: str | Path, fold: str = "all", snrs: li
     from copypaste_ser.experiments.cross_validation import matching_folds
 
     snrs = list(snrs or [])
+    for snr in snrs:
+        check("--snr", snr, SNR)
     if snrs and noise_root is None:
         raise UserError("--snr: noisy tests need --noise-root (a folder with noise/ and music/)")
+    if snrs:  # the noise corpus's layout before any feature is extracted
+        from copypaste_ser.data.corpora.musan import prepare_musan
+        prepare_musan(Path(noise_root))
     load_corpus(Path(data))  # a bad corpus is refused before anything is written
     folds = matching_folds(fold, data)
     out = Path(out)

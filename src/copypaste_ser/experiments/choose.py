@@ -111,6 +111,9 @@ def test_configs(choices: list[FoldChoice], configs: dict[str, Path], out_dir: P
 
 def write_choice(configs: list[Path], out_dir: Path, force: bool = False) -> tuple[list[FoldChoice], list[Path]]:
     """Choose per fold and write ``choice.json`` and the test grid configs into ``out_dir``."""
+    if len(configs) < 2:  # one candidate leaves nothing to choose
+        raise UserError(f"choose: {len(configs)} candidate config given; give two or more dev grid configs to "
+                        f"choose between (a single config's test grid is run with `copypaste-ser grid`)")
     named = {}
     for path in configs:
         if path.name in named:

@@ -40,7 +40,9 @@ def init_name(init: str | None) -> str:
     if init is None:
         return "scratch"
     path = Path(init)
-    return init if not path.suffix else (path.parent.name if path.stem == "model" else path.stem)
+    if not path.suffix:  # a named init, or a model file without a suffix: its name, never a path
+        return path.name
+    return path.parent.name if path.stem == "model" else path.stem
 
 
 def train_folds(cfg: TrainConfig, out_dir: str | Path, pattern: str, seeds: list[int], force: bool = False,

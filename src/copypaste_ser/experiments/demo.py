@@ -20,6 +20,7 @@ def run_demo(out: str | Path = "demo-out", force: bool = False, epochs: int = 12
     from copypaste_ser.evaluation.evaluate import evaluate_run
 
     out = Path(out)
+    make_config("tiny", data=str(out), epochs=epochs)  # --epochs checked before the folder is claimed
     claim(out, "demo", force)  # --force clears only what the demo wrote (rundir.py)
     t0 = time.time()
     audio = out / "synthetic-audio"

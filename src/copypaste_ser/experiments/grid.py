@@ -203,6 +203,9 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launc
         if init not in NAMED_INITS and not Path(init).is_file():
             raise UserError(f"grid: init model {init} is missing; train it with "
                             f"`copypaste-ser pretrain-speaker` or leave it out (--init scratch)")
+    if grid.snrs or "clean+noise" in grid.training_data:  # the noise corpus's layout, before any write
+        from copypaste_ser.data.corpora.musan import prepare_musan
+        prepare_musan(Path(grid.noise_root))
     out = Path(grid.out)
     todo_all = cells(grid)  # reads only: a bad fold or a changed config is refused before any write
     stale = check_reuse({c: (c.path(out), cell_config(grid, c)) for c in todo_all}, force)
@@ -300,6 +303,8 @@ def claim_grid_folder(out: Path) -> None:
                         f"another out:")
     if kind not in ("", "grid"):
         raise UserError(f"{out}: is a copypaste-ser {kind} folder, not a grid folder; give the grid another out:")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file, not a folder; give the grid another out:")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -12,6 +12,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import RUN_KEY, run_key
 from copypaste_ser.metrics import count_confusion
+from copypaste_ser.validation import check_name
 
 
 def load_rows(results_csv: Path) -> list[dict]:
@@ -22,11 +23,21 @@ def load_rows(results_csv: Path) -> list[dict]:
 
     from copypaste_ser.files.textio import read_text
 
-    rows = list(csv.DictReader(io.StringIO(read_text(results_csv), newline="")))
-    missing = {"fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1"} - set(rows[0] if rows else {})
+    reader = csv.DictReader(io.StringIO(read_text(results_csv), newline=""))
+    rows = list(reader)
+    missing = {"fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1"} - set(reader.fieldnames or [])
     if missing:
         raise UserError(f"{results_csv}: not a grid results.csv (no column {sorted(missing)[0]!r})")
+    if not rows:
+        raise UserError(f"{results_csv}: holds no results (only its header); give a results.csv with finished runs")
     for line, r in enumerate(rows, 2):
+        if None in r:
+            raise UserError(f"{results_csv}:{line}: more values than the header has columns; fix or drop that row")
+        for k in RUN_KEY:  # a run's key names its folder beside results.csv (_run_predictions)
+            check_name(r[k], k, f"{results_csv}:{line}")
+        if r.get("train_seconds") not in ("", None) and not 0.0 <= _number(r["train_seconds"]) < math.inf:
+            raise UserError(f"{results_csv}:{line}: train_seconds is {r['train_seconds']!r}, not a number of "
+                            f"seconds >= 0; fix or drop that row")
         for k, v in r.items():
             if k == "weighted_f1" or k.startswith("f1_") or k in ("uar", "accuracy"):
                 if v in ("", None) and k != "weighted_f1":
@@ -40,6 +51,13 @@ def load_rows(results_csv: Path) -> list[dict]:
                     raise UserError(f"{results_csv}:{line}: {k} is {v!r}, not a score between 0 and 1; "
                                     f"fix or drop that row")
     return rows
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def merge_results(results: list[Path]) -> tuple[list[dict], dict]:

@@ -224,6 +224,8 @@ def parse_options(launcher: str, pairs: Sequence[str]) -> dict[str, Any]:
 
     if launcher not in LAUNCHERS + _HIDDEN:
         raise UserError(f"grid: --launcher must be one of {', '.join(LAUNCHERS)}, not {launcher!r}")
+    if pairs and launcher == "local":  # before the grid starts, not when its first job is launched
+        raise UserError("grid: --slurm options need --launcher slurm")
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

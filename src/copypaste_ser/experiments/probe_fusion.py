@@ -32,6 +32,7 @@ from copypaste_ser.experiments.seed_ensemble import (
     run_probabilities,
 )
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
+from copypaste_ser.files.outputs import check_outputs, record_outputs
 
 PROBES = ("rzstates-lr", "mfcc-lr")  # logistic regressions: they give class probabilities
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -115,10 +116,11 @@ def write_fusion(config: str | Path, out: str | Path, probe: str = "rzstates-lr"
     """Write ``out/results.csv``, ``out/predictions.json`` and ``out/weights.csv`` (the weight
     chosen for each run); returns the weights' rows. Refuses to replace a result without ``force``."""
     out = Path(out)
-    if (out / "results.csv").exists() and not force:
-        raise UserError(f"{out / 'results.csv'}: exists; pass --force to replace it or choose another --out")
+    # every file before any work (outputs.py): a user's file in OUT is never replaced
+    files = check_outputs([out / "results.csv", out / "predictions.json", out / "weights.csv"], force, "--out")
     rows, preds, choices = fuse_grid(GridConfig.load(config), probe, weight, progress)
     atomic_write_csv(out / "results.csv", rows)
     atomic_write_text(out / "predictions.json", json.dumps(preds))
     atomic_write_csv(out / "weights.csv", choices)
+    record_outputs(files)
     return choices

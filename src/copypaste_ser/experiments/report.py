@@ -245,7 +245,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in trained}
     folds = sorted({r["fold"] for r in rows})
     seeds = sorted({r["seed"] for r in trained})
-    secs = sum(float(r["train_seconds"] or 0) for r in rows if r["test"] == "clean" and r["init"] not in BASELINES)
+    secs = sum(float(r.get("train_seconds") or 0) for r in rows if r["test"] == "clean" and r["init"] not in BASELINES)
     parts = [f"# {title}", ""]
     if command:
         parts += ["Made with:", "", "```", command, "```", ""]

@@ -12,10 +12,8 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
-
 from copypaste_ser.errors import UserError
-from copypaste_ser.files.textio import read_text
+from copypaste_ser.files.textio import load_yaml
 
 REQUIRED = ("form", "statistics", "selection")
 
@@ -23,12 +21,16 @@ REQUIRED = ("form", "statistics", "selection")
 def load_rule(path: str | Path) -> dict:
     """The rule file as a mapping; a one-line error for anything else."""
     path = Path(path)
-    try:
-        rule = yaml.safe_load(read_text(path, "--rule"))
-    except yaml.YAMLError as e:
-        raise UserError(f"--rule: {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    rule = load_yaml(path, "--rule")  # UTF-8, valid YAML, no key given twice
     if not isinstance(rule, dict) or any(k not in rule for k in REQUIRED):
         raise UserError(f"--rule: {path}: not a reporting rule (it needs the keys {', '.join(REQUIRED)})")
+    for key in REQUIRED:
+        if not isinstance(rule[key], dict):
+            raise UserError(f"--rule: {path}:{key}: must be a mapping (see docs/protocol/reporting-rule.yaml), "
+                            f"not {rule[key]!r}")
+    for key in ("seeds", "schemes_shown"):
+        if not isinstance(rule["form"].get(key, []), list):
+            raise UserError(f"--rule: {path}:form.{key}: must be a list, not {rule['form'][key]!r}")
     return rule
 
 

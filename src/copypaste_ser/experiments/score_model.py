@@ -18,6 +18,7 @@ from copypaste_ser.features.cache import extract_features
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 from copypaste_ser.metrics import score
+from copypaste_ser.validation import name_problem
 
 
 def score_model(model: str | Path | None, data: str | Path, out: str | Path, fold: str = "all",
@@ -29,6 +30,9 @@ def score_model(model: str | Path | None, data: str | Path, out: str | Path, fol
     from copypaste_ser.models.scoring import predict_proba
 
     data, out = Path(data), Path(out)
+    problem = name_problem(name) if name is not None else None
+    if problem:  # the init column of a run's results: later read as one component of a run's path
+        raise UserError(f"--name {name!r} {problem}; give a plain name, e.g. --name shipped-model")
     manifest, protocol = load_corpus(data)
     folds = matching_folds(fold, data)
     files = check_outputs([out / "results.csv", out / "predictions.json"], force, "--out")

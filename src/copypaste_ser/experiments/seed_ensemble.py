@@ -25,6 +25,7 @@ from copypaste_ser.evaluation.stats import fold_test
 from copypaste_ser.experiments.grid_results import ENSEMBLE_SUFFIX as SUFFIX
 from copypaste_ser.experiments.grid_results import stored_test_predictions
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
+from copypaste_ser.files.outputs import check_outputs, record_outputs
 from copypaste_ser.metrics import score
 
 SPLITS = ("test", "dev")
@@ -108,7 +109,19 @@ def ensemble_grid(grid: str | Path, split: str = "test", seeds: list[str] | None
     if not grid.is_dir():
         raise UserError(f"{grid}: no such grid folder (give a grid's out folder)")
     rows, preds = [], {}
-    found = {cell: {s: r for s, r in runs.items() if seeds is None or s in seeds} for cell, runs in grid_runs(grid).items()}
+    all_runs = grid_runs(grid)
+    if seeds is not None:  # each asked-for seed once, and one the grid ran: else the error below would mislead
+        have = sorted({s for runs in all_runs.values() for s in runs}, key=lambda s: (len(s), s))
+        for i, s in enumerate(seeds):
+            if s in seeds[:i]:
+                raise UserError(f"--seed: seed {s} is given twice; give each seed once")
+            if s not in have:
+                raise UserError(f"--seed {s}: no finished run of seed {s!r} in {grid} (its seeds: "
+                                f"{', '.join(have) or 'none'})")
+        if len(seeds) < 2:
+            raise UserError(f"--seed: an ensemble needs two or more seeds, not only {', '.join(seeds) or 'none'}; "
+                            f"repeat --seed, or leave it out for all the grid's seeds")
+    found = {cell: {s: r for s, r in runs.items() if seeds is None or s in seeds} for cell, runs in all_runs.items()}
     found = {cell: runs for cell, runs in found.items() if len(runs) >= 2}
     if not found:
         raise UserError(f"{grid}: no fold and cell has two finished seeds to ensemble")
@@ -159,9 +172,10 @@ def write_ensemble(grid: str | Path, out: str | Path, split: str = "test", seeds
     """Write ``out/results.csv`` (members and ensembles) and ``out/predictions.json``; returns
     :func:`summarize`'s rows. Refuses to replace an earlier result without ``force``."""
     out = Path(out)
-    if (out / "results.csv").exists() and not force:
-        raise UserError(f"{out / 'results.csv'}: exists; pass --force to replace it or choose another --out")
+    # every file before any work (outputs.py): a user's file in OUT is never replaced
+    files = check_outputs([out / "results.csv", out / "predictions.json"], force, "--out")
     rows, preds = ensemble_grid(grid, split, seeds, progress)
     atomic_write_csv(out / "results.csv", [r for r in rows if r["init"].endswith(SUFFIX)] if split == "test" else rows)
     atomic_write_text(out / "predictions.json", json.dumps(preds))
+    record_outputs(files)
     return summarize(rows)

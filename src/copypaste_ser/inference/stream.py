@@ -64,9 +64,17 @@ class Window:
     wave: np.ndarray    # float32 mono samples [start, end)
 
 
-def _open(path: Path) -> sf.SoundFile:
+def check_audio_path(path: Path) -> None:
+    """An audio file to read: one line for a folder or a missing file (checked for every file
+    before a model is loaded)."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not an audio file; give the files in it (e.g. {path}/*.wav)")
     if not path.is_file():
         raise UserError(f"{path}: audio file is missing")
+
+
+def _open(path: Path) -> sf.SoundFile:
+    check_audio_path(path)
     try:
         return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError) as e:
@@ -83,7 +91,16 @@ def _blocks(path: Path, rate: int) -> Iterator[np.ndarray]:
                             f"at least {1000 * MIN_SECONDS:.0f} ms)")
         stream = soxr.ResampleStream(f.samplerate, rate, 1, dtype="float32") if f.samplerate != rate else None
         block = max(1, int(BLOCK * f.samplerate / rate))
-        for raw in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+        blocks, done = f.blocks(blocksize=block, dtype="float32", always_2d=True), 0
+        while True:
+            try:
+                raw = next(blocks)
+            except StopIteration:
+                break
+            except (sf.LibsndfileError, RuntimeError) as e:  # a file cut short or damaged after its header
+                raise UserError(f"{path}: cannot read audio after {done / f.samplerate:.1f} s ({e}); "
+                                f"the file is damaged or cut short") from None
+            done += len(raw)
             mono = raw.mean(axis=1, dtype=np.float32)
             if not np.isfinite(mono).all():
                 raise UserError(f"{path}: audio holds NaN or infinite samples; the file is damaged")

@@ -177,6 +177,10 @@ PRESETS: dict[str, dict] = {
 }
 
 
+#: Fields whose ``train`` option is not ``--`` + the field name with dashes.
+CLI_NAMES = {"copypaste_piece_seconds": "--piece-seconds"}
+
+
 def make_config(preset: str | None = "cpu", config_file: str | Path | None = None, **overrides) -> TrainConfig:
     """Preset, then a YAML file, then explicit overrides (None values are ignored).
 
@@ -201,7 +205,7 @@ def make_config(preset: str | None = "cpu", config_file: str | Path | None = Non
         check_fields(loaded, TRAIN_RULES, prefix)
         values.update(merged(values, loaded))
     given = {k: v for k, v in overrides.items() if v is not None}
-    check_fields(given, TRAIN_RULES, "", names=option_name)
+    check_fields(given, TRAIN_RULES, "", names=lambda k: CLI_NAMES.get(k) or option_name(k))
     values.update(merged(values, given))
     if values.get("init") == RESEMBLYZER and "features" not in values:
         values["features"] = resemblyzer_features().to_dict()

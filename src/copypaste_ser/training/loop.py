@@ -51,6 +51,7 @@ from copypaste_ser.training.config import TrainConfig
 from copypaste_ser.training.distributed import dist_setup, global_mean_loss, wrap_model
 from copypaste_ser.training.model_setup import (
     build_emotion_model,
+    check_run_inputs,
     freeze_encoder_norms,
     make_optimizer,
     model_file,
@@ -87,6 +88,7 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
         raise UserError(f"{cfg.data}: CopyPaste needs emotion labels; speaker pretraining takes none")
     if cfg.copypaste in ("n-cp", "n+se-cp") and manifest.neutral is None:
         raise UserError(f"{cfg.data}: corpus {manifest.name!r} has no neutral label; N-CP needs one")
+    check_run_inputs(cfg)  # noise corpus, init model: refused before the run folder is made
     resume = prepare_run_dir(out, cfg, force, held) if rank == 0 else True
     if world > 1:
         dist.barrier()

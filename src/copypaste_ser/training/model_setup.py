@@ -12,7 +12,22 @@ from torch.nn.modules.batchnorm import _NormBase
 from copypaste_ser.data.manifest import Manifest
 from copypaste_ser.errors import UserError
 from copypaste_ser.models.checkpoint import FORMAT, with_checksum
-from copypaste_ser.training.config import TrainConfig, check_applicable
+from copypaste_ser.training.config import RESEMBLYZER, STATE_HEAD_INITS, TrainConfig, check_applicable
+
+
+def check_run_inputs(cfg: TrainConfig) -> None:
+    """What a run reads besides its corpus, checked before its folder is made: the noise corpus
+    of ``noise_aug`` (its listing only) and a speaker model file given as ``init``."""
+    from pathlib import Path
+
+    if cfg.noise_aug:
+        if not cfg.noise_root:
+            raise UserError("--noise-aug needs --noise-root, a folder in MUSAN layout (noise/, music/)")
+        from copypaste_ser.data.corpora.musan import prepare_musan
+        prepare_musan(Path(cfg.noise_root))
+    if cfg.init and cfg.init not in (RESEMBLYZER, *STATE_HEAD_INITS):
+        from copypaste_ser.models.checkpoint import load_model_file
+        load_model_file(Path(cfg.init), kind="speaker")
 
 
 def build_emotion_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict]:

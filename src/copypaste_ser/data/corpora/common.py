@@ -98,6 +98,8 @@ def make_utterance(utt_id: str, audio: Path, speaker: str, emotion: str,
 def check_unique_ids(utts: list[Utterance], source: Path | str) -> None:
     seen: dict[str, str] = {}
     for u in utts:
+        if seen.get(u.id) == u.audio:  # one file listed twice would count twice, maybe with two labels
+            raise UserError(f"{u.audio}: listed twice in {source}; list each audio file once")
         if u.id in seen:
             raise UserError(f"{u.audio}: utterance id {u.id!r} is also used by {seen[u.id]} "
                             f"(in {source}); keep one copy (.wav or .flac), not both")

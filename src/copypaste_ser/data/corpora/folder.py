@@ -166,6 +166,9 @@ def read_csv(csv_path: Path, declared: list[str] | None, label_map: dict[str, st
         reader = csv_module.DictReader(f)
         fields = [c.strip().lower() for c in (reader.fieldnames or [])]
         for col in ("path", "label", "speaker"):
+            if col not in fields and len(fields) == 1 and (sep := _other_separator(fields[0])):
+                raise UserError(f"{csv_path}: the header {fields[0]!r} is separated by {sep}, not by commas; "
+                                f"save the list as comma-separated values (path,label,speaker)")
             if col not in fields:
                 raise UserError(f"{csv_path}: missing column {col!r} (header must be "
                                 f"path,label,speaker[,split][,fold]; see prepare folder --help)")
@@ -200,6 +203,14 @@ def read_csv(csv_path: Path, declared: list[str] | None, label_map: dict[str, st
                     columns[c][u.id] = _split(value, where, empty_ok=c != "split")
             utts.append(u)
     return utts, columns
+
+
+def _other_separator(header: str) -> str | None:
+    """The separator of a one-column header that is really several columns (Excel's ';', tabs)."""
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+        if sep in header and "path" in header.split(sep):
+            return name
+    return None
 
 
 def read_tree(root: Path, declared: list[str] | None, label_map: dict[str, str] | None = None):
@@ -263,12 +274,21 @@ def prepare(root: Path | None = None, csv: Path | str | None = None, labels: lis
             folds: str | int | None = None) -> tuple[Manifest, Protocol]:
     """Manifest and protocol of a CSV list or a folder-per-label tree (see ``HELP``)."""
     declared = _declared(labels)
-    mapping = parse_label_map(label_map, "label_map" if not isinstance(label_map, str) else "--label-map")
+    source_of_map = "label_map" if not isinstance(label_map, str) else "--label-map"
+    mapping = parse_label_map(label_map, source_of_map)
+    for raw, target in mapping.items():  # a typo in a target would otherwise blame the raw label
+        if normalise_label(target, declared) is None:
+            known = declared if declared is not None else CANONICAL_LABELS
+            raise UserError(f"{source_of_map}: {raw}={target}: {target!r} is not a known label (known: "
+                            f"{', '.join(known)}); map {raw!r} to one of them")
     scheme = parse_folds(folds)
     if csv is not None:
         csv_path = Path(csv).expanduser()
         if not csv_path.is_absolute() and not csv_path.is_file() and root is not None:
             csv_path = Path(root).expanduser() / csv_path
+        if csv_path.is_dir():
+            raise UserError(f"--csv: {csv_path}: is a folder, not a CSV file; give the CSV list "
+                            f"(or the folder as --root: TREE/<label>/*.wav)")
         if not csv_path.is_file():
             raise UserError(f"{csv_path}: CSV file does not exist")
         source = csv_path.resolve()

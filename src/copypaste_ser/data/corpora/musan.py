@@ -110,6 +110,9 @@ def split_pool(kind: str, files: list[str], test_fraction: float = 0.3, seed: in
 
 def _resolve_root(root: Path) -> Path:
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root}: is a file, not a folder; give the noise folder (with noise/, music/ and "
+                        f"optionally speech/ in it)")
     if not root.is_dir():
         raise UserError(f"{root}: MUSAN folder is missing (expected noise/, music/ and optionally speech/ in it)")
     if not (root / "noise").is_dir() and (root / "musan" / "noise").is_dir():
