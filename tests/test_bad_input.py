@@ -492,7 +492,7 @@ CASES += [
          "--whisper-layer: must be an integer >= 0"),
     Case("init-missing-file", T + "--init @TMP/none.pt", "none.pt: model file is missing"),
     Case("init-text-file", T + "--init @TMP/speaker.pt", "speaker.pt: not a readable checkpoint", {"speaker.pt": "junk"}),
-    Case("init-emotion-model", T + "--init @RUN/model.pt", "model.pt: is a 'emotion' model, expected a 'speaker' model"),
+    Case("init-emotion-model", T + "--init @RUN/model.pt", "model.pt: holds a model of kind 'emotion'; this needs one of kind 'speaker'"),
     Case("noise-aug-without-root", T + "--noise-aug", "--noise-aug needs --noise-root"),
     Case("noise-root-missing", T + "--noise-aug --noise-root @TMP/none", "none: MUSAN folder is missing"),
     Case("noise-root-is-file", T + "--noise-aug --noise-root @WAV", "is a file, not a folder; give the noise folder"),

@@ -60,7 +60,7 @@ def test_speaker_weights_are_kept_and_only_the_output_is_replaced(tmp_path):
 
 
 @pytest.mark.parametrize("case, match", [
-    ("emotion", "is a 'emotion' model, expected a 'speaker' model"),
+    ("emotion", "holds a model of kind 'emotion'; this needs one of kind 'speaker'"),
     ("foreign", "not a copypaste-ser model file"),
     ("text", "not a readable checkpoint"),
     ("missing", "model file is missing"),

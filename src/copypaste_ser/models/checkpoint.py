@@ -96,7 +96,7 @@ def load_model_file(path: str | Path, kind: str | None = None) -> dict:
     """Load and check a model file; ``kind`` ('emotion' or 'speaker') is enforced when given."""
     obj = load_checkpoint(path)
     if kind is not None and obj.get("kind") != kind:
-        raise UserError(f"{path}: is a {obj.get('kind')!r} model, expected a {kind!r} model")
+        raise UserError(f"{path}: holds a model of kind {obj.get('kind')!r}; this needs one of kind {kind!r}")
     return check_model_content(obj, str(path))
 
 

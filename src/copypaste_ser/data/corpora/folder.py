@@ -298,7 +298,7 @@ def prepare(root: Path | None = None, csv: Path | str | None = None, labels: lis
     else:
         if root is None:
             raise UserError("corpus 'folder' needs --csv LIST.csv or --root FOLDER (see prepare folder --help)")
-        source = root = require_dir(root, "corpus")
+        source = root = require_dir(root, "labelled")
         utts, columns = read_tree(root, declared, mapping), {}
         if not utts:
             raise UserError(f"{root}: no labelled audio found (expected <label>/*.wav|*.flac "
