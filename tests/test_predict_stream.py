@@ -321,3 +321,24 @@ def test_traced_resnet_generalises_to_other_shapes():
         traced = torch.jit.trace(model, (torch.randn(2, 50, 23), torch.tensor([50, 30])))
     x, lengths = torch.randn(3, 77, 23), torch.tensor([77, 10, 5])
     torch.testing.assert_close(traced(x, lengths), model(x, lengths))
+
+
+def test_a_wave_in_memory_at_any_rate_gets_the_answer_its_file_gets(tmp_path):
+    import soxr
+
+    from copypaste_ser.errors import UserError
+
+    wave = _speechish(6.0, seed=3)
+    path = tmp_path / "a.wav"
+    sf.write(path, wave, RATE, subtype="FLOAT")
+    predictor = EmotionPredictor(None)
+    _, from_file = predictor.predict_file(path)
+    rows, from_array = predictor.predict_wave(wave, RATE, name="a")
+    assert from_array["emotion"] == from_file["emotion"] and len(rows) == from_file["windows"]
+    np.testing.assert_allclose([from_array["probs"][k] for k in predictor.labels],
+                               [from_file["probs"][k] for k in predictor.labels], atol=1e-5)
+    stereo_48k = np.repeat(soxr.resample(wave, RATE, 48000)[:, None], 2, axis=1)
+    _, resampled = predictor.predict_wave(stereo_48k, 48000)
+    assert resampled["emotion"] == from_file["emotion"]
+    with pytest.raises(UserError, match="<array>: audio holds NaN"):
+        predictor.predict_wave(np.full(16000, np.nan, np.float32), RATE)

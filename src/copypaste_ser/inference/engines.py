@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.features.mfcc import STATES_KIND, FeatureConfig
+from copypaste_ser.features.mfcc import FeatureConfig
 
 #: Architectures whose score of a window does not depend on padding after it.
 PAD_EXACT = ("resemblyzer-attention", "resemblyzer-lstm", "whisper-attention")

@@ -27,7 +27,7 @@ from copypaste_ser.inference.engines import (
     check_device,
     load_bundle,
 )
-from copypaste_ser.inference.stream import MIN_VOICED, read_windows, window_frames
+from copypaste_ser.inference.stream import MIN_VOICED, read_windows, wave_windows, window_frames
 from copypaste_ser.validation import WINDOW, Number, OneOf, check
 
 __all__ = ["EmotionPredictor", "MIN_VOICED", "DEFAULT_WINDOW"]
@@ -99,8 +99,10 @@ class EmotionPredictor:
             self.voiced_fn = SileroVAD(self.features)
 
     # ------------------------------------------------------------ windows
-    def windows(self, file: str | Path, window: float | None = None, hop: float | None = None) -> Iterator[dict]:
-        """One row per window, in order, covering the file from 0 to its end."""
+    def windows(self, file: str | Path, window: float | None = None, hop: float | None = None,
+                wave: np.ndarray | None = None, sample_rate: int | None = None) -> Iterator[dict]:
+        """One row per window, in order, covering the file from 0 to its end; with ``wave`` (and
+        its ``sample_rate``) those samples instead of a file, ``file`` naming them in the rows."""
         check("--window", window, WINDOW)
         check("--hop", hop, HOP)
         rate = self.features.sample_rate
@@ -110,7 +112,9 @@ class EmotionPredictor:
             raise UserError(f"--hop: must be at most the window ({size / rate:g} s), or windows leave gaps")
         shift = self.features.frame_shift_ms / 1000
         pending: list[tuple[dict, np.ndarray]] = []
-        for w in read_windows(file, rate, size, step):
+        source = (read_windows(file, rate, size, step) if wave is None
+                  else wave_windows(wave, sample_rate or 0, rate, size, step, str(file)))
+        for w in source:
             feats, voiced = window_frames(w.wave, self.features, self.voiced_fn)
             row = {"file": str(file), "level": "window", "start": w.start / rate, "end": w.end / rate,
                    "speech": voiced > 0, "voiced_seconds": voiced * shift, "emotion": None, "probs": {}}
@@ -154,6 +158,13 @@ class EmotionPredictor:
             if on_row is not None:
                 on_row(row)
         return rows, self.summary(file, rows)
+
+    def predict_wave(self, wave: np.ndarray, sample_rate: int, name: str = "<array>",
+                     window: float | None = None, hop: float | None = None) -> tuple[list[dict], dict]:
+        """As :meth:`predict_file` for samples in memory (float, mono or (samples, channels), any
+        rate): ``rows, answer = predictor.predict_wave(samples, 44100)``."""
+        rows = list(self.windows(name, window, hop, wave=wave, sample_rate=sample_rate))
+        return rows, self.summary(name, rows)
 
     def __call__(self, files: Sequence[str | Path], window: float | None = None) -> list[dict]:
         """One answer per file; with ``window`` seconds, the window rows instead."""

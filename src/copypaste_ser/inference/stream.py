@@ -138,6 +138,26 @@ def read_windows(path: str | Path, rate: int, size: int, hop: int) -> Iterator[W
             yield Window(start, end, buf[a: a + (end - start)].copy())
 
 
+def wave_windows(wave: np.ndarray, sample_rate: int, rate: int, size: int, hop: int,
+                 name: str = "<array>") -> Iterator[Window]:
+    """The windows of :func:`window_spans` over an in-memory wave (mono, or (samples, channels)
+    averaged), resampled to ``rate``; the checks of a file's samples, naming ``name``."""
+    from copypaste_ser.data.audio import check_samples
+
+    x = np.asarray(wave, dtype=np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    if x.ndim != 1:
+        raise UserError(f"{name}: a wave must be 1-D samples or (samples, channels), not shape {x.shape}")
+    if not isinstance(sample_rate, (int, np.integer)) or not 1000 <= sample_rate <= 384000:
+        raise UserError(f"{name}: sample_rate must be an integer number of Hz (1000-384000), not {sample_rate!r}")
+    check_samples(x, int(sample_rate), name, require_signal=False)
+    if sample_rate != rate:
+        x = soxr.resample(x, int(sample_rate), rate).astype(np.float32)
+    for start, end in window_spans(len(x), size, hop):
+        yield Window(start, end, x[start:end].copy())
+
+
 def log_energy(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Kaldi's raw log energy per frame (MFCC C0 of ``features.mfcc``, to ~1e-5), 5x faster.
 
