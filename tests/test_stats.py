@@ -109,3 +109,23 @@ def test_bootstrap_averages_seeds_and_finds_a_clear_gain():
     assert r.p == pytest.approx(2 / 501) and r.n_utterances == 100
     with pytest.raises(ValueError, match="aligned"):
         paired_bootstrap(y, [wrong], [y[:-1]])
+
+
+def test_the_report_compares_a_model_with_each_baseline_over_the_folds_both_hold():
+    from copypaste_ser.experiments.baseline_comparison import against_baselines
+
+    rows = []
+    for k, fold in enumerate(["f1", "f2", "f3", "f4", "f5"]):
+        for seed in ("0", "1"):
+            rows.append({"fold": fold, "init": "m", "copypaste": "none", "test": "clean", "training_data": "clean",
+                         "seed": seed, "weighted_f1": 0.80 + 0.01 * k + (0.002 if seed == "1" else 0)})
+        rows.append({"fold": fold, "init": "probe", "copypaste": "none", "test": "clean", "training_data": "clean",
+                     "seed": "-", "weighted_f1": 0.75 + 0.01 * k + 0.004 * (k % 2)})
+    rows.append({"fold": "f1", "init": "lonely", "copypaste": "none", "test": "clean", "training_data": "clean",
+                 "seed": "-", "weighted_f1": 0.1})
+    text = "\n".join(against_baselines(rows, ["m"], {"probe": "the probe", "lonely": "one fold only"}))
+    line = next(x for x in text.splitlines() if x.startswith("| the probe"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1] == "5" and cells[2] == "+4.94"  # fold differences 5.1, 4.7, 5.1, 4.7, 5.1 points
+    assert float(cells[4]) < 0.001
+    assert "one fold only" not in text  # a single shared fold is not a test

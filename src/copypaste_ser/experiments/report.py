@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from copypaste_ser.evaluation.baselines import BASELINES
+from copypaste_ser.experiments.baseline_comparison import against_baselines
 from copypaste_ser.evaluation.pooled import pooled_section
 from copypaste_ser.evaluation.stats import Comparison, compare, describe_tests, with_holm
 from copypaste_ser.experiments.grid_log import machine_label
@@ -293,6 +294,9 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
                       "How often the model still names the emotion of an emotional test utterance "
                       "joined to a neutral test utterance of another speaker (kept), next to its "
                       "recall of the same utterances alone (%), mean over seeds and folds.", "", probe, ""]
+    finished = {r["init"]: r["init"] for r in rows if r.get("training_data") == "-"}  # `score` rows
+    models = [i for i in inits if i not in finished and not scored_only(i)]
+    parts += against_baselines(rows, models, {**BASELINES, **finished})
     parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
     parts += warnings_section(rows)
     table = stats_table(tested)
