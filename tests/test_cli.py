@@ -29,7 +29,8 @@ def test_help(cmd):
     (["prepare", "emodb", "--root", "/nonexistent/emodb", "--out", "/tmp/x"], "/nonexistent/emodb"),
     (["prepare", "klingon", "--root", "/tmp", "--out", "/tmp/x"], "unknown corpus 'klingon'"),
     (["train", "--data", "/nonexistent/data", "--out", "/tmp/x"], "/nonexistent/data/manifest.jsonl: missing"),
-    (["predict", "/nonexistent/run", "a.wav"], "/nonexistent/run: no such run directory or model file"),
+    (["predict", "/nonexistent/run", __file__], "/nonexistent/run: no such run directory or model file"),
+    (["predict", "/nonexistent/run", "a.wav"], "a.wav: audio file is missing"),  # files first, then the model
     (["download", "crema-d", "--out", "/tmp/x"], "crema-d"),
 ])
 def test_user_errors_are_one_line(args, expected):

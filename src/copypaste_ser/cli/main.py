@@ -247,8 +247,8 @@ def predict(
                                "ships an ONNX file (the default model does), else torch"),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (torch engine)"),
     batch_size: int = typer.Option(32, help="Windows scored together"),
-    vad: str = typer.Option("energy", help="energy (Kaldi's rule, as in training) or silero (pip install "
-                            "silero-vad)"),
+    vad: str = typer.Option("auto", help="auto (silero where installed, else energy), silero (speech apart "
+                            "from noise and music; pip install silero-vad) or energy (Kaldi's rule, as in training)"),
     out: Optional[Path] = typer.Option(None, "--out", help="Write every window and file row to this .jsonl "
                                        "or .csv"),
     plot: Optional[Path] = typer.Option(None, help="Timeline PNG of the probabilities (a folder of PNGs for "

@@ -34,7 +34,7 @@ __all__ = ["EmotionPredictor", "MIN_VOICED", "DEFAULT_WINDOW"]
 
 #: Seconds per window when none is given: the training chunk (TrainConfig.chunk_seconds).
 DEFAULT_WINDOW = 4.0
-VADS = ("energy", "silero")
+VADS = ("energy", "silero", "auto")
 HOP = Number(ge=0.01, le=3600, optional=True)
 BATCH = Number(integer=True, ge=1, le=4096)
 
@@ -94,6 +94,10 @@ class EmotionPredictor:
             self.engine = TorchEngine(self.bundle, batch_size, device)
         self.batch_size = batch_size
         self.voiced_fn = None
+        if vad == "auto":  # silero where its wheel is installed: it tells speech from noise and music
+            from copypaste_ser.inference.vad import silero_available
+            vad = "silero" if silero_available() else "energy"
+        self.vad = vad
         if vad == "silero":
             from copypaste_ser.inference.vad import SileroVAD
             self.voiced_fn = SileroVAD(self.features)

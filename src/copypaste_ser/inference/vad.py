@@ -1,4 +1,5 @@
-"""Silero VAD as an option of ``predict --vad silero`` (the default is the energy VAD of training).
+"""Silero VAD for ``predict`` (``--vad auto``, the command's default, uses it where installed;
+``--vad energy`` is the energy VAD of training).
 
 The silero-vad wheel (MIT) ships its ONNX model (``silero_vad/data/silero_vad.onnx``); the
 package itself is never imported (its audio helpers want torchaudio): the file is found and
@@ -19,6 +20,14 @@ from copypaste_ser.features.mfcc import FeatureConfig
 
 PIP = "pip install silero-vad==6.2.3"
 CHUNK, CONTEXT, RATE = 512, 64, 16000
+
+
+def silero_available() -> bool:
+    try:
+        silero_path()
+    except UserError:
+        return False
+    return True
 
 
 def silero_path() -> Path:
