@@ -246,6 +246,10 @@ def check_applicable(cfg: TrainConfig) -> None:
                                 f"leave {option} unset")
     if cfg.spec_augment and cfg.feature_config.kind in (STATES_KIND, WHISPER_KIND):
         raise UserError(f"spec_augment works on MFCC inputs, not on encoder states; leave it off for --init {cfg.init}")
+    preset_width = PRESETS.get(cfg.preset, {}).get("width")
+    if cfg.init in (RESEMBLYZER, *STATE_HEAD_INITS) and cfg.width is not None and cfg.width != preset_width:
+        raise UserError(f"width: sets the ResNet's channels and does not apply to init {cfg.init!r} "
+                        f"(its encoder has a fixed size); leave width unset")
 
 
 #: Keys only a grid config has: such a file given to ``train --config`` is read as a grid config.
