@@ -134,5 +134,5 @@ def test_old_run_config_without_piece_field_loads():
 
 def test_negative_piece_is_refused_before_anything_runs():
     from copypaste_ser.errors import UserError
-    with pytest.raises(UserError, match="copypaste-piece-seconds"):
+    with pytest.raises(UserError, match="--piece-seconds: must be a number >= 0"):
         make_config("tiny", data="d", copypaste_piece_seconds=-1.0)

@@ -118,7 +118,7 @@ def test_prepare_warns_about_a_split_missing_a_class(own_audio, capsys):
 
 @pytest.mark.parametrize("args, expected", [
     (["--label-map", "w"], "--label-map: 'w' is not RAW=NAME"),
-    (["--folds", "2"], "--folds='2': use loso or a number"),
+    (["--folds", "2"], "--folds='2': use loso, a number of folds K >= 3"),
     (["--folds", "7", "--label-map", LABEL_MAP], "4 speakers cannot make 7"),
     ([], "unknown label 'W'"),
 ])
