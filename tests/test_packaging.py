@@ -27,6 +27,23 @@ def wheel(tmp_path_factory) -> Path:
     return next(out.glob("copypaste_ser-*.whl"))
 
 
+def venv_with_wheel(wheel: Path, tmp_path: Path, linked: list[Path]) -> Path:
+    """A clean venv holding only the wheel, plus ``linked`` packages of this venv on its path (no
+    network, no reinstall of torch); returns its python."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    links = tmp_path / "linked"
+    links.mkdir()
+    for path in linked:
+        (links / path.name).symlink_to(path)
+    clean_site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    (Path(clean_site) / "linked.pth").write_text(str(links) + "\n")
+    return py
+
+
 @pytest.mark.slow
 def test_the_wheel_ships_configs_and_py_typed(wheel):
     names = zipfile.ZipFile(wheel).namelist()
@@ -37,19 +54,8 @@ def test_the_wheel_ships_configs_and_py_typed(wheel):
 
 @pytest.mark.slow
 def test_core_install_imports_copypaste_with_only_numpy_and_torch(wheel, tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
-    core = tmp_path / "core"
-    core.mkdir()
     site = Path(sysconfig.get_paths()["purelib"])
-    for name in CORE:
-        if (site / name).exists():
-            (core / name).symlink_to(site / name)
-    clean_site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    (Path(clean_site) / "core.pth").write_text(str(core) + "\n")
+    py = venv_with_wheel(wheel, tmp_path, [site / name for name in CORE if (site / name).exists()])
     script = """
 import importlib, torch
 from copypaste_ser.augment import CopyPaste
@@ -90,22 +96,13 @@ def test_the_wheel_alone_predicts_with_the_default_model(wheel, tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "copypaste_ser/inference/pretrained/default/model.safetensors" in names
     assert "copypaste_ser/inference/pretrained/default/MODEL_CARD.md" in names
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
-    others = tmp_path / "others"
-    others.mkdir()
     site = Path(sysconfig.get_paths()["purelib"])
-    for entry in site.iterdir():
-        if not entry.name.lower().startswith(("copypaste_ser", "__editable__", "_copypaste")) and entry.suffix != ".pth":
-            (others / entry.name).symlink_to(entry)
-    clean_site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    (Path(clean_site) / "others.pth").write_text(str(others) + "\n")
+    others = [e for e in site.iterdir()
+              if not e.name.lower().startswith(("copypaste_ser", "__editable__", "_copypaste")) and e.suffix != ".pth"]
+    py = venv_with_wheel(wheel, tmp_path, others)
     generate(tmp_path / "audio", speakers=1, utterances_per_emotion=1, seed=0)
     wav = next((tmp_path / "audio").rglob("*.wav"))
-    done = subprocess.run([venv / "bin" / "copypaste-ser", "predict", str(wav)], capture_output=True, text=True,
+    done = subprocess.run([py.parent / "copypaste-ser", "predict", str(wav)], capture_output=True, text=True,
                           cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     where = subprocess.run([py, "-c", "import copypaste_ser; print(copypaste_ser.__file__)"], capture_output=True,
