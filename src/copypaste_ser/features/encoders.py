@@ -19,7 +19,7 @@ pieces re-encoded here is exactly what the model would hear
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -114,19 +114,26 @@ def shared_encoder() -> ResemblyzerStates:
     return enc
 
 
+def length_groups(lengths: Sequence[int], max_total: int) -> Iterator[list[int]]:
+    """Indices sorted by length, in groups whose padded size (longest x count) stays within
+    ``max_total`` (a longer item alone makes a group of one): batches of similar length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and lengths[order[stop]] * (stop - start + 1) <= max_total:
+            stop += 1
+        yield order[start:stop]
+        start = stop
+
+
 @torch.no_grad()
 def encode_arrays(mels: Sequence[np.ndarray], encoder: ResemblyzerStates | None = None,
                   max_frames: int = 40000) -> list[np.ndarray]:
     """States ``(T, 768)`` of each mel matrix ``(T, 40)``, batched by similar length."""
     encoder = encoder if encoder is not None else shared_encoder()
     out: list[np.ndarray | None] = [None] * len(mels)
-    order = sorted(range(len(mels)), key=lambda i: len(mels[i]))
-    start = 0
-    while start < len(order):
-        stop = start + 1
-        while stop < len(order) and len(mels[order[stop]]) * (stop - start + 1) <= max_frames:
-            stop += 1
-        group = order[start:stop]
+    for group in length_groups([len(m) for m in mels], max_frames):
         longest = max(len(mels[i]) for i in group)
         x = torch.zeros(len(group), longest, MEL_DIM)
         for row, i in enumerate(group):
@@ -134,5 +141,4 @@ def encode_arrays(mels: Sequence[np.ndarray], encoder: ResemblyzerStates | None 
         states = encoder(x).numpy()
         for row, i in enumerate(group):
             out[i] = states[row, : len(mels[i])]
-        start = stop
     return out  # type: ignore[return-value]

@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from copypaste_ser.features.encoders import length_groups
 from copypaste_ser.features.whisper import BASE, WhisperDims, WhisperEncoder, log_mel
 
 MELS_PER_STATE = 2
@@ -58,13 +59,8 @@ def encode_rows(rows: Sequence[np.ndarray], layer: int, source: str = "base",
         for start in range(0, max(len(r), 1), window):
             pieces.append((i, start, rows_to_mel(r[start: start + window], n_mels)))
     out = [np.zeros((len(r), encoder.dims.width), np.float32) for r in rows]
-    order = sorted(range(len(pieces)), key=lambda k: len(pieces[k][2]))
-    start = 0
-    while start < len(order):
-        stop = start + 1
-        while stop < len(order) and len(pieces[order[stop]][2]) // 2 * (stop - start + 1) <= max_states:
-            stop += 1
-        group = [pieces[k] for k in order[start:stop]]
+    for indices in length_groups([len(mel) // MELS_PER_STATE for _, _, mel in pieces], max_states):
+        group = [pieces[k] for k in indices]
         longest = max(len(mel) for _, _, mel in group)
         x = torch.zeros(len(group), max(longest, 2), n_mels)
         for row, (_, _, mel) in enumerate(group):
@@ -74,5 +70,4 @@ def encode_rows(rows: Sequence[np.ndarray], layer: int, source: str = "base",
         for row, (i, s, mel) in enumerate(group):
             n = len(mel) // MELS_PER_STATE
             out[i][s: s + n] = states[row, :n]
-        start = stop
     return out
