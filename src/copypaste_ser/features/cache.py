@@ -76,10 +76,6 @@ class FeatureStore:
             raise KeyError(f"{self.folder}: {missing[0]!r} is not cached")
         return StoreView(self, list(ids))
 
-    def load_all(self) -> dict[str, np.ndarray]:
-        data = np.asarray(self.feats)
-        return {u: data[o: o + n] for u, (o, n) in self.index.items()}
-
 
 class StoreView(Mapping):
     """``view[utt_id] -> (n_frames, dim)`` for a fixed set of ids of a :class:`FeatureStore`."""
@@ -182,8 +178,8 @@ def _extract(utterances: Sequence[Utterance], cfg: FeatureConfig, corpus_dir: Pa
         stamps = _read_stamps(folder, store, now)
         if all(u.id in store and stamps.get(u.id) == now[u.id] for u in utterances):
             return store
-        # keep what is cached from the same audio, extract the rest
-        old = {k: v for k, v in store.load_all().items() if k not in now or stamps.get(k) == now[k]}
+        # keep what is cached from the same audio (memory-mapped, copied when rewritten), extract the rest
+        old = {k: store[k] for k in store.index if k not in now or stamps.get(k) == now[k]}
         stamps = {k: v for k, v in stamps.items() if k in old}
     wanted = [u for u in {u.id: u for u in utterances}.values() if u.id not in old]
     tasks = [(u, cfg, transform, vad_from) for u in wanted]
@@ -228,10 +224,15 @@ def _write_store(folder: Path, items: list[tuple[str, np.ndarray]], cfg: Feature
     for utt_id, f in items:
         index[utt_id] = [offset, int(len(f))]
         offset += len(f)
-    dim = cfg.dim
-    stacked = np.concatenate([f for _, f in items]) if items else np.zeros((0, dim), np.float32)
-    with atomic_path(folder / "feats.npy") as tmp, open(tmp, "wb") as f:  # a file object: np.save adds no .npy
-        np.save(f, stacked.astype(np.float32))
+    dim = int(items[0][1].shape[1]) if items else cfg.dim
+    # written row block by row block: extending a cache of several GB never holds it twice in memory
+    with atomic_path(folder / "feats.npy") as tmp:
+        stacked = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(offset, dim))
+        for utt_id, f in items:
+            start, n = index[utt_id]
+            stacked[start: start + n] = f
+        stacked.flush()
+        del stacked
     atomic_write_text(folder / "config.json", json.dumps({"features": cfg.to_dict(), "condition": condition}))
     atomic_write_text(folder / "audio.json", json.dumps(stamps))
     atomic_write_text(folder / "index.json", json.dumps(index))  # last: it marks the cache complete
