@@ -97,11 +97,14 @@ def test_choose_then_run_reuses_the_dev_runs_and_reports_the_chosen_config_per_f
         assert c.dev == devs and c.chosen == max(devs, key=lambda n: (devs[n], -list(devs).index(n)))
     with pytest.raises(UserError, match="exists; pass --force"):
         write_choice(configs, out)
+    for test in tests:  # written relative to the folder holding them, so a repository keeps them
+        raw = yaml.safe_load(test.read_text())
+        assert not Path(raw["data"]).is_absolute() and (out / raw["data"]).resolve() == corpus.resolve()
     report = run_tests(choices, configs, tests, out, progress=False)
     rows = list(csv.DictReader(open(report.parent / "results.csv")))
     trained = {r["fold"] for r in rows if r["init"] == "scratch"}
     assert trained == {c.fold for c in choices}
     for c in choices:  # each fold's test row is the chosen candidate's own run, not trained again
-        test_run = out / f"test-{Path(c.chosen).stem}" / c.fold / "scratch" / "clean" / "none" / "seed-0" / "model.pt"
+        test_run = tmp_path / f"runs-{Path(c.chosen).stem}.test-choice" / c.fold / "scratch" / "clean" / "none" / "seed-0" / "model.pt"
         dev_run = tmp_path / f"runs-{Path(c.chosen).stem}" / c.fold / "scratch" / "clean" / "none" / "seed-0" / "model.pt"
         assert test_run.read_bytes() == dev_run.read_bytes()

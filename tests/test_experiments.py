@@ -296,14 +296,19 @@ def test_probe_pairs_need_two_speakers(synthetic_corpus):
     assert not has_probe_pair(manifest, [i for i in test if manifest[i].emotion != manifest.neutral])
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
-                         + sorted((Path(__file__).parents[1] / "configs" / "dev").glob("*.yaml"))
-                         + sorted((Path(__file__).parents[1] / "configs" / "crema-d").glob("*.yaml")),
-                         ids=lambda p: p.name)
+ROOT = Path(__file__).parents[1]
+#: every grid config: the shipped recipes (configs/<corpus>/) and those beside the results they made
+GRID_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name != "train") + sorted(
+    p for p in (ROOT / "docs" / "results").rglob("*.yaml") if "report" not in p.parts)
+
+
+@pytest.mark.parametrize("path", GRID_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_grid_configs_load_and_make_valid_training_configs(path):
     grid = GridConfig.load(path)
     assert grid.preset in ("cpu", "paper", "small", "tiny") and set(grid.copypaste) <= {"none", "se-cp", "n-cp", "n+se-cp"}
-    assert Path(grid.data).parent.name == "data" and Path(grid.out).parent.name == "runs"
+    # relative to the file, each lands in the repository's data/ and runs/ wherever the file lives
+    assert Path(grid.data).resolve().parent == ROOT / "data"
+    assert (ROOT / "runs") in Path(grid.out).resolve().parents
     config = make_config(grid.preset, **{**grid.train, "data": grid.data})
     assert config.epochs > 0 and config.batch_size > 0
 

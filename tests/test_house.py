@@ -136,6 +136,20 @@ def test_the_package_root_holds_only_sub_packages_and_a_few_shared_helpers():
         set(MAY_IMPORT) - {"files"} | {"files", "cli"}
 
 
+def test_shipped_configs_are_recipes_in_one_folder_per_corpus():
+    """The wheel ships configs/: recipes a user starts from, by corpus; dev rounds and one-off
+    configs live beside the results they made (docs/results/), not in the wheel."""
+    import yaml
+
+    configs = PACKAGE.parents[1] / "configs"
+    assert sorted(configs.glob("*.yaml")) == []  # none loose at the top
+    for path in configs.rglob("*.yaml"):
+        if path.parent.name != "train":  # train/: `train --config` files, no corpus of their own
+            data = Path(yaml.safe_load(path.read_text())["data"]).name
+            assert data.startswith(path.parent.name), f"{path} reads {data}"
+    assert not any("dev" in p.stem.split("-") or p.parent.name == "dev" for p in configs.rglob("*.yaml"))
+
+
 def test_no_module_over_400_lines():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}

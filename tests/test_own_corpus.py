@@ -141,7 +141,7 @@ def test_cpu_preset_is_what_the_cpu_configs_use():
 
     cfg = make_config("cpu")
     assert (cfg.width, cfg.chunk_seconds) == (4, 2.0)
-    grid = Path(__file__).parents[1] / "configs" / "ravdess-cpu.yaml"
+    grid = Path(__file__).parents[1] / "configs" / "ravdess" / "cpu.yaml"
     from_grid = make_config(None, grid)
     assert (from_grid.width, from_grid.chunk_seconds, from_grid.threads) == (4, 2.0, 1)
     # runs made when width None meant the cpu model's 8 compare equal to an explicit 8

@@ -1,6 +1,7 @@
 """The wheel: a clean venv with only numpy and torch imports CopyPaste (and none of the CLI's
 dependencies); the wheel ships py.typed and the grid configs; the full install runs the CLI."""
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -20,6 +21,7 @@ CORE = ["numpy", "numpy.libs", "torch", "torch.libs", "functorch", "torchgen", "
 def wheel(tmp_path_factory) -> Path:
     pytest.importorskip("build")
     out = tmp_path_factory.mktemp("dist")
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools reuses build/lib: moved files would linger
     done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -48,8 +50,9 @@ def venv_with_wheel(wheel: Path, tmp_path: Path, linked: list[Path]) -> Path:
 def test_the_wheel_ships_configs_and_py_typed(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "copypaste_ser/py.typed" in names
-    shipped = {Path(n).name for n in names if n.startswith("copypaste_ser/configs/")}
-    assert shipped == {p.name for p in (ROOT / "configs").glob("*.yaml")} and shipped
+    shipped = {n.removeprefix("copypaste_ser/configs/") for n in names if n.startswith("copypaste_ser/configs/")}
+    assert shipped == {p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
+    assert "train/default-model.yaml" in shipped  # the README's recommended `train` needs it
 
 
 @pytest.mark.slow
@@ -63,7 +66,7 @@ from copypaste_ser import configs_dir
 cp = CopyPaste("n-cp", neutral_label=0, p=1.0, seed=0)
 items, labels = cp([torch.zeros(5, 2), torch.ones(4, 2), torch.ones(3, 2)], [0, 1, 0])
 assert labels == [0, 1, 0] and len(items) == 3
-assert sorted(p.name for p in configs_dir().glob("*.yaml")), "no configs in the wheel"
+assert (configs_dir() / "train" / "default-model.yaml").is_file(), "no configs in the wheel"
 for name in ("typer", "matplotlib", "opensmile", "sklearn", "scipy", "soundfile", "yaml", "tqdm", "lhotse"):
     try:
         importlib.import_module(name)

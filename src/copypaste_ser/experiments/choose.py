@@ -19,6 +19,7 @@ grids and their report in the same command.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,8 +90,9 @@ def choose_per_fold(candidates: dict[str, GridConfig]) -> list[FoldChoice]:
 
 def test_configs(choices: list[FoldChoice], configs: dict[str, Path], out_dir: Path) -> dict[str, str]:
     """{test config file name: YAML text}: each chosen candidate's own config, restricted to the
-    folds that chose it, with its runs under ``out_dir/test-<name>`` (:func:`run_tests` links
-    the candidate's finished runs there first, so nothing is trained twice)."""
+    folds that chose it, with its runs beside the candidate's (``<its out>.test-<out_dir name>``;
+    :func:`run_tests` links the candidate's finished runs there first, so nothing is trained twice).
+    Paths are written relative to ``out_dir``, where the file lives, so a repository keeps them."""
     by_config: dict[str, list[str]] = defaultdict(list)
     for c in choices:
         by_config[c.chosen].append(c.fold)
@@ -98,15 +100,20 @@ def test_configs(choices: list[FoldChoice], configs: dict[str, Path], out_dir: P
     for name, folds in by_config.items():
         raw = yaml.safe_load(configs[name].read_text())
         base = configs[name].resolve().parent
-        for key in ("data", "out", "noise_root"):  # absolute: the test config may live elsewhere
-            if raw.get(key) is not None and not Path(raw[key]).is_absolute():
-                raw[key] = str((base / raw[key]).resolve())
+        source_out = base / raw["out"]
+        for key in ("data", "noise_root"):
+            if raw.get(key) is not None:
+                raw[key] = _relative_to(out_dir, base / raw[key])
+        raw["out"] = _relative_to(out_dir, source_out.with_name(f"{source_out.name}.test-{out_dir.resolve().name}"))
         raw["folds"] = folds
-        raw["out"] = str((out_dir / f"test-{Path(name).stem}").resolve())
         header = (f"# Test grid of {name}, chosen on dev speakers by `copypaste-ser choose` for the folds "
                   f"below (choice.json).\n")
         out[f"test-{Path(name).stem}.yaml"] = header + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None)
     return out
+
+
+def _relative_to(folder: Path, path: Path) -> str:
+    return os.path.relpath(path.resolve(), folder.resolve())
 
 
 def write_choice(configs: list[Path], out_dir: Path, force: bool = False) -> tuple[list[FoldChoice], list[Path]]:

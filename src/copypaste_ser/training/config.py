@@ -169,7 +169,7 @@ PRESETS: dict[str, dict] = {
     # model preset says 4 too since 0.3.0 (before, width None meant 8)
     "cpu": dict(preset="cpu", width=4, epochs=30, batch_size=64, chunk_seconds=2.0),
     # Small corpora from scratch (a few hundred utterances): every option chosen on EmoDB-4 dev
-    # speakers against the cpu recipe (configs/dev, docs/results/README.md, issue 13).
+    # speakers against the cpu recipe (docs/results/dev-rounds, docs/results/README.md, issue 13).
     "small": dict(preset="small", epochs=30, batch_size=64, chunk_seconds=4.0, spec_augment=True,
                   weight_decay=0.05, label_smoothing=0.1, select="average", lr_schedule="cosine",
                   input_norm=True, features={"mean_norm": False}),
