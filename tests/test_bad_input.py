@@ -359,6 +359,16 @@ CASES += [
     Case("baseline-out-is-file", "baseline @DATA --out @WAV", "is a file, not a folder; choose another --out"),
     Case("baseline-force-user-results", "baseline @DATA --out @TMP --force", "results.csv: exists and was not written",
          {"results.csv": "mine"}),
+    # ---- against-baselines: results files, the test condition, where the table goes
+    Case("against-baselines-missing-csv", "against-baselines @TMP/none.csv", "none.csv: no such results file"),
+    Case("against-baselines-not-results", "against-baselines @TMP/r.csv", "r.csv: not a grid results.csv (no column",
+         {"r.csv": "a,b\n1,2\n"}),
+    Case("against-baselines-unknown-test", "against-baselines @ROOT/grid-out/results.csv --test 5dB",
+         "--test '5dB': the results hold no such test; choose one of"),
+    Case("against-baselines-no-baseline", "against-baselines @TMP/r.csv", "no model and baseline share two folds",
+         {"r.csv": "fold,init,training_data,copypaste,seed,test,weighted_f1\nf1,m,clean,none,0,clean,0.5\n"}),
+    Case("against-baselines-onto-user-file", "against-baselines @ROOT/grid-out/results.csv --out @TMP/t.md",
+         "t.md: exists; pass --force", {"t.md": "mine"}),
     # ---- score: a finished model on a corpus's test folds
     Case("score-missing-model", "score @DATA --out @OUT --model @TMP/none", "none: no such run directory or model file"),
     Case("score-text-model", "score @DATA --out @OUT --model @TMP/model.pt", "model.pt: not a readable checkpoint",

@@ -124,8 +124,40 @@ def test_the_report_compares_a_model_with_each_baseline_over_the_folds_both_hold
     rows.append({"fold": "f1", "init": "lonely", "copypaste": "none", "test": "clean", "training_data": "clean",
                  "seed": "-", "weighted_f1": 0.1})
     text = "\n".join(against_baselines(rows, ["m"], {"probe": "the probe", "lonely": "one fold only"}))
-    line = next(x for x in text.splitlines() if x.startswith("| the probe"))
+    line = next(x for x in text.splitlines() if "| the probe |" in x)
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[1] == "5" and cells[2] == "+4.94"  # fold differences 5.1, 4.7, 5.1, 4.7, 5.1 points
-    assert float(cells[4]) < 0.001
+    assert cells[:3] == ["m", "clean", "none"]
+    assert cells[4] == "5" and cells[5] == "+4.94"  # fold differences 5.1, 4.7, 5.1, 4.7, 5.1 points
+    assert float(cells[7]) < 0.001 and cells[10] == "5/5"
     assert "one fold only" not in text  # a single shared fold is not a test
+
+
+def test_against_baselines_covers_every_cell_and_holm_counts_every_comparison(tmp_path):
+    import csv
+
+    from copypaste_ser.cli.main import app
+    from copypaste_ser.experiments.baseline_comparison import comparison_rows
+    from typer.testing import CliRunner
+
+    rows = []
+    for k, fold in enumerate(["f1", "f2", "f3", "f4"]):
+        for scheme, gain in (("none", 0.02), ("n-cp", -0.01)):
+            rows.append({"fold": fold, "init": "m", "copypaste": scheme, "test": "clean", "training_data": "clean",
+                         "seed": "0", "weighted_f1": 0.70 + gain + 0.003 * k})
+        rows.append({"fold": fold, "init": "mfcc-lr", "copypaste": "none", "test": "clean", "training_data": "clean",
+                     "seed": "-", "weighted_f1": 0.70 + 0.001 * (k % 2)})
+    compared = comparison_rows(rows, ["m"], ["mfcc-lr"])
+    assert [(c["copypaste"], round(c["test"].mean_diff, 2)) for c in compared] == [("none", 2.4), ("n-cp", -0.6)]
+    raw = sorted(c["test"].t_p for c in compared)
+    assert sorted(c["holm_p"] for c in compared) == pytest.approx([min(1.0, 2 * raw[0]), max(min(1.0, 2 * raw[0]), raw[1])])
+    results = tmp_path / "results.csv"
+    with open(results, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    done = CliRunner().invoke(app, ["against-baselines", str(results), "--out", str(tmp_path / "t.md")])
+    assert done.exit_code == 0 and (tmp_path / "t.md").read_text().count("| m | clean |") == 2
+    again = CliRunner().invoke(app, ["against-baselines", str(results), "--out", str(tmp_path / "t.md")])
+    assert "pass --force" in str(again.exception)  # main() prints a UserError as one line, exit 2
+    noisy = CliRunner().invoke(app, ["against-baselines", str(results), "--test", "10dB"])
+    assert "choose one of clean" in str(noisy.exception)

@@ -1,5 +1,5 @@
-"""The typer application every CLI module registers its commands on (cli.py: data, training,
-inference; cli_experiments.py: grids, reports, baselines, selection)."""
+"""The typer application every CLI module registers its commands on (main.py: data, training;
+predict.py: inference; experiments.py: grids, reports, baselines, selection)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The experiment commands: grid, report, baseline, choose, ensemble, fuse (thin wrappers over
-experiments.py, report.py, baseline_folds.py, choose.py, seed_ensemble.py, probe_fusion.py)."""
+"""The experiment commands: grid, report, baseline, score, choose, ensemble, fuse, against-baselines
+(thin wrappers over the modules of copypaste_ser.experiments)."""
 
 from __future__ import annotations
 
@@ -168,3 +168,23 @@ def fuse(
     chosen = write_fusion(config, out, probe, weight, force, progress=lambda it: tqdm(list(it), desc="fuse", unit="cell"))
     counts = ", ".join(f"{w:g}: {sum(c['weight'] == w for c in chosen)}" for w in sorted({c["weight"] for c in chosen}))
     typer.echo(f"-> {Path(out) / 'results.csv'}; runs per weight {counts} ({Path(out) / 'weights.csv'})")
+
+
+@app.command("against-baselines")
+def against_baselines_cmd(
+    results: list[Path] = typer.Argument(..., help="results.csv files of grids, baselines or `score` (merged)"),
+    test: str = typer.Option("clean", help="The test condition: clean, 10dB, 0dB"),
+    out: Optional[Path] = typer.Option(None, help="Also write the table to this markdown file"),
+    force: bool = typer.Option(False, help="Replace OUT"),
+) -> None:
+    """Every model cell against every baseline in the same folds: paired tests over folds, Holm."""
+    from copypaste_ser.experiments.baseline_comparison import compare_with_baselines
+    from copypaste_ser.files.atomic import atomic_write_text
+    from copypaste_ser.files.outputs import check_outputs, record_outputs
+
+    files = check_outputs([out], force, "--out") if out else []
+    table = compare_with_baselines(results, test)
+    typer.echo(table)
+    if out:
+        atomic_write_text(out, table + "\n")
+        record_outputs(files)

@@ -1,47 +1,93 @@
-"""The report's "against the baselines" section: each trained model against each baseline of the
-same folds, over the folds both hold (seeds averaged within a fold first), paired t and Wilcoxon
-over folds, Holm over the baselines of one model. The question it answers: does the model beat,
-for example, a linear probe on the very encoder it is built on, fold by fold?"""
+"""Each trained model cell against each baseline of the same folds (``copypaste-ser
+against-baselines``, and the report's "against the baselines" section).
+
+A cell is (model, training data, CopyPaste scheme). Per fold its seeds are averaged first, then
+the model minus the baseline is tested over the folds both hold: paired t and Wilcoxon, and Holm
+over every comparison of one table (one test condition). The question: does the model beat, fold
+by fold, for example a linear probe on the very encoder it is built on?"""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+from copypaste_ser.errors import UserError
+from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.stats import fold_test, holm
+from copypaste_ser.experiments.grid_results import load_rows
+
+SCHEMES = ("none", "se-cp", "n-cp", "n+se-cp")
 
 
-def _scores(rows: list[dict], init: str, scheme: str) -> dict:
+def _scores(rows: list[dict], init: str, data: str | None, scheme: str, test: str) -> dict:
     return {(r["fold"], r["seed"]): 100 * float(r["weighted_f1"]) for r in rows
-            if r["init"] == init and r["copypaste"] == scheme and r["test"] == "clean"
-            and r.get("training_data", "clean") in ("clean", "-")}
+            if r["init"] == init and r["copypaste"] == scheme and r["test"] == test
+            and (data is None or r.get("training_data", "clean") == data)}
 
 
 def _p(p: float) -> str:
     return "-" if math.isnan(p) else f"{p:.3g}"
 
 
-def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, str]) -> list[str]:
-    """Markdown lines: per model (its No CP cells, clean test), the fold-level difference to
-    every baseline present; empty when there is nothing to compare."""
-    lines: list[str] = []
-    for init in models:
-        model = _scores(rows, init, "none")
-        tests = {b: fold_test(_scores(rows, b, "none"), model) for b in baselines}
-        tests = {b: t for b, t in tests.items() if t.n_folds >= 2}
-        if not model or not tests:
-            continue
-        adjusted = dict(zip(tests, holm([t.t_p for t in tests.values()])))
-        lines += [f"## Against the baselines: {init}, No CP, clean test", "",
-                  "Model minus baseline, weighted F1 points over the folds both hold (seeds averaged "
-                  "within a fold first): mean, 95 % CI (t over folds), paired t p, Wilcoxon p, "
-                  "t p Holm-corrected over the baselines of this model.", "",
-                  "| baseline | folds | model - baseline | 95 % CI | p (t) | p (Wilcoxon) | p (Holm) |",
-                  "|---|---|---|---|---|---|---|"]
-        for b, t in tests.items():
-            lines.append(f"| {baselines[b]} | {t.n_folds} | {t.mean_diff:+.2f} | {t.ci_low:+.2f} to "
-                         f"{t.ci_high:+.2f} | {_p(t.t_p)} | {_p(t.wilcoxon_p)} | {_p(adjusted[b])} |")
-        lines.append("")
-    return lines
+def comparison_rows(rows: list[dict], models: list[str], baselines: list[str], test: str = "clean") -> list[dict]:
+    """One dict per (model cell, baseline) with at least two shared folds: the fold test and its
+    Holm-adjusted p over all of them."""
+    cells = sorted({(r["init"], r.get("training_data", "clean"), r["copypaste"]) for r in rows
+                    if r["init"] in models and r["test"] == test},
+                   key=lambda c: (models.index(c[0]), c[1], SCHEMES.index(c[2]) if c[2] in SCHEMES else 9))
+    out = []
+    for init, data, scheme in cells:
+        model = _scores(rows, init, data, scheme, test)
+        for base in baselines:
+            t = fold_test(_scores(rows, base, None, "none", test), model)
+            if t.n_folds >= 2:
+                out.append({"model": init, "training_data": data, "copypaste": scheme, "baseline": base, "test": t})
+    for row, p in zip(out, holm([r["test"].t_p for r in out])):
+        row["holm_p"] = p
+    return out
 
 
-__all__ = ["against_baselines"]
+def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, str],
+                      test: str = "clean") -> list[str]:
+    """Markdown lines: every model cell against every baseline present (``baselines``: name ->
+    what to call it); empty when there is nothing to compare."""
+    compared = comparison_rows(rows, models, list(baselines), test)
+    if not compared:
+        return []
+    lines = [f"## Against the baselines, {test} test", "",
+             "Model minus baseline, weighted F1 points over the folds both hold (seeds averaged within a "
+             "fold first): mean, 95 % CI (t over folds), paired t p, Wilcoxon p, t p Holm-corrected over "
+             f"the {len(compared)} comparisons of this table, folds where the model is better.", "",
+             "| model | training data | CopyPaste | baseline | folds | model - baseline | 95 % CI | p (t) "
+             "| p (Wilcoxon) | p (Holm) | folds better |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in compared:
+        t = r["test"]
+        lines.append(f"| {r['model']} | {r['training_data']} | {r['copypaste']} | {baselines[r['baseline']]} "
+                     f"| {t.n_folds} | {t.mean_diff:+.2f} | {t.ci_low:+.2f} to {t.ci_high:+.2f} | {_p(t.t_p)} "
+                     f"| {_p(t.wilcoxon_p)} | {_p(r['holm_p'])} | {sum(d > 0 for d in t.diffs)}/{t.n_folds} |")
+    return lines + [""]
+
+
+def compare_with_baselines(paths: list[Path], test: str = "clean") -> str:
+    """``copypaste-ser against-baselines``: the markdown table for the results files' rows."""
+    rows = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such results file; give a results.csv that a grid or report wrote")
+        rows += load_rows(Path(path))
+    tests = sorted({r["test"] for r in rows})
+    if test not in tests:
+        raise UserError(f"--test {test!r}: the results hold no such test; choose one of {', '.join(tests)}")
+    scored = {r["init"] for r in rows if r.get("training_data") == "-"}  # `score` rows: finished models
+    names = {r["init"] for r in rows}
+    baselines = {b: BASELINES.get(b, b) for b in sorted(names) if b in BASELINES or b.endswith("-lr")}
+    models = sorted(names - set(baselines) - scored) + sorted(scored)
+    lines = against_baselines(rows, models, baselines, test)
+    if not lines:
+        raise UserError(f"{', '.join(map(str, paths))}: no model and baseline share two folds; run the "
+                        f"baselines in the same folds (copypaste-ser baseline DATA --fold ...)")
+    return "\n".join(lines)
+
+
+__all__ = ["against_baselines", "comparison_rows", "compare_with_baselines"]
