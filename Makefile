@@ -18,8 +18,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# Resemblyzer's pretrained speaker encoder (train --init resemblyzer); --no-deps: its
 	# librosa/webrtcvad are not needed, only the weights file it ships.
 	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4
-	# the default model's ONNX graph (encoder + head, 12 MB) is made here, not kept in git:
-	# predict's default engine then runs onnxruntime on it (1.6 s, byte-identical each time)
+	# the default model's ONNX graph (Whisper blocks 0-3 + head, 51 MB) is made here, not kept in
+	# git: predict's default engine then runs onnxruntime on it (about 30 s to export)
 	$(VENV)/bin/copypaste-ser export src/copypaste_ser/inference/pretrained/default --onnx src/copypaste_ser/inference/pretrained/default/model.onnx --force
 	touch $@
 

@@ -4,8 +4,9 @@
 
 Audio: real speech from ../shared/data (EmoDB and RAVDESS, 16 kHz) concatenated over and over
 to the length wanted (synthetic voiced-like tones when ../shared is absent), written block by
-block to FLAC. Models: the architecture of the shipped default model (``resemblyzer-attention``:
-frozen Resemblyzer LSTM + attention head; random head weights: speed does not depend on them)
+block to FLAC. Models: ``--shipped``: the shipped default (``whisper-attention``: frozen
+Whisper-base blocks 0-3 + attention head); else random-weight models (speed does not depend on
+the weights): the 0.2 default's architecture (frozen Resemblyzer LSTM + attention head)
 and the paper's thin ResNet-34 at the ``cpu`` preset. Each run is the whole command
 ``copypaste-ser predict MODEL FILE --engine E --out rows.jsonl`` in a fresh process (start-up
 and model loading included), the model in the shipped format (pretrained.save.save_default:
@@ -109,14 +110,14 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     clips = speech_source()
-    models = {"default model (shipped, resemblyzer-attention)": None} if args.shipped else make_models(args.work)
+    models = {"default model (shipped, whisper-attention)": None} if args.shipped else make_models(args.work)
     load = os.getloadavg()[0]
     lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch {torch.__version__}; "
              f"load average {load:.2f} at the start" + (" (shared: other jobs were running)" if load > 1.5 else ""),
              "", "| model | audio | engine | wall (s) | x real time | peak RSS (MiB) |", "|---|---|---|---:|---:|---:|"]
     for name, model in models.items():
-        lengths = args.minutes if "resemblyzer" in name else args.resnet_minutes
+        lengths = args.minutes if model is None or "resemblyzer" in name else args.resnet_minutes
         for minutes in lengths:
             audio = make_audio(args.work / f"speech-{minutes}min.flac", minutes * 60, clips)
             for engine in args.engines:

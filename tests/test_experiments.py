@@ -313,6 +313,13 @@ def test_shipped_grid_configs_load_and_make_valid_training_configs(path):
     assert config.epochs > 0 and config.batch_size > 0
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_train_configs_make_valid_training_configs(path):
+    raw = yaml.safe_load(path.read_text())
+    config = make_config(None, path, data="data/x")
+    assert raw and all(getattr(config, key) == value for key, value in raw.items())
+
+
 def test_interrupting_a_parallel_grid_stops_its_workers_at_once(tmp_path, synthetic_corpus, fake_musan,
                                                                 monkeypatch):
     import multiprocessing as mp

@@ -161,3 +161,31 @@ def test_against_baselines_covers_every_cell_and_holm_counts_every_comparison(tm
     assert "pass --force" in str(again.exception)  # main() prints a UserError as one line, exit 2
     noisy = CliRunner().invoke(app, ["against-baselines", str(results), "--test", "10dB"])
     assert "choose one of clean" in str(noisy.exception)
+
+
+def test_a_model_is_compared_with_a_finished_model_fold_by_fold_on_the_same_utterances():
+    from copypaste_ser.evaluation.pooled import run_key
+    from copypaste_ser.experiments.model_comparison import against_finished_models
+
+    labels = ["neutral", "angry"]
+    rows, preds = [], {}
+    for fold, n in (("loco-a", 60), ("loco-b", 40)):
+        truth = {f"{fold}-{k}": labels[k % 2] for k in range(n)}
+        # the old model says neutral to everything; the new one is right on loco-a, the old one's twin on loco-b
+        old = {u: (t, "neutral") for u, t in truth.items()}
+        runs = [("old", "-", "-", old)]
+        for seed in ("0", "1"):
+            new = {u: (t, t if fold == "loco-a" else "neutral") for u, t in truth.items()}
+            runs.append(("new", "clean", seed, new))
+        for init, data, seed, p in runs:
+            row = {"fold": fold, "init": init, "training_data": data, "copypaste": "none", "seed": seed,
+                   "test": "clean", "weighted_f1": 1.0 if p is not old and fold == "loco-a" else 1 / 3}
+            rows.append(row)
+            preds[run_key(row)] = {u: list(v) for u, v in p.items()}
+    text = "\n".join(against_finished_models(rows, preds, ["new"], ["old"], n_boot=200))
+    a = next(x for x in text.splitlines() if x.startswith("| loco-a"))
+    b = next(x for x in text.splitlines() if x.startswith("| loco-b"))
+    cells_a, cells_b = a.strip("|").split("|"), b.strip("|").split("|")
+    assert float(cells_a[1]) == pytest.approx(100 - 100 / 3, abs=0.01) and cells_a[5].strip() == "60"
+    assert float(cells_a[3]) < 0.05 and float(cells_b[1]) == 0.0 and cells_b[5].strip() == "40"
+    assert "over the 2 folds" in text

@@ -20,6 +20,7 @@ import numpy as np
 
 from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.experiments.baseline_comparison import against_baselines
+from copypaste_ser.experiments.model_comparison import against_finished_models
 from copypaste_ser.evaluation.pooled import pooled_section
 from copypaste_ser.evaluation.stats import Comparison, compare, describe_tests, with_holm
 from copypaste_ser.experiments.grid_log import machine_label
@@ -175,16 +176,18 @@ def per_class_table(rows: list[dict], init: str, data: str = "clean", paper: str
     return "\n".join(lines)
 
 
-def fold_table(rows: list[dict], init: str, data: str = "clean", test: str = "clean") -> str:
-    """Per test fold: each scheme's mean over seeds, and the baseline; empty for one fold."""
-    sel = [r for r in rows if r["test"] == test and r["training_data"] == data
-           and (r["init"] == init or r["init"] in BASELINES)]
-    folds = sorted({r["fold"] for r in sel})
+def fold_table(rows: list[dict], init: str, data: str = "clean", test: str = "clean",
+               finished: tuple[str, ...] = ()) -> str:
+    """Per test fold: each scheme's mean over seeds, the baselines and the ``finished`` models
+    (``score`` rows); empty for one fold."""
+    sel = [r for r in rows if r["test"] == test and ((r["training_data"] == data and (
+        r["init"] == init or r["init"] in BASELINES)) or r["init"] in finished)]
+    folds = sorted({r["fold"] for r in sel if r["init"] == init})
     if len(folds) < 2:
         return ""
     schemes = [s for s in SCHEME_NAMES if any(r["copypaste"] == s and r["init"] == init for r in sel)]
-    bases = [b for b in BASELINES if any(r["init"] == b for r in sel)]
-    lines = ["| Test fold | " + " | ".join([SCHEME_NAMES[s] for s in schemes] + [BASELINES[b] for b in bases]) + " |",
+    bases = [b for b in [*BASELINES, *finished] if any(r["init"] == b for r in sel)]
+    lines = ["| Test fold | " + " | ".join([SCHEME_NAMES[s] for s in schemes] + [BASELINES.get(b, b) for b in bases]) + " |",
              "|---|" + "---|" * (len(schemes) + len(bases))]
     for fold in folds:
         vals = [[r["weighted_f1"] for r in sel if r["fold"] == fold and r["init"] == init and r["copypaste"] == s]
@@ -235,14 +238,16 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     check_outputs([out_dir / name for name in REPORT_FILES], force or update, "--out")
     if not force:
         refuse_dropped_rows(out_dir / "results.csv", rows)
-    ruled = rule_section(rows, rule, BASELINES) if rule is not None else []  # a bad rule file fails first
+    finished = {r["init"]: r["init"] for r in rows if r.get("training_data") == "-"}  # `score` rows
+    not_ruled = (*BASELINES, *finished)  # baselines and finished models are not cells the rule governs
+    ruled = rule_section(rows, rule, not_ruled) if rule is not None else []  # a bad rule file fails first
     preds = merge_predictions(sources)
     confusions.update(clean_confusions(preds, confusions))
     log = grid_log(sources)
     out_dir.mkdir(parents=True, exist_ok=True)
     inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES))
     tests = list(dict.fromkeys(r["test"] for r in rows))
-    trained = [r for r in rows if r["init"] not in BASELINES and not scored_only(r["init"])]
+    trained = [r for r in rows if r["init"] not in not_ruled and not scored_only(r["init"])]
     runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in trained}
     folds = sorted({r["fold"] for r in rows})
     seeds = sorted({r["seed"] for r in trained})
@@ -272,7 +277,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     parts += ruled
     names = {"clean": "clean test data", "10dB": "test data at 10 dB SNR", "0dB": "test data at 0 dB SNR"}
     tested = []
-    for init in inits:
+    for init in [i for i in inits if i not in finished]:  # a finished model's scores: in the per-fold tables
         for test in tests:
             comparisons = _comparisons(rows, preds, init, test)
             tested.append((init, names.get(test, test), comparisons))
@@ -284,7 +289,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
         parts += [f"## Per-class F1, init {init}, clean training, clean test (as the paper's Table 4)", "",
                   per_class_table(rows, init, paper=paper)]
         parts += ["", "In parentheses: the paper's Table 4.", ""] if paper == "crema-d" and init != "scratch" else [""]
-        folds = fold_table(rows, init)
+        folds = fold_table(rows, init, finished=tuple(sorted(finished)))
         if folds:
             parts += [f"## Per test fold, init {init}, clean training, clean test", "",
                       "Weighted F1 (%), mean over seeds.", "", folds, ""]
@@ -294,9 +299,9 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
                       "How often the model still names the emotion of an emotional test utterance "
                       "joined to a neutral test utterance of another speaker (kept), next to its "
                       "recall of the same utterances alone (%), mean over seeds and folds.", "", probe, ""]
-    finished = {r["init"]: r["init"] for r in rows if r.get("training_data") == "-"}  # `score` rows
     models = [i for i in inits if i not in finished and not scored_only(i)]
     parts += against_baselines(rows, models, {**BASELINES, **finished})
+    parts += against_finished_models(rows, preds, models, sorted(finished))  # per fold, e.g. per held-out corpus
     parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
     parts += warnings_section(rows)
     table = stats_table(tested)
