@@ -87,6 +87,7 @@ def run(model: Path | None, audio: Path, engine: str, rows: Path) -> tuple[float
     """(wall seconds, peak RSS MiB) of one ``predict`` process (``model`` None: the shipped one)."""
     cmd = [sys.executable, "-m", "copypaste_ser", "predict", *([str(model)] if model else []), str(audio),
            "--engine", engine, "--out", str(rows)]
+    rows.unlink(missing_ok=True)  # predict never replaces a file without --force
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
