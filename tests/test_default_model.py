@@ -53,21 +53,59 @@ def test_predict_with_no_run_folder_answers_for_the_whole_file(tmp_path: Path):
         assert answer["probs"][label] == pytest.approx(mean, abs=1e-6)
 
 
-def test_onnx_and_torch_give_the_same_probabilities(tmp_path: Path):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    """A copy of the default model with its ONNX export (`make install` exports into the package)."""
     from copypaste_ser.inference.export import export_onnx
 
-    wav = tmp_path / "a.wav"
-    sf.write(wav, _speechish(9.0, 2), 16000)
-    model = tmp_path / "default"  # a copy: `make install` exports into the package's own folder
+    model = tmp_path_factory.mktemp("model") / "default"
     shutil.copytree(DEFAULT_DIR, model, ignore=shutil.ignore_patterns("model.onnx"))
     export_onnx(model, model / "model.onnx")
-    torch_rows = EmotionPredictor(model, engine="torch")([wav], window=4.0)
-    onnx_rows = EmotionPredictor(model, engine="onnx")([wav], window=4.0)
+    return model
+
+
+def test_onnx_and_torch_give_the_same_probabilities(tmp_path: Path, exported: Path):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, _speechish(9.0, 2), 16000)
+    torch_rows = EmotionPredictor(exported, engine="torch")([wav], window=4.0)
+    onnx_rows = EmotionPredictor(exported, engine="onnx")([wav], window=4.0)
     assert len(torch_rows) == len(onnx_rows) > 1
     for t, o in zip(torch_rows, onnx_rows):
         if t["speech"]:
             for label in LABELS:
                 assert o["probs"][label] == pytest.approx(t["probs"][label], abs=1e-4)
+
+
+def _front_end_as_the_card_says(wave: np.ndarray) -> np.ndarray:
+    """MODEL_CARD.md's steps 3-4 in plain numpy (only the mel filter bank is taken from the package)."""
+    from copypaste_ser.features.whisper import slaney_mel_filters
+
+    padded = np.pad(wave, 200, mode="reflect")
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)  # periodic
+    frames = np.stack([padded[i: i + 400] * hann for i in range(0, len(padded) - 400 + 1, 160)])[:-1]
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    mel = np.log10(np.maximum(power @ slaney_mel_filters(80).T, 1e-10))
+    mel = (np.maximum(mel, mel.max() - 8.0) + 4.0) / 4.0
+    if len(mel) % 2:
+        mel = np.concatenate([mel, mel.min(axis=0, keepdims=True)])
+    return mel.reshape(-1, 160).astype(np.float32)
+
+
+def test_the_model_card_specifies_the_onnx_front_end(exported: Path):
+    import onnxruntime as ort
+
+    wave = _speechish(4.0, 3)
+    rows = _front_end_as_the_card_says(wave)
+    assert rows.shape == (200, 160)
+    session = ort.InferenceSession(str(exported / "model.onnx"))
+    (logits,) = session.run(None, {"feats": rows[None], "lengths": np.array([len(rows)], np.int64)})
+    meta = json.loads((exported / META).read_text())
+    z = logits[0] / meta["temperature"]
+    probs = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    _, answer = EmotionPredictor(exported, engine="onnx").predict_wave(wave, 16000)
+    assert answer["speech"]
+    for k, label in enumerate(meta["labels"]):
+        assert answer["probs"][label] == pytest.approx(float(probs[k]), abs=1e-4)
 
 
 @pytest.mark.integration
