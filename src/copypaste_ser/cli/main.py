@@ -123,6 +123,8 @@ def train(
                                                 "reads (0 = conv stem; default 3)"),
     balance: Optional[str] = typer.Option(None, help="none, class or corpus+class (combined corpora): each "
                                           "epoch draws items so every class (and corpus) weighs the same"),
+    speaker_norm: Optional[str] = typer.Option(None, help="none or speaker: standardise each speaker's features "
+                                               "with their own (unlabelled) statistics, per split"),
     weight_decay: Optional[float] = typer.Option(None, help="> 0: AdamW with this weight decay"),
     label_smoothing: Optional[float] = typer.Option(None),
     dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (scratch ResNet)"),
@@ -151,7 +153,7 @@ def train(
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
                       head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers,
                       whisper_model=_model_option(whisper_model), whisper_layer=whisper_layer, balance=balance,
-                      weight_decay=weight_decay, label_smoothing=label_smoothing,
+                      speaker_norm=speaker_norm, weight_decay=weight_decay, label_smoothing=label_smoothing,
                       select=select, spec_augment=spec_augment or None, dropout=dropout,
                       lr_schedule=lr_schedule, input_norm=input_norm or None)
     check_applicable(cfg)  # before any folder is made

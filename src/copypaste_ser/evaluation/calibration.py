@@ -43,10 +43,12 @@ def run_temperature(run_dir: str | Path) -> float:
     from copypaste_ser.features.cache import extract_features
     from copypaste_ser.models.scoring import predict_proba
     from copypaste_ser.training.task import make_task
+    from copypaste_ser.training.trainset import model_inputs
 
     model, _, cfg = load_run(run_dir)
     manifest, protocol = load_corpus(Path(cfg.data))
     task = make_task(cfg, manifest, protocol)
-    store = extract_features(manifest.subset(task.dev), cfg.feature_config, Path(cfg.data), progress=False)
+    store = model_inputs(extract_features(manifest.subset(task.dev), cfg.feature_config, Path(cfg.data),
+                                          progress=False), manifest, task.dev, cfg)
     probs = predict_proba(model, [store[i] for i in task.dev], mean_norm=cfg.feature_config.mean_norm)
     return fit_temperature(probs, [task.targets[i] for i in task.dev])

@@ -19,13 +19,14 @@ import torch
 from copypaste_ser.data.manifest import SPLITS, Manifest, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.cache import extract_features
-from copypaste_ser.features.mfcc import STATES_KIND
+from copypaste_ser.features.mfcc import STATES_KIND, WHISPER_KIND
 from copypaste_ser.files.atomic import atomic_write_text
 from copypaste_ser.metrics import plot_confusion
 from copypaste_ser.models.checkpoint import load_model_file, resolve_model_path
 from copypaste_ser.models.scoring import model_from_file, predict_proba
 from copypaste_ser.training.config import TrainConfig
 from copypaste_ser.training.held_out import evaluate_ids, evaluate_speaker  # noqa: F401 (evaluate_speaker: API)
+from copypaste_ser.training.trainset import model_inputs
 from copypaste_ser.validation import SEED, SNR, OneOf, check
 
 
@@ -102,6 +103,12 @@ def exact_concatenations(feats: list[np.ndarray], kind: str) -> list[np.ndarray]
     return [np.concatenate([m, s], axis=1).astype(np.float32, copy=False) for m, s in zip(mels, encode_arrays(mels))]
 
 
+def probe_applies(cfg: TrainConfig) -> bool:
+    """Whether the concat probe means what it says for this model: not for a speaker-normalised
+    encoder model, whose joins are re-encoded (no speaker's statistics fit a join)."""
+    return cfg.speaker_norm == "none" or cfg.feature_config.kind != WHISPER_KIND
+
+
 def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg: TrainConfig,
                  seed: int = 0) -> dict:
     """Concatenate each emotional test utterance with a neutral test utterance of another speaker
@@ -113,7 +120,11 @@ def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg
         raise UserError(f"{cfg.data}: corpus has no neutral label; the concat probe needs one")
     if not has_probe_pair(manifest, ids):
         raise UserError(f"{cfg.data}: the test split has no emotional/neutral pair of different speakers")
-    store = extract_features(manifest.subset(ids), cfg.feature_config, Path(cfg.data), progress=False)
+    if not probe_applies(cfg):
+        raise UserError(f"{cfg.data}: the concat probe encodes each join anew, and with speaker_norm a join of two "
+                        f"speakers has no speaker's statistics; it is not run for such a model")
+    store = model_inputs(extract_features(manifest.subset(ids), cfg.feature_config, Path(cfg.data), progress=False),
+                         manifest, ids, cfg)
     neutral = [i for i in ids if manifest[i].emotion == manifest.neutral]
     emotional = [i for i in ids if manifest[i].emotion != manifest.neutral]
     rng = np.random.default_rng(seed)

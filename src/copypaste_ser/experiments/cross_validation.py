@@ -107,7 +107,7 @@ def _result_row(fold: str, seed: int, cfg: TrainConfig, m: dict) -> dict:
             "seed": seed, "test": "clean", "weighted_f1": m["weighted_f1"], "uar": m["uar"],
             "accuracy": m["accuracy"], "best_epoch": m.get("best_epoch"),
             "train_seconds": m.get("train_seconds"), "dev_weighted_f1": m.get("dev_weighted_f1"),
-            "warnings": "; ".join(m.get("warnings", [])),
+            "warnings": "; ".join(m.get("warnings", [])), "speaker_norm": cfg.speaker_norm,
             **{f"f1_{k}": v for k, v in m["per_class_f1"].items()}}
 
 

@@ -159,7 +159,7 @@ def cell_done(run: Path, snrs: list[float]) -> bool:
 def run_cell(grid: GridConfig, cell: Cell, force: bool = False) -> dict:
     """Train (or resume) one cell and score it on clean and noisy test data; ``force``: train
     it again when its run was made with another config (see gridrules.check_reuse)."""
-    from copypaste_ser.evaluation.evaluate import concat_probe, evaluate_run, has_probe_pair, load_run
+    from copypaste_ser.evaluation.evaluate import concat_probe, evaluate_run, has_probe_pair, load_run, probe_applies
     from copypaste_ser.training.loop import train
     from copypaste_ser.training.rundir import config_changes, run_status
 
@@ -176,7 +176,7 @@ def run_cell(grid: GridConfig, cell: Cell, force: bool = False) -> dict:
     # the concat probe (evaluate --probe concat); None where it cannot pair two test speakers
     # (no neutral label, or a leave-one-speaker-out fold)
     scores["clean"]["probe"] = (concat_probe(load_run(run)[0], manifest, test, cfg)
-                                if has_probe_pair(manifest, test) else None)
+                                if has_probe_pair(manifest, test) and probe_applies(cfg) else None)
     for snr in grid.snrs:
         scores[f"{snr:g}dB"] = evaluate_run(run, snr=snr, noise_root=grid.noise_root, progress=False)
     atomic_write_text(run / "scores.json", json.dumps(scores))
@@ -329,7 +329,8 @@ def collect(grid: GridConfig) -> list[dict]:
                    "copypaste": c.copypaste, "seed": c.seed, "test": cond,
                    "weighted_f1": m["weighted_f1"], "uar": m["uar"], "accuracy": m["accuracy"],
                    "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds"),
-                   "dev_weighted_f1": dev_f1, "warnings": "; ".join(clean.get("warnings", [])) if cond == "clean" else ""}
+                   "dev_weighted_f1": dev_f1, "warnings": "; ".join(clean.get("warnings", [])) if cond == "clean" else "",
+                   "speaker_norm": grid.train.get("speaker_norm", "none")}
             row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
             if m.get("vad"):  # where a noisy test's VAD came from (report.py flags rows without it)
                 row["test_vad"] = m["vad"]

@@ -176,6 +176,18 @@ def per_class_table(rows: list[dict], init: str, data: str = "clean", paper: str
     return "\n".join(lines)
 
 
+def speaker_norm_line(rows: list[dict]) -> str:
+    """Which speaker normalisation the trained runs used (results written before the column: none)."""
+    used = {}
+    for r in rows:
+        used.setdefault(r.get("speaker_norm") or "none", set()).add(r["init"])
+    if set(used) <= {"none"}:
+        return "Speaker normalisation: none (each utterance's features as extracted)."
+    return "Speaker normalisation: " + "; ".join(
+        f"{norm} ({', '.join(sorted(inits))})" for norm, inits in sorted(used.items())) + \
+        " (`speaker`: each speaker's features standardised with that speaker's own unlabelled audio of the same split)."
+
+
 def fold_table(rows: list[dict], init: str, data: str = "clean", test: str = "clean",
                finished: tuple[str, ...] = ()) -> str:
     """Per test fold: each scheme's mean over seeds, the baselines and the ``finished`` models
@@ -263,6 +275,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
               "the change against No CP with its Holm-corrected p, `*` where that p < 0.05. Seeds are "
               "averaged within each fold first: the folds (held-out speakers), not the runs, are the "
               "replicates. Under each table, one line says what was tested.", ""]
+    parts += [speaker_norm_line(trained), ""]
     if log:
         wall = sum(e["seconds"] for e in log)
         parts += [f"Wall time of the grid: {wall / 3600:.2f} h in {len(log)} invocation(s) that completed "

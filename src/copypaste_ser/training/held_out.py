@@ -16,6 +16,7 @@ from copypaste_ser.metrics import score
 from copypaste_ser.models.scoring import predict_proba
 from copypaste_ser.training.config import TrainConfig
 from copypaste_ser.training.task import Task
+from copypaste_ser.training.trainset import model_inputs
 
 #: Noisy test sets decide their VAD on the noisy wave (feature_cache.extract_features ``vad_from``).
 TEST_VAD = "noisy"
@@ -24,9 +25,9 @@ TEST_VAD = "noisy"
 def evaluate_ids(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg: TrainConfig,
                  device: str | torch.device = "cpu", condition: str = "clean",
                  transform: WaveTransform | None = None, progress: bool = True) -> dict:
-    store = extract_features(manifest.subset(ids), cfg.feature_config, Path(cfg.data),
-                             condition=condition, transform=transform, progress=progress,
-                             vad_from=TEST_VAD)
+    store = model_inputs(extract_features(manifest.subset(ids), cfg.feature_config, Path(cfg.data),
+                                          condition=condition, transform=transform, progress=progress,
+                                          vad_from=TEST_VAD), manifest, ids, cfg)
     probs = predict_proba(model, [store[i] for i in ids], device, mean_norm=cfg.feature_config.mean_norm)
     y_true = [manifest.label_index(manifest[i].emotion) for i in ids]
     metrics = score(y_true, probs.argmax(1).tolist(), manifest.labels)

@@ -60,7 +60,7 @@ from copypaste_ser.training.model_setup import (
 from copypaste_ser.training.reproducible import make_deterministic
 from copypaste_ser.training.rundir import claim, mark_stopped, prepare_run_dir, run_status
 from copypaste_ser.training.task import Task, make_task
-from copypaste_ser.training.trainset import balanced_items, load_train_features, sample_noisy
+from copypaste_ser.training.trainset import balanced_items, load_train_features, model_inputs, sample_noisy
 from copypaste_ser.training.weight_selection import ModelSelection
 
 
@@ -99,8 +99,8 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
     for turn in ((0,) if world == 1 else (0, 1)):
         if (rank == 0) == (turn == 0):
             stores, clean_items, noisy_items = load_train_features(cfg, manifest, task, show)
-            dev_feats = extract_features(manifest.subset(task.dev), cfg.feature_config, Path(cfg.data),
-                                         progress=show)
+            dev_feats = model_inputs(extract_features(manifest.subset(task.dev), cfg.feature_config,
+                                                      Path(cfg.data), progress=show), manifest, task.dev, cfg)
         if world > 1:
             dist.barrier()
     dev_x = [dev_feats[i] for i in task.dev]

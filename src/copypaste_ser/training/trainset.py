@@ -17,6 +17,7 @@ from copypaste_ser.data.manifest import Manifest
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.batches import Item
 from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.speaker_norm import SpeakerNormalised, normalised_columns
 from copypaste_ser.training.config import TrainConfig
 from copypaste_ser.training.task import Task
 
@@ -24,6 +25,17 @@ from copypaste_ser.training.task import Task
 def build_items(task: Task, ids: list[str], condition: str = "clean") -> list[Item]:
     """One item per utterance id, with its class, read from the cache of ``condition``."""
     return [Item(i, task.targets[i], condition) for i in ids]
+
+
+def model_inputs(feats: Mapping[str, np.ndarray], manifest: Manifest, ids: list[str],
+                 cfg: TrainConfig) -> Mapping[str, np.ndarray]:
+    """What the model reads for ``ids``: the cached features, or with ``cfg.speaker_norm ==
+    "speaker"`` each speaker's standardised with their own statistics over ``ids`` (one split:
+    training, dev or test; features/speaker_norm.py)."""
+    if cfg.speaker_norm == "none":
+        return feats
+    start = normalised_columns(cfg.feature_config)
+    return SpeakerNormalised(feats, lambda utt: manifest[utt].speaker, ids, start or 0)
 
 
 def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progress: bool
@@ -35,7 +47,8 @@ def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progre
     data_dir = Path(cfg.data)
     train_ids = task.train
     utts = manifest.subset(train_ids)
-    stores = {"clean": extract_features(utts, cfg.feature_config, data_dir, progress=progress).view(train_ids)}
+    clean = extract_features(utts, cfg.feature_config, data_dir, progress=progress).view(train_ids)
+    stores = {"clean": model_inputs(clean, manifest, train_ids, cfg)}
     items = build_items(task, train_ids)
     noisy: list[Item] = []
     if cfg.noise_aug:
@@ -49,7 +62,7 @@ def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progre
             name = f"{key}-mix{MIXING_VERSION}-{cond.name}"
             store = extract_features(utts, cfg.feature_config, data_dir, condition=name,
                                      transform=cond, progress=progress)
-            stores[name] = store.view(train_ids)
+            stores[name] = model_inputs(store.view(train_ids), manifest, train_ids, cfg)
             noisy += build_items(task, train_ids, name)
     return stores, items, noisy
 
