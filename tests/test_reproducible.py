@@ -35,6 +35,10 @@ def test_two_identical_runs_give_identical_weights(synthetic_corpus, tmp_path):
     assert _weights(tmp_path / "r0") == _weights(tmp_path / "r1")
 
 
+def _all(store, manifest) -> dict:
+    return {u.id: np.array(store[u.id]) for u in manifest}  # copies: the cache file is replaced later
+
+
 def test_reprepared_audio_is_extracted_again(tmp_path):
     from copypaste_ser.data.corpora.synthetic import generate
     from copypaste_ser.data.prepare import prepare_to_dir
@@ -43,13 +47,13 @@ def test_reprepared_audio_is_extracted_again(tmp_path):
     prepare_to_dir("synthetic", tmp_path / "audio", tmp_path / "data")
     manifest, _ = load_corpus(tmp_path / "data")
     cfg = FeatureConfig()
-    first = extract_features(list(manifest), cfg, tmp_path / "data", progress=False).load_all()
+    first = _all(extract_features(list(manifest), cfg, tmp_path / "data", progress=False), manifest)
     generate(tmp_path / "audio", speakers=3, utterances_per_emotion=1, seed=2)  # other audio, same ids
     for u in manifest:
         os.utime(u.audio, ns=(0, os.stat(u.audio).st_mtime_ns + 10**9))  # even within one mtime tick
     prepare_to_dir("synthetic", tmp_path / "audio", tmp_path / "data", force=True)
-    again = extract_features(list(manifest), cfg, tmp_path / "data", progress=False).load_all()
+    again = _all(extract_features(list(manifest), cfg, tmp_path / "data", progress=False), manifest)
     assert all(not np.array_equal(first[u.id], again[u.id]) for u in manifest)
     # and an unchanged corpus is served from the cache
-    cached = extract_features(list(manifest), cfg, tmp_path / "data", progress=False).load_all()
+    cached = _all(extract_features(list(manifest), cfg, tmp_path / "data", progress=False), manifest)
     assert all(np.array_equal(cached[u.id], again[u.id]) for u in manifest)

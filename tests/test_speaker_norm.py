@@ -80,3 +80,15 @@ def test_reports_say_which_speaker_normalisation_each_model_used():
     assert speaker_norm_line([{"init": "m"}]).startswith("Speaker normalisation: none")
     line = speaker_norm_line([{"init": "m", "speaker_norm": "speaker"}, {"init": "b", "speaker_norm": "none"}])
     assert "none (b); speaker (m)" in line
+
+
+def test_a_grid_names_speaker_normalised_runs_apart(tmp_path, synthetic_corpus):
+    from copypaste_ser.experiments.grid import GridConfig, cells
+
+    for norm, name in (("none", "scratch"), ("speaker", "scratch+speaker-norm")):
+        cfg = tmp_path / f"{norm}.yaml"
+        cfg.write_text(f"data: {synthetic_corpus}\nout: {tmp_path / 'runs'}\npreset: tiny\n"
+                       f"train: {{speaker_norm: {norm}}}\ncopypaste: [none]\ntraining_data: [clean]\nseeds: [0]\n"
+                       f"folds: [default]\nsnrs: []\n")
+        (cell,) = cells(GridConfig.load(cfg))
+        assert cell.init_name == name and cell.path(tmp_path).parts[-4] == name

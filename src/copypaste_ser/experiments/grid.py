@@ -40,6 +40,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid_log import Invocation
 from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
 from copypaste_ser.experiments.launchers import make_launcher
+from copypaste_ser.features.speaker_norm import SPEAKER_NORM_SUFFIX
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.textio import load_yaml
 from copypaste_ser.training.config import TrainConfig, check_applicable, make_config
@@ -116,13 +117,17 @@ class Cell:
     training_data: str
     copypaste: str
     seed: int
+    speaker_norm: str = "none"
 
     @property
     def init_name(self) -> str:
+        """The init's name in run folders and results (a speaker-normalised model is named so)."""
         if self.init in NAMED_INITS:
-            return self.init
-        path = Path(self.init)  # runs/speaker-cpu/model.pt -> speaker-cpu
-        return path.parent.name if path.stem == "model" else path.stem
+            name = self.init
+        else:
+            path = Path(self.init)  # runs/speaker-cpu/model.pt -> speaker-cpu
+            name = path.parent.name if path.stem == "model" else path.stem
+        return name + SPEAKER_NORM_SUFFIX if self.speaker_norm != "none" else name
 
     def path(self, out: Path) -> Path:
         return child_path(out, self.fold, "fold name") / self.init_name / self.training_data / self.copypaste / f"seed-{self.seed}"
@@ -134,7 +139,9 @@ SLICE_KEYS = ("folds", "init", "training_data", "copypaste", "seeds")
 def cells(grid: GridConfig) -> list[Cell]:
     _, protocol = load_corpus(Path(grid.data))
     folds = expand_folds(grid.folds, protocol.names, protocol.default)
-    return [Cell(*c) for c in itertools.product(folds, grid.init, grid.training_data, grid.copypaste, grid.seeds)]
+    norm = grid.train.get("speaker_norm", "none")
+    return [Cell(*c, speaker_norm=norm)
+            for c in itertools.product(folds, grid.init, grid.training_data, grid.copypaste, grid.seeds)]
 
 
 def cell_config(grid: GridConfig, cell: Cell) -> TrainConfig:
@@ -330,7 +337,7 @@ def collect(grid: GridConfig) -> list[dict]:
                    "weighted_f1": m["weighted_f1"], "uar": m["uar"], "accuracy": m["accuracy"],
                    "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds"),
                    "dev_weighted_f1": dev_f1, "warnings": "; ".join(clean.get("warnings", [])) if cond == "clean" else "",
-                   "speaker_norm": grid.train.get("speaker_norm", "none")}
+                   "speaker_norm": c.speaker_norm}
             row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
             if m.get("vad"):  # where a noisy test's VAD came from (report.py flags rows without it)
                 row["test_vad"] = m["vad"]

@@ -23,6 +23,8 @@ from copypaste_ser.features.mfcc import STATES_KIND, WHISPER_KIND, FeatureConfig
 
 #: TrainConfig.speaker_norm values.
 SPEAKER_NORMS = ("none", "speaker")
+#: Appended to a speaker-normalised model's init name in run folders and results, so every table says so.
+SPEAKER_NORM_SUFFIX = "+speaker-norm"
 #: Floor of a normalised dimension's standard deviation (a constant dimension stays finite).
 MIN_STD = 1e-4
 
@@ -83,4 +85,4 @@ class SpeakerNormalised(Mapping):
         return len(self.ids)
 
 
-__all__ = ["SPEAKER_NORMS", "SpeakerNormalised", "normalised_columns", "speaker_statistics"]
+__all__ = ["SPEAKER_NORMS", "SPEAKER_NORM_SUFFIX", "SpeakerNormalised", "normalised_columns", "speaker_statistics"]
