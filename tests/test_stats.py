@@ -161,6 +161,16 @@ def test_against_baselines_covers_every_cell_and_holm_counts_every_comparison(tm
     assert "pass --force" in str(again.exception)  # main() prints a UserError as one line, exit 2
     noisy = CliRunner().invoke(app, ["against-baselines", str(results), "--test", "10dB"])
     assert "choose one of clean" in str(noisy.exception)
+    # against a reference model instead of the baselines
+    with open(results, "a", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writerows({**r, "init": "m+speaker-norm", "weighted_f1": r["weighted_f1"] + 0.05}
+                    for r in rows if r["init"] == "m" and r["copypaste"] == "none")
+    ref = CliRunner().invoke(app, ["against-baselines", str(results), "--reference", "m"])
+    line = next(x for x in ref.output.splitlines() if x.startswith("| m+speaker-norm"))
+    assert "| none | m | 4 | +5.00 |" in line and "mfcc-lr" not in ref.output.split("|---")[-1]
+    wrong = CliRunner().invoke(app, ["against-baselines", str(results), "--reference", "nobody"])
+    assert "--reference 'nobody': no such init" in str(wrong.exception)
 
 
 def test_a_model_is_compared_with_a_finished_model_fold_by_fold_on_the_same_utterances():

@@ -174,6 +174,8 @@ def fuse(
 def against_baselines_cmd(
     results: list[Path] = typer.Argument(..., help="results.csv files of grids, baselines or `score` (merged)"),
     test: str = typer.Option("clean", help="The test condition: clean, 10dB, 0dB"),
+    reference: Optional[str] = typer.Option(None, help="Compare every other model with this init (e.g. the "
+                                            "same model without speaker normalisation) instead of the baselines"),
     out: Optional[Path] = typer.Option(None, help="Also write the table to this markdown file"),
     force: bool = typer.Option(False, help="Replace OUT"),
 ) -> None:
@@ -183,7 +185,7 @@ def against_baselines_cmd(
     from copypaste_ser.files.outputs import check_outputs, record_outputs
 
     files = check_outputs([out], force, "--out") if out else []
-    table = compare_with_baselines(results, test)
+    table = compare_with_baselines(results, test, reference)
     typer.echo(table)
     if out:
         atomic_write_text(out, table + "\n")

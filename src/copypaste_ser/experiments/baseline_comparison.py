@@ -69,8 +69,10 @@ def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, 
     return lines + [""]
 
 
-def compare_with_baselines(paths: list[Path], test: str = "clean") -> str:
-    """``copypaste-ser against-baselines``: the markdown table for the results files' rows."""
+def compare_with_baselines(paths: list[Path], test: str = "clean", reference: str | None = None) -> str:
+    """``copypaste-ser against-baselines``: the markdown table for the results files' rows; with
+    ``reference`` (an init in them, e.g. the same model without speaker normalisation), every
+    other model against that one instead of against the baselines."""
     rows = []
     for path in paths:
         if not Path(path).is_file():
@@ -81,8 +83,14 @@ def compare_with_baselines(paths: list[Path], test: str = "clean") -> str:
         raise UserError(f"--test {test!r}: the results hold no such test; choose one of {', '.join(tests)}")
     scored = {r["init"] for r in rows if r.get("training_data") == "-"}  # `score` rows: finished models
     names = {r["init"] for r in rows}
-    baselines = {b: BASELINES.get(b, b) for b in sorted(names) if b in BASELINES or b.endswith("-lr")}
-    models = sorted(names - set(baselines) - scored) + sorted(scored)
+    if reference is not None:
+        if reference not in names:
+            raise UserError(f"--reference {reference!r}: no such init in the results; choose one of "
+                            f"{', '.join(sorted(names))}")
+        baselines = {reference: reference}
+    else:
+        baselines = {b: BASELINES.get(b, b) for b in sorted(names) if b in BASELINES or b.endswith("-lr")}
+    models = sorted(names - set(baselines) - scored - (set(BASELINES) if reference else set())) + sorted(scored)
     lines = against_baselines(rows, models, baselines, test)
     if not lines:
         raise UserError(f"{', '.join(map(str, paths))}: no model and baseline share two folds; run the "
