@@ -131,3 +131,17 @@ def test_clean_read_speech_is_mostly_neutral():
     said = [r["emotion"] for r in EmotionPredictor(DEFAULT_DIR)(files)]  # one answer per file
     assert len(said) == len(files) == 40
     assert max(LABELS, key=said.count) == "neutral" and said.count("neutral") >= 16, said
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not (SHARED / "noise").is_dir(), reason="needs ../shared/data")
+def test_noise_and_music_are_mostly_no_speech():
+    """Issue 35: the 0.2 default gave noise and music an emotion (a cow: sad 100 %)."""
+    from copypaste_ser.inference.vad import silero_available
+
+    if not silero_available():
+        pytest.skip("silero-vad is not installed (predict --vad auto then uses the energy VAD)")
+    clips = sorted((SHARED / "noise" / "noise").glob("*.flac"))[:20] + sorted((SHARED / "noise" / "music").glob("*"))[:20]
+    answers = EmotionPredictor(DEFAULT_DIR, vad="auto")(clips)
+    silent = sum(not a["speech"] and a["emotion"] is None for a in answers)
+    assert len(answers) == len(clips) == 40 and silent > len(clips) / 2, silent
