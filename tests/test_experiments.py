@@ -342,3 +342,31 @@ def test_interrupting_a_parallel_grid_stops_its_workers_at_once(tmp_path, synthe
     monkeypatch.undo()
     run_grid(grid, progress=False)
     assert all(E.cell_done(c.path(tmp_path / "grid"), grid.snrs) for c in cells(grid))
+
+
+def test_an_interrupted_egemaps_extraction_resumes_from_its_last_save(synthetic_corpus, monkeypatch):
+    pytest.importorskip("opensmile")
+    import copypaste_ser.evaluation.baselines as B
+    from copypaste_ser.data.manifest import load_corpus
+
+    manifest, _ = load_corpus(synthetic_corpus)
+    ids = [u.id for u in manifest][:5]
+    cache = synthetic_corpus / "features" / "egemaps" / "resume-test.npz"
+    monkeypatch.setattr(B, "EGEMAPS_SAVE_EVERY", 2)
+    real, seen = B.load_audio, []
+
+    def fail_on_fifth(path, *a, **k):
+        seen.append(path)
+        if len(seen) == 5:
+            raise KeyboardInterrupt  # the user's Ctrl-C during the fifth utterance
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(B, "load_audio", fail_on_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        B.egemaps(manifest, ids, synthetic_corpus, condition="resume-test", progress=False)
+    with np.load(cache) as z:
+        assert z["ids"].tolist() == ids[:4]  # saved after the second and the fourth
+    seen.clear()
+    monkeypatch.setattr(B, "load_audio", lambda path, *a, **k: seen.append(path) or real(path, *a, **k))
+    feats = B.egemaps(manifest, ids, synthetic_corpus, condition="resume-test", progress=False)
+    assert len(seen) == 1 and feats.shape == (5, 88)  # only the fifth was computed again

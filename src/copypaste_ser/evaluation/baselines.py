@@ -62,14 +62,23 @@ def egemaps(manifest: Manifest, ids: list[str], corpus_dir: Path, condition: str
     if missing:
         smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                                 feature_level=opensmile.FeatureLevel.Functionals)
-        for i in tqdm(missing, desc=f"eGeMAPS {condition}", disable=None if progress else True):
+        for k, i in enumerate(tqdm(missing, desc=f"eGeMAPS {condition}", disable=None if progress else True), 1):
             wave = load_audio(manifest[i].audio)
             if transform is not None:
                 wave = transform(wave, manifest[i])
             have[i] = smile.process_signal(wave, 16000).to_numpy(dtype=np.float32)[0]
-        with atomic_path(cache) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz
-            np.savez(f, ids=np.array(list(have)), feats=np.stack(list(have.values())))
+            if k % EGEMAPS_SAVE_EVERY == 0 or k == len(missing):  # an interrupted run resumes from here
+                _save_egemaps(cache, have)
     return np.stack([have[i] for i in ids])
+
+
+#: Utterances between two saves of the eGeMAPS cache (10,000 utterances take most of an hour).
+EGEMAPS_SAVE_EVERY = 500
+
+
+def _save_egemaps(cache: Path, have: dict[str, np.ndarray]) -> None:
+    with atomic_path(cache) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz
+        np.savez(f, ids=np.array(list(have)), feats=np.stack(list(have.values())))
 
 
 def frame_statistics(manifest: Manifest, ids: list[str], corpus_dir: Path, cfg: FeatureConfig,
