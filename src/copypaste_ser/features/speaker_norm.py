@@ -85,4 +85,12 @@ class SpeakerNormalised(Mapping):
         return len(self.ids)
 
 
-__all__ = ["SPEAKER_NORMS", "SPEAKER_NORM_SUFFIX", "SpeakerNormalised", "normalised_columns", "speaker_statistics"]
+def normalise_speakers(feats: Mapping[str, np.ndarray], speaker_of: Callable[[str], str], ids: Iterable[str],
+                       how: str, cfg: FeatureConfig) -> Mapping[str, np.ndarray]:
+    """``feats`` as a model trained with ``speaker_norm = how`` reads them (``none``: unchanged)."""
+    if how == "none":
+        return feats
+    return SpeakerNormalised(feats, speaker_of, ids, normalised_columns(cfg) or 0)
+
+
+__all__ = ["normalise_speakers", "SPEAKER_NORMS", "SPEAKER_NORM_SUFFIX", "SpeakerNormalised", "normalised_columns", "speaker_statistics"]

@@ -17,7 +17,7 @@ from copypaste_ser.data.manifest import Manifest
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.batches import Item
 from copypaste_ser.features.cache import extract_features
-from copypaste_ser.features.speaker_norm import SpeakerNormalised, normalised_columns
+from copypaste_ser.features.speaker_norm import normalise_speakers
 from copypaste_ser.training.config import TrainConfig
 from copypaste_ser.training.task import Task
 
@@ -32,10 +32,7 @@ def model_inputs(feats: Mapping[str, np.ndarray], manifest: Manifest, ids: list[
     """What the model reads for ``ids``: the cached features, or with ``cfg.speaker_norm ==
     "speaker"`` each speaker's standardised with their own statistics over ``ids`` (one split:
     training, dev or test; features/speaker_norm.py)."""
-    if cfg.speaker_norm == "none":
-        return feats
-    start = normalised_columns(cfg.feature_config)
-    return SpeakerNormalised(feats, lambda utt: manifest[utt].speaker, ids, start or 0)
+    return normalise_speakers(feats, lambda utt: manifest[utt].speaker, ids, cfg.speaker_norm, cfg.feature_config)
 
 
 def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progress: bool
