@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# the default model's ONNX graph (Whisper blocks 0-3 + head, 51 MB) is made here, not kept in
 	# git: predict's default engine then runs onnxruntime on it (about 30 s to export)
 	$(VENV)/bin/copypaste-ser export src/copypaste_ser/inference/pretrained/default --onnx src/copypaste_ser/inference/pretrained/default/model.onnx --force
+	# silero VAD's ONNX model and MIT licence, copied from its wheel (which depends on torch) into
+	# the package, so a wheel built now predicts with silero on onnxruntime alone
+	$(PY) -c "from copypaste_ser.inference.vad import vendor_silero; vendor_silero()"
 	touch $@
 
 demo: install

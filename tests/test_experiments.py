@@ -146,6 +146,18 @@ def test_restricted_slice_and_bad_values(tmp_path, synthetic_corpus, fake_musan)
         GridConfig.load(tmp_path / "bad.yaml")
 
 
+def test_slices_run_one_after_the_other_add_up_in_results_csv(tmp_path, synthetic_corpus, fake_musan):
+    """`grid --seed 0` then `grid --seed 1`: results.csv and grid.yaml describe the whole grid,
+    so the second slice does not drop the first one's rows."""
+    grid = _grid(tmp_path, synthetic_corpus, fake_musan, copypaste=["none"], training_data=["clean"], seeds=[0, 1],
+                 snrs=[])
+    for seed in (0, 1):
+        results = run_grid(grid.restricted(seeds=[seed]), progress=False)
+        rows = list(csv.DictReader(open(results)))
+        assert sorted({r["seed"] for r in rows}) == [str(s) for s in range(seed + 1)]
+    assert yaml.safe_load((tmp_path / "grid" / "grid.yaml").read_text())["seeds"] == [0, 1]
+
+
 def test_missing_init_model_is_refused(tmp_path, synthetic_corpus, fake_musan):
     grid = _grid(tmp_path, synthetic_corpus, fake_musan, init=[str(tmp_path / "nope.pt")])
     with pytest.raises(UserError, match="nope.pt is missing"):

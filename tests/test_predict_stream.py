@@ -192,7 +192,7 @@ def test_onnx_matches_pytorch_for_the_encoder_head_with_mel_input(tmp_path: Path
     cfg = resemblyzer_states_features()
     meta = {"model": {"arch": model.arch, "config": model.config.to_dict()}, "labels": LABELS,
             "features": cfg.to_dict()}
-    bundle = Bundle(LABELS, cfg, model.arch, "test", meta, model=model)
+    bundle = Bundle(LABELS, cfg, model.arch, "test", meta, loaded=model)
     path = export_onnx(bundle, tmp_path / "rz.onnx")
     rng = np.random.default_rng(2)
     feats = [rng.uniform(0, 1, (n, 40)).astype(np.float32) for n in (15, 90, 260)]

@@ -10,7 +10,12 @@ import pytest
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.mfcc import FeatureConfig, whisper_states_features
-from copypaste_ser.features.speaker_norm import SpeakerNormalised, normalised_columns, speaker_statistics
+from copypaste_ser.features.speaker_norm import (
+    NeutralEnrolled,
+    SpeakerNormalised,
+    normalised_columns,
+    speaker_statistics,
+)
 
 
 def test_each_speaker_is_standardised_with_their_own_frames_only():
@@ -85,10 +90,45 @@ def test_reports_say_which_speaker_normalisation_each_model_used():
 def test_a_grid_names_speaker_normalised_runs_apart(tmp_path, synthetic_corpus):
     from copypaste_ser.experiments.grid import GridConfig, cells
 
-    for norm, name in (("none", "scratch"), ("speaker", "scratch+speaker-norm")):
+    for norm, name in (("none", "scratch"), ("speaker", "scratch+speaker-norm"),
+                       ("neutral-enrolment", "scratch+neutral-enrolment")):
         cfg = tmp_path / f"{norm}.yaml"
         cfg.write_text(f"data: {synthetic_corpus}\nout: {tmp_path / 'runs'}\npreset: tiny\n"
                        f"train: {{speaker_norm: {norm}}}\ncopypaste: [none]\ntraining_data: [clean]\nseeds: [0]\n"
                        f"folds: [default]\nsnrs: []\n")
         (cell,) = cells(GridConfig.load(cfg))
         assert cell.init_name == name and cell.path(tmp_path).parts[-4] == name
+
+
+def test_neutral_enrolment_uses_the_speakers_other_neutral_utterances_only():
+    rng = np.random.default_rng(2)
+    feats = {f"a-neu{k}": rng.normal(1.0, 1.0, (40, 3)) for k in range(3)}
+    feats |= {"a-ang": rng.normal(9.0, 3.0, (40, 3)), "b-neu0": rng.normal(-4.0, 2.0, (40, 3)),
+              "b-sad": rng.normal(0.0, 1.0, (40, 3)), "c-hap": rng.normal(5.0, 1.0, (40, 3))}
+    speaker, neutral = (lambda u: u[0]), (lambda u: "-neu" in u)  # noqa: E731
+    view = NeutralEnrolled(feats, speaker, list(feats), neutral)
+    enrol_a = np.concatenate([feats[f"a-neu{k}"] for k in range(3)])
+    np.testing.assert_allclose(view["a-ang"], (feats["a-ang"] - enrol_a.mean(0)) / enrol_a.std(0), rtol=1e-4)
+    # a neutral utterance is normalised with the speaker's OTHER neutral utterances, never itself
+    others = np.concatenate([feats["a-neu1"], feats["a-neu2"]])
+    np.testing.assert_allclose(view["a-neu0"], (feats["a-neu0"] - others.mean(0)) / others.std(0), rtol=1e-4)
+    # b's one neutral utterance enrols b's sad one; itself, and c (no neutral), get the pooled neutrals
+    b = feats["b-neu0"]
+    np.testing.assert_allclose(view["b-sad"], (feats["b-sad"] - b.mean(0)) / b.std(0), rtol=1e-4)
+    pooled = np.concatenate([enrol_a, b])
+    np.testing.assert_allclose(view["c-hap"], (feats["c-hap"] - pooled.mean(0)) / pooled.std(0), rtol=1e-4)
+    np.testing.assert_allclose(view["b-neu0"], (b - enrol_a.mean(0)) / enrol_a.std(0), rtol=1e-4)
+    # an emotional utterance's own audio never moves its statistics
+    moved = NeutralEnrolled({**feats, "a-ang": feats["a-ang"] + 50}, speaker, list(feats), neutral)
+    np.testing.assert_allclose(moved["a-ang"], view["a-ang"] + 50 / enrol_a.std(0), rtol=1e-4)
+
+
+def test_neutral_enrolment_needs_neutral_utterances(synthetic_corpus):
+    from copypaste_ser.data.manifest import load_corpus
+    from copypaste_ser.training.trainset import speaker_normalised
+
+    manifest, _ = load_corpus(synthetic_corpus)
+    emotional = [u.id for u in manifest if u.emotion != manifest.neutral][:4]
+    feats = {i: np.ones((5, 2)) for i in emotional}
+    with pytest.raises(UserError, match="no neutral utterance in this split"):
+        speaker_normalised(feats, manifest, emotional, "neutral-enrolment", FeatureConfig())

@@ -65,6 +65,20 @@ def test_the_log_mel_is_whispers_on_a_30_s_window():
     np.testing.assert_allclose(ours, theirs.T, atol=2e-4)
 
 
+@pytest.mark.parametrize("samples", [150, 401, 16000, 33333])
+def test_the_numpy_log_mel_equals_whispers_torch_stft_recipe(samples):
+    """features/whisper_mel.py (numpy, used by torch-free predict) against the torch.stft recipe
+    of OpenAI's log_mel_spectrogram, on short, odd and ordinary lengths."""
+    wave = speechy(samples / 16000, seed=samples)
+    x = torch.from_numpy(np.pad(wave, (0, max(0, 201 - samples))))
+    spec = torch.stft(x, 400, 160, window=torch.hann_window(400), return_complex=True)[..., :-1]
+    mel = torch.clamp(torch.from_numpy(slaney_mel_filters(80)) @ spec.abs() ** 2, min=1e-10).log10()
+    reference = ((torch.maximum(mel, mel.max() - 8.0) + 4.0) / 4.0).T.numpy()
+    ours = log_mel(wave)
+    assert ours.shape == reference.shape == (max(samples, 201) // 160, 80)
+    np.testing.assert_allclose(ours, reference, atol=2e-5)
+
+
 def test_every_block_matches_transformers_whisper_encoder(tiny_hf):
     folder, model = tiny_hf
     ours = load_whisper(str(folder))

@@ -1,7 +1,8 @@
 """CopyPaste batch augmentation for speech emotion recognition (Pappagari et al., 2021).
 
 ``CopyPaste`` concatenates utterances along time inside one training batch. It
-depends only on numpy and torch and can be used in any training loop::
+depends only on numpy (torch tensors are handled when torch is in use; it is not imported
+otherwise) and can be used in any training loop::
 
     cp = CopyPaste("n-cp", neutral_label=2, piece_length=400, seed=0)
     feats, labels = cp(feats, labels)      # lists of (T, D) arrays/tensors, ints
@@ -54,8 +55,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import sys
+
 import numpy as np
-import torch
 
 __all__ = ["CopyPaste", "CopyPastePlan", "PlanEntry", "SCHEMES", "MODES", "ORDERS"]
 
@@ -105,7 +107,10 @@ def _time_len(x: Any, k: int) -> int:
 
 def _concat(first: Any, second: Any, like: Any) -> Any:
     """Concatenate two pieces along axis 0, returning the container type of ``like``."""
-    if isinstance(like, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor exists only where torch was imported already
+    if torch is None:
+        parts = [first, second]
+    elif isinstance(like, torch.Tensor):
         parts = [p if isinstance(p, torch.Tensor) else torch.as_tensor(p) for p in (first, second)]
         parts = [p.to(like.device) for p in parts]
         if parts[0].shape[1:] != parts[1].shape[1:]:
@@ -113,7 +118,8 @@ def _concat(first: Any, second: Any, like: Any) -> Any:
                 f"cannot concatenate items of shapes {tuple(parts[0].shape)} and {tuple(parts[1].shape)}"
             )
         return torch.cat(parts, dim=0)
-    parts = [p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else p for p in (first, second)]
+    else:
+        parts = [p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else p for p in (first, second)]
     if parts[0].shape[1:] != parts[1].shape[1:]:
         raise ValueError(f"cannot concatenate items of shapes {parts[0].shape} and {parts[1].shape}")
     return np.concatenate(parts, axis=0)

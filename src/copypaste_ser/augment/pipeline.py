@@ -1,6 +1,7 @@
 """The training augmentation of a run, built from its config: CopyPaste, then SpecAugment.
 
-For models on frozen encoder states (feature kind ``resemblyzer-states``) CopyPaste's
+For models on frozen encoder states (feature kinds ``resemblyzer-states``, ``whisper-states``,
+``ssl-states``) CopyPaste's
 concatenations are re-encoded (reencode.py) so they are what the model would hear;
 SpecAugment is refused there, since masking mel frames would mean re-encoding every item.
 """
@@ -13,7 +14,7 @@ from copypaste_ser.augment.copypaste import CopyPaste
 from copypaste_ser.augment.reencode import ReencodeConcatenations
 from copypaste_ser.augment.specaugment import Chain, SpecAugment
 from copypaste_ser.errors import UserError
-from copypaste_ser.features.mfcc import STATES_KIND, WHISPER_KIND
+from copypaste_ser.features.mfcc import FROZEN_KINDS, STATES_KIND, encode_inputs
 
 
 def training_augmentation(cfg: Any, neutral_index: int | None, source: str) -> Any:
@@ -21,7 +22,7 @@ def training_augmentation(cfg: Any, neutral_index: int | None, source: str) -> A
     config in errors."""
     steps: list = []
     features = cfg.feature_config
-    states = features.kind in (STATES_KIND, WHISPER_KIND)
+    states = features.kind in FROZEN_KINDS
     if cfg.copypaste != "none":
         try:
             cp = CopyPaste(cfg.copypaste, neutral_label=neutral_index, p=cfg.copypaste_p,
@@ -41,10 +42,9 @@ def training_augmentation(cfg: Any, neutral_index: int | None, source: str) -> A
 
 
 def reencoding(cp: CopyPaste, features: Any) -> ReencodeConcatenations:
-    """CopyPaste whose joins are encoded whole by the run's frozen encoder (Resemblyzer or Whisper)."""
-    if features.kind != WHISPER_KIND:
+    """CopyPaste whose joins are encoded whole by the run's frozen encoder (Resemblyzer, Whisper,
+    or wav2vec 2.0 / HuBERT / WavLM: their raw input, mel or waveform rows, is joined, then encoded)."""
+    if features.kind == STATES_KIND:
         return ReencodeConcatenations(cp)
-    from copypaste_ser.features.whisper_states import encode_rows
-    return ReencodeConcatenations(cp, mel_dim=2 * features.num_mel_bins,
-                                  encode=lambda rows: encode_rows(rows, features.encoder_layer, features.encoder_model))
+    return ReencodeConcatenations(cp, mel_dim=features.input_dim, encode=lambda rows: encode_inputs(rows, features))
 

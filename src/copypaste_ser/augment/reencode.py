@@ -2,7 +2,9 @@
 
 Items are ``(T, 40 + 768)`` frames: mel power and the cached states of Resemblyzer's LSTM, or
 ``(T, 160 + 512)`` rows: two Whisper log-mel frames and one block's state
-(features/whisper_states.py).
+(features/whisper_states.py), or ``(T, 320 + 768)`` rows: the waveform samples of one state and
+one layer's state of a wav2vec 2.0 / HuBERT / WavLM encoder (features/ssl_encoders.py); the
+"mel" part below is whichever raw input the encoder reads.
 Concatenating cached states would not be what the model hears: the second piece's states
 were computed without the first piece before it, and a piece cut from the middle of an
 utterance keeps the context it had there. So after CopyPaste builds its concatenations,

@@ -46,7 +46,7 @@ def grid(
         from copypaste_ser.files.outputs import check_outputs
         check_outputs([report / name for name in REPORT_FILES], True, "--report")
     if no_run:
-        collect(g)
+        collect(g.whole)
         results = Path(g.out) / "results.csv"
     else:
         from copypaste_ser.experiments.launchers import parse_options

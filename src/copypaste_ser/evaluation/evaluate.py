@@ -19,7 +19,7 @@ import torch
 from copypaste_ser.data.manifest import SPLITS, Manifest, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.cache import extract_features
-from copypaste_ser.features.mfcc import STATES_KIND, WHISPER_KIND
+from copypaste_ser.features.mfcc import FROZEN_KINDS, STATES_KIND, FeatureConfig, encode_inputs
 from copypaste_ser.files.atomic import atomic_write_text
 from copypaste_ser.metrics import plot_confusion
 from copypaste_ser.models.checkpoint import load_model_file, resolve_model_path
@@ -90,12 +90,18 @@ def has_probe_pair(manifest: Manifest, ids: list[str]) -> bool:
     return any(manifest[i].emotion != manifest.neutral and neutral_speakers - {manifest[i].speaker} for i in ids)
 
 
-def exact_concatenations(feats: list[np.ndarray], kind: str) -> list[np.ndarray]:
+def exact_concatenations(feats: list[np.ndarray], features: FeatureConfig | str) -> list[np.ndarray]:
     """Concatenated frames as the model would compute them from the joined audio: MFCC and mel
     frames are frame-local, so joining them is exact; encoder states are not (an LSTM's second
-    piece depends on the first), so their mel part is encoded again, as in training
-    (augment/reencode.py)."""
-    if kind != STATES_KIND:
+    piece depends on the first, a transformer hears the whole input), so their raw input part
+    (mel frames, Whisper's log-mel rows, waveform rows) is encoded again, as in training
+    (augment/reencode.py). ``features``: the run's FeatureConfig (a kind name: Resemblyzer only)."""
+    if isinstance(features, FeatureConfig) and features.kind in FROZEN_KINDS and features.kind != STATES_KIND:
+        n = features.input_dim
+        raw = [f[:, :n] for f in feats]
+        return [np.concatenate([r, s], axis=1).astype(np.float32, copy=False)
+                for r, s in zip(raw, encode_inputs(raw, features))]
+    if (features if isinstance(features, str) else features.kind) != STATES_KIND:
         return feats
     from copypaste_ser.features.encoders import MEL_DIM, encode_arrays
 
@@ -106,7 +112,7 @@ def exact_concatenations(feats: list[np.ndarray], kind: str) -> list[np.ndarray]
 def probe_applies(cfg: TrainConfig) -> bool:
     """Whether the concat probe means what it says for this model: not for a speaker-normalised
     encoder model, whose joins are re-encoded (no speaker's statistics fit a join)."""
-    return cfg.speaker_norm == "none" or cfg.feature_config.kind != WHISPER_KIND
+    return cfg.speaker_norm == "none" or cfg.feature_config.kind not in FROZEN_KINDS
 
 
 def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg: TrainConfig,
@@ -137,7 +143,7 @@ def concat_probe(model: torch.nn.Module, manifest: Manifest, ids: list[str], cfg
         parts = [store[i], store[j]] if rng.random() < 0.5 else [store[j], store[i]]
         pairs.append((i, j))
         feats.append(np.concatenate(parts))
-    feats = exact_concatenations(feats, cfg.feature_config.kind)
+    feats = exact_concatenations(feats, cfg.feature_config)
     labels = [manifest.label_index(manifest[i].emotion) for i, _ in pairs]
     norm = cfg.feature_config.mean_norm
     pred_concat = predict_proba(model, feats, mean_norm=norm).argmax(1)

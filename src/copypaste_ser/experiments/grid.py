@@ -8,7 +8,7 @@ A grid config (YAML)::
     train: {epochs: 30}
     copypaste: [none, se-cp, n-cp, n+se-cp]
     training_data: [clean, clean+noise]
-    init: [scratch]                  # or a speaker model file, resemblyzer, resemblyzer-attention, whisper-attention
+    init: [scratch]                  # or a speaker model file, resemblyzer, resemblyzer-attention, whisper-attention, ssl-attention
     seeds: [0, 1, 2]
     folds: [default]                 # names, or "all", or a prefix like "loso-*"
     snrs: [10, 0]                    # noisy test conditions besides clean
@@ -40,7 +40,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid_log import Invocation
 from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
 from copypaste_ser.experiments.launchers import make_launcher
-from copypaste_ser.features.speaker_norm import SPEAKER_NORM_SUFFIX
+from copypaste_ser.features.speaker_norm import norm_suffix
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.textio import load_yaml
 from copypaste_ser.training.config import TrainConfig, check_applicable, make_config
@@ -63,6 +63,12 @@ class GridConfig:
     workers: int = 1
     baseline: bool = False           # eGeMAPS + SVM in the same folds
 
+    @property
+    def whole(self) -> GridConfig:
+        """The grid a slice was cut from (itself when not a slice): results.csv and grid.yaml
+        describe it, so slices run one after the other add up instead of replacing each other."""
+        return getattr(self, "_whole", None) or self
+
     def restricted(self, workers: int | None = None, **subsets) -> GridConfig:
         """A copy running a slice of the grid (same run folders, so slices add up)."""
         changes: dict = {"workers": workers} if workers else {}
@@ -74,7 +80,9 @@ class GridConfig:
                 if unknown:
                     raise UserError(f"grid: {key} {unknown[0]!r} is not in the config ({getattr(self, key)})")
                 changes[key] = resolved
-        return dataclasses.replace(self, **changes)
+        part = dataclasses.replace(self, **changes)
+        part._whole = self.whole
+        return part
 
     @classmethod
     def load(cls, path: str | Path) -> GridConfig:
@@ -127,7 +135,7 @@ class Cell:
         else:
             path = Path(self.init)  # runs/speaker-cpu/model.pt -> speaker-cpu
             name = path.parent.name if path.stem == "model" else path.stem
-        return name + SPEAKER_NORM_SUFFIX if self.speaker_norm != "none" else name
+        return name + norm_suffix(self.speaker_norm)
 
     def path(self, out: Path) -> Path:
         return child_path(out, self.fold, "fold name") / self.init_name / self.training_data / self.copypaste / f"seed-{self.seed}"
@@ -222,7 +230,7 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launc
     invocation = Invocation.start(out, grid.workers, {k: getattr(grid, k) for k in SLICE_KEYS},
                                   completed=lambda: sum(cell_done(c.path(out), grid.snrs) for c in todo))
     try:
-        atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid), sort_keys=False))
+        atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid.whole), sort_keys=False))
         todo = [c for c in todo_all if c in stale or not cell_done(c.path(out), grid.snrs)]
         if progress:
             print(f"grid: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done, {len(todo)} to run "
@@ -232,7 +240,7 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launc
         if grid.baseline:
             from copypaste_ser.evaluation.baselines import run_baseline
             run_baseline(grid, progress=progress)
-        collect(grid)
+        collect(grid.whole)
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"

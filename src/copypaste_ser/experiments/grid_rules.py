@@ -29,7 +29,7 @@ from copypaste_ser.validation import (
 #: Training data of a grid cell: the clean corpus, or it plus six noisy copies.
 TRAINING_DATA = ("clean", "clean+noise")
 #: Non-file values of ``init``: a randomly initialised model, or the pretrained Resemblyzer.
-NAMED_INITS = ("scratch", "resemblyzer", "resemblyzer-attention", "whisper-attention")
+NAMED_INITS = ("scratch", "resemblyzer", "resemblyzer-attention", "whisper-attention", "ssl-attention")
 #: Keys the grid sets per cell; in ``train:`` they would be silently overridden.
 CELL_KEYS = ("data", "fold", "copypaste", "seed", "noise_aug", "noise_root", "init")
 

@@ -183,9 +183,10 @@ def speaker_norm_line(rows: list[dict]) -> str:
         used.setdefault(r.get("speaker_norm") or "none", set()).add(r["init"])
     if set(used) <= {"none"}:
         return "Speaker normalisation: none (each utterance's features as extracted)."
-    return "Speaker normalisation: " + "; ".join(
-        f"{norm} ({', '.join(sorted(inits))})" for norm, inits in sorted(used.items())) + \
-        " (`speaker`: each speaker's features standardised with that speaker's own unlabelled audio of the same split)."
+    listed = "; ".join(f"{norm} ({', '.join(sorted(inits))})" for norm, inits in sorted(used.items()))
+    return (f"Speaker normalisation: {listed} (`speaker`: each speaker's features standardised with that "
+            f"speaker's own unlabelled audio of the same split; `neutral-enrolment`: with that speaker's "
+            f"other neutral utterances).")
 
 
 def fold_table(rows: list[dict], init: str, data: str = "clean", test: str = "clean",

@@ -15,10 +15,10 @@ from pathlib import Path
 from copypaste_ser.data.manifest import load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.cache import extract_features
-from copypaste_ser.features.speaker_norm import normalise_speakers
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 from copypaste_ser.metrics import score
+from copypaste_ser.training.trainset import speaker_normalised
 from copypaste_ser.validation import name_problem
 
 
@@ -49,7 +49,7 @@ def score_model(model: str | Path | None, data: str | Path, out: str | Path, fol
         ids = protocol.fold(fold_name).test
         store = extract_features(manifest.subset(ids), bundle.features, data, progress=progress)
         # as the model was trained: with speaker_norm, each test speaker's own statistics
-        store = normalise_speakers(store, lambda utt: manifest[utt].speaker, ids, speaker_norm, bundle.features)
+        store = speaker_normalised(store, manifest, ids, speaker_norm, bundle.features)
         probs = predict_proba(bundle.model, [store[i] for i in ids], mean_norm=bundle.features.mean_norm)
         keep = [bundle.labels.index(lab) for lab in manifest.labels]  # the corpus's classes only
         predicted = probs[:, keep].argmax(1).tolist()

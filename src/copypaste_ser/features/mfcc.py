@@ -14,6 +14,9 @@ Two kinds of frame features (``FeatureConfig.kind``):
 * ``"whisper-states"``: Whisper's log-mel frames two to a row, then the states of one block of
   its frozen encoder (whisper_states.py): ``2 * 80 + 512`` values a row for Whisper-base, a row
   every 20 ms, no VAD (Whisper hears the whole utterance).
+* ``"ssl-states"``: the 320 waveform samples of each 20-ms state, then one layer's state of a
+  frozen wav2vec 2.0 / HuBERT / WavLM encoder (ssl_encoders.py): ``320 + hidden_size`` values a
+  row; ``frame_shift_ms`` / ``frame_length_ms`` hold the encoder's stride and receptive field.
 * ``"mel40-power"``: Resemblyzer's front end (resemblyzer.audio.wav_to_mel_spectrogram):
   ``num_mel_bins`` (40) librosa-style mel bands (Slaney scale and area norm, 0-8 kHz) of the
   POWER spectrum, no log, periodic Hann window of 400 samples, no pre-emphasis, no DC
@@ -35,19 +38,20 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import kaldi_native_fbank as knf
 import numpy as np
 
 from copypaste_ser.data.manifest import Utterance
 from copypaste_ser.errors import UserError
-from copypaste_ser.features.encoders import STATES_DIM, encode_arrays
 
 #: A waveform transform for a test or training condition: (clean wave, utterance) -> wave.
 WaveTransform = Callable[[np.ndarray, Utterance], np.ndarray]
 
-FEATURE_KINDS = ("mfcc", "mel40-power", "resemblyzer-states", "whisper-states")
+FEATURE_KINDS = ("mfcc", "mel40-power", "resemblyzer-states", "whisper-states", "ssl-states")
 STATES_KIND = "resemblyzer-states"
 WHISPER_KIND = "whisper-states"
+SSL_KIND = "ssl-states"
+#: Kinds whose rows hold a frozen encoder's states after the raw input they were computed from.
+FROZEN_KINDS = (STATES_KIND, WHISPER_KIND, SSL_KIND)
 #: Fields added after caches existed: left out of ``FeatureConfig.key`` at these values.
 _KEY_DEFAULTS = {"kind": "mfcc", "mean_norm": True, "encoder_model": None, "encoder_layer": 0, "encoder_width": 0}
 
@@ -68,21 +72,23 @@ class FeatureConfig:
     vad_proportion_threshold: float = 0.12
     kind: str = "mfcc"              # see FEATURE_KINDS
     mean_norm: bool = True          # per-item mean normalisation (not cached)
-    encoder_model: str | None = None  # whisper-states: "base", a local model path or a hub name
-    encoder_layer: int = 0          # whisper-states: the block whose states are kept (0 = conv stem)
-    encoder_width: int = 0          # whisper-states: values per state (512 for base)
+    encoder_model: str | None = None  # whisper-/ssl-states: "base" (Whisper), a local model path or a hub name
+    encoder_layer: int = 0          # whisper-/ssl-states: the block / layer whose states are kept
+    encoder_width: int = 0          # whisper-/ssl-states: values per state (512 for Whisper-base)
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
             raise UserError(f"unknown feature kind {self.kind!r}: choose one of {', '.join(FEATURE_KINDS)}")
-        if self.kind == WHISPER_KIND and self.vad:
-            raise UserError("features: whisper-states take the whole utterance; set vad: false")
+        if self.kind in (WHISPER_KIND, SSL_KIND) and self.vad:
+            raise UserError(f"features: {self.kind} take the whole utterance; set vad: false")
 
     @property
     def input_dim(self) -> int:
         """Values per frame a model computes its own states from (raw input of predict / export)."""
         if self.kind == WHISPER_KIND:
             return 2 * self.num_mel_bins
+        if self.kind == SSL_KIND:  # the waveform samples of one state
+            return int(round(self.sample_rate * self.frame_shift_ms / 1000))
         return self.num_mel_bins if self.kind == STATES_KIND else self.dim
 
     @property
@@ -94,9 +100,10 @@ class FeatureConfig:
     def dim(self) -> int:
         """Values per frame."""
         if self.kind == STATES_KIND:  # mel power, then the encoder's states (encoders.py)
+            from copypaste_ser.features.encoders import STATES_DIM
             return self.num_mel_bins + STATES_DIM
-        if self.kind == WHISPER_KIND:
-            return 2 * self.num_mel_bins + self.encoder_width
+        if self.kind in (WHISPER_KIND, SSL_KIND):
+            return self.input_dim + self.encoder_width
         return self.num_ceps if self.kind == "mfcc" else self.num_mel_bins
 
     def key(self) -> str:
@@ -108,11 +115,14 @@ class FeatureConfig:
         if self.kind == WHISPER_KIND:  # the weights themselves, not only their name
             from copypaste_ser.features.whisper_weights import weights_id
             d["weights"] = weights_id(self.encoder_model)
+        if self.kind == SSL_KIND:  # a hash of the local folder's files, or hub name@commit
+            from copypaste_ser.features import ssl_encoders
+            d["weights"] = ssl_encoders.weights_id(str(self.encoder_model))
         if self.kind == STATES_KIND:
             from copypaste_ser.features.encoders import weights_digest
             d["weights"] = weights_digest()
         blob = json.dumps(d, sort_keys=True).encode()
-        prefix = {"mfcc": "mfcc-", STATES_KIND: "rzstates-", WHISPER_KIND: "whisper-"}.get(self.kind, "mel40-")
+        prefix = {"mfcc": "mfcc-", STATES_KIND: "rzstates-", WHISPER_KIND: "whisper-", SSL_KIND: "ssl-"}.get(self.kind, "mel40-")
         return prefix + hashlib.sha1(blob).hexdigest()[:10]
 
     def differences(self, other: FeatureConfig) -> list[str]:
@@ -133,14 +143,26 @@ def resemblyzer_states_features() -> FeatureConfig:
     return dataclasses.replace(resemblyzer_features(), kind=STATES_KIND)
 
 
-def whisper_states_features(model: str = "base", layer: int = 3) -> FeatureConfig:
+def whisper_states_features(model: str = "base", layer: int = 3, option: str = "--whisper-layer") -> FeatureConfig:
     """Whisper log-mel rows followed by block ``layer``'s frozen states (whisper_states.py)."""
     from copypaste_ser.features.whisper_states import whisper_dims
     dims = whisper_dims(model)
     if not 0 <= layer <= dims.blocks:
-        raise UserError(f"--whisper-layer {layer}: this Whisper encoder has blocks 0-{dims.blocks}; choose one of them")
+        raise UserError(f"{option} {layer}: this Whisper encoder has blocks 0-{dims.blocks}; choose one of them")
     return FeatureConfig(kind=WHISPER_KIND, num_mel_bins=dims.n_mels, low_freq=0.0, high_freq=8000.0, vad=False,
                          mean_norm=False, encoder_model=model, encoder_layer=layer, encoder_width=dims.width)
+
+
+def ssl_states_features(model: str, layer: int | None = None) -> FeatureConfig:
+    """Waveform rows followed by layer ``layer``'s frozen states of a wav2vec 2.0 / HuBERT / WavLM
+    encoder (ssl_encoders.py); ``None``: the middle layer."""
+    from copypaste_ser.features.ssl_encoders import check_layer, shared_ssl
+    enc = shared_ssl(model)
+    layer = enc.layers // 2 if layer is None else layer
+    check_layer(layer, enc.layers)
+    return FeatureConfig(kind=SSL_KIND, sample_rate=enc.sample_rate, frame_shift_ms=1000 * enc.stride / enc.sample_rate,
+                         frame_length_ms=1000 * enc.receptive / enc.sample_rate, vad=False, mean_norm=False,
+                         encoder_model=model, encoder_layer=layer, encoder_width=enc.width)
 
 
 def resemblyzer_features() -> FeatureConfig:
@@ -151,6 +173,7 @@ def resemblyzer_features() -> FeatureConfig:
 
 def mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """(n_frames, num_ceps) MFCC; C0 is log energy. ``wave`` is float in [-1, 1]."""
+    knf = _kaldi()
     opts = knf.MfccOptions()
     opts.frame_opts.samp_freq = cfg.sample_rate
     opts.frame_opts.frame_length_ms = cfg.frame_length_ms
@@ -164,6 +187,17 @@ def mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     opts.use_energy = True
     # Kaldi's energy thresholds assume 16-bit sample values.
     return _run(knf.OnlineMfcc(opts), cfg.sample_rate, wave * 32768.0, cfg.num_ceps)
+
+
+def _kaldi():
+    """kaldi-native-fbank, imported where MFCC or mel power frames are made (a Whisper model's
+    predict does without it)."""
+    try:
+        import kaldi_native_fbank
+    except ImportError:
+        raise UserError("MFCC and mel-power features need kaldi-native-fbank: "
+                        "pip install 'copypaste-ser[train]' (or kaldi-native-fbank)") from None
+    return kaldi_native_fbank
 
 
 def _run(extractor, sample_rate: int, wave: np.ndarray, dim: int) -> np.ndarray:
@@ -185,6 +219,7 @@ def mel_power(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
     if 0.0 < rms < RESEMBLYZER_RMS:  # resemblyzer: normalize_volume(-30 dBFS, increase_only)
         wave = wave * np.float32(RESEMBLYZER_RMS / rms)
+    knf = _kaldi()
     opts = knf.FbankOptions()
     fo = opts.frame_opts
     fo.samp_freq = cfg.sample_rate
@@ -231,12 +266,17 @@ def compute_features(wave: np.ndarray, cfg: FeatureConfig, vad_wave: np.ndarray 
     when given (the clean signal of a noisy training copy), else on ``wave`` itself. All
     frames are kept when VAD finds none."""
     if cfg.kind == STATES_KIND:  # the encoder hears the voiced mel frames, as in training
+        from copypaste_ser.features.encoders import encode_arrays
         mel = compute_features(wave, dataclasses.replace(cfg, kind="mel40-power"), vad_wave)
         return np.concatenate([mel, encode_arrays([mel])[0]], axis=1)
     if cfg.kind == WHISPER_KIND:  # the whole utterance, no VAD
         from copypaste_ser.features.whisper_states import encode_rows, mel_rows
         rows = mel_rows(wave, cfg.num_mel_bins)
         states = encode_rows([rows], cfg.encoder_layer, cfg.encoder_model)[0]
+        return np.concatenate([rows, states], axis=1)
+    if cfg.kind == SSL_KIND:  # the whole utterance's samples, no VAD
+        from copypaste_ser.features.ssl_encoders import encode_wave
+        rows, states = encode_wave(wave, cfg.encoder_layer, str(cfg.encoder_model))
         return np.concatenate([rows, states], axis=1)
     feats = frame_features(wave, cfg)
     if not cfg.vad:
@@ -247,6 +287,22 @@ def compute_features(wave: np.ndarray, cfg: FeatureConfig, vad_wave: np.ndarray 
         ref = mfcc(wave if vad_wave is None else vad_wave, cfg)
     voiced = energy_vad(ref, cfg)[: len(feats)]
     return feats[voiced] if voiced.any() else feats
+
+
+def encode_inputs(inputs: list[np.ndarray], cfg: FeatureConfig) -> list[np.ndarray]:
+    """The frozen encoder's states of each ``(T, cfg.input_dim)`` raw-input matrix (mel frames,
+    Whisper's log-mel rows or waveform rows), each encoded whole: what a join of cached rows is
+    re-encoded with (augment/reencode.py, the concat probe)."""
+    if cfg.kind == STATES_KIND:
+        from copypaste_ser.features.encoders import encode_arrays
+        return encode_arrays(inputs)
+    if cfg.kind == WHISPER_KIND:
+        from copypaste_ser.features.whisper_states import encode_rows
+        return encode_rows(inputs, cfg.encoder_layer, cfg.encoder_model)
+    if cfg.kind == SSL_KIND:
+        from copypaste_ser.features import ssl_encoders
+        return ssl_encoders.encode_rows(inputs, cfg.encoder_layer, str(cfg.encoder_model))
+    raise ValueError(f"feature kind {cfg.kind!r} has no frozen encoder")
 
 
 def mean_normalize(feats: np.ndarray) -> np.ndarray:

@@ -1,10 +1,7 @@
 """Whisper's audio encoder in plain PyTorch, as a frozen frame encoder (Radford et al., 2022; MIT).
 
-Front end (:func:`log_mel`), as OpenAI's ``whisper.audio.log_mel_spectrogram``: 16 kHz, 400-point
-periodic Hann window, hop 160 (10 ms), centred frames (reflect padding), the last STFT frame
-dropped, power spectrum, 80 (or 128) Slaney mel bands 0-8 kHz, ``log10(max(x, 1e-10))``, floored
-at the utterance's maximum minus 8, then ``(x + 4) / 4``. The floor is per utterance here (Whisper
-computes it over its 30-s window, whose padding is silence, so the maximum is the same).
+Front end (:func:`log_mel`): OpenAI's ``whisper.audio.log_mel_spectrogram`` in numpy
+(whisper_mel.py, which predict uses without torch).
 
 Encoder (:class:`WhisperEncoder`): conv(k3) + GELU, conv(k3, stride 2) + GELU, sinusoidal
 positions, pre-LayerNorm transformer blocks, a final LayerNorm: ``(B, T, 80) -> (B, ceil(T/2), 512)``
@@ -19,14 +16,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-SAMPLE_RATE = 16000
-N_FFT = 400
-HOP = 160
+from copypaste_ser.features.whisper_mel import HOP, N_FFT, SAMPLE_RATE, log_mel, slaney_mel_filters
+
+__all__ = ["BASE", "HOP", "N_FFT", "SAMPLE_RATE", "WhisperDims", "WhisperEncoder", "log_mel", "slaney_mel_filters",
+           "sinusoids"]
 
 
 @dataclass(frozen=True)
@@ -44,45 +41,6 @@ class WhisperDims:
 
 
 BASE = WhisperDims()
-
-
-def slaney_mel_filters(n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """``(n_mels, n_fft // 2 + 1)`` triangular filters on the Slaney mel scale with area
-    normalisation, 0 Hz to Nyquist (librosa.filters.mel's defaults, which Whisper uses)."""
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        f = np.asarray(f, dtype=np.float64)
-        lin = f * 3.0 / 200.0
-        return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
-
-    def mel_to_hz(m: np.ndarray) -> np.ndarray:
-        return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3.0)
-
-    fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2))
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    return weights.astype(np.float32)
-
-
-_FILTERS: dict[int, Tensor] = {}
-
-
-def log_mel(wave: np.ndarray, n_mels: int = 80) -> np.ndarray:
-    """``(T, n_mels)`` Whisper log-mel frames of a 16-kHz wave in [-1, 1]; T = len(wave) // 160."""
-    if n_mels not in _FILTERS:
-        _FILTERS[n_mels] = torch.from_numpy(slaney_mel_filters(n_mels))
-    x = torch.as_tensor(np.ascontiguousarray(wave, dtype=np.float32))
-    if x.numel() < N_FFT // 2 + 1:  # reflect padding needs more samples than half a window
-        x = F.pad(x, (0, N_FFT // 2 + 1 - x.numel()))
-    spec = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)
-    power = spec[..., :-1].abs() ** 2
-    mel = torch.clamp(_FILTERS[n_mels] @ power, min=1e-10).log10()
-    mel = torch.maximum(mel, mel.max() - 8.0)
-    return ((mel + 4.0) / 4.0).T.contiguous().numpy()
 
 
 def sinusoids(length: int, channels: int) -> Tensor:

@@ -17,23 +17,10 @@ import numpy as np
 import torch
 
 from copypaste_ser.features.encoders import length_groups
-from copypaste_ser.features.whisper import BASE, WhisperDims, WhisperEncoder, log_mel
+from copypaste_ser.features.whisper import BASE, WhisperDims, WhisperEncoder
+from copypaste_ser.features.whisper_mel import MELS_PER_STATE, mel_rows, rows_to_mel
 
-MELS_PER_STATE = 2
-
-
-def mel_rows(wave: np.ndarray, n_mels: int = 80) -> np.ndarray:
-    """``(ceil(T / 2), 2 * n_mels)``: the wave's log-mel frames, two to a row."""
-    mel = log_mel(wave, n_mels)
-    if len(mel) % MELS_PER_STATE:
-        floor = mel.min(axis=0, keepdims=True) if len(mel) else np.zeros((1, n_mels), np.float32)
-        mel = np.concatenate([mel, floor], axis=0)
-    return mel.reshape(-1, MELS_PER_STATE * n_mels)
-
-
-def rows_to_mel(rows: np.ndarray, n_mels: int) -> np.ndarray:
-    """The inverse of :func:`mel_rows`' stacking: ``(T, 2 * n_mels) -> (2T, n_mels)``."""
-    return np.ascontiguousarray(rows).reshape(-1, n_mels)
+__all__ = ["MELS_PER_STATE", "encode_rows", "mel_rows", "rows_to_mel", "shared_whisper", "whisper_dims"]
 
 
 def whisper_dims(source: str) -> WhisperDims:

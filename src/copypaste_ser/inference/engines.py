@@ -8,20 +8,28 @@ Padding never changes a window's score. The thin ResNet's convolutions see zero 
 so its windows are batched only with windows of the same length; the Resemblyzer models
 (causal LSTM, pooling masked to the valid frames) are exact under end padding, so their
 windows are padded to the longest of a length-sorted batch.
+
+torch is imported only where a PyTorch model is built or run: a model folder that carries its
+ONNX export (the shipped default does) predicts on onnxruntime and numpy alone.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.mfcc import FeatureConfig
+
+if TYPE_CHECKING:
+    import torch
 
 #: Architectures whose score of a window does not depend on padding after it.
 PAD_EXACT = ("resemblyzer-attention", "resemblyzer-lstm", "whisper-attention")
@@ -41,8 +49,17 @@ class Bundle:
     arch: str
     source: str
     meta: dict = field(default_factory=dict)     # the model file without its weights
-    model: torch.nn.Module | None = None          # None for an .onnx source
+    loaded: torch.nn.Module | None = None         # the PyTorch model, once built
     onnx_path: Path | None = None
+    loader: Callable[[], Any] | None = None       # builds the PyTorch model on first use
+
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The PyTorch model (None for an .onnx source), built on first use: a folder predicted
+        through its ONNX graph never loads its weights into torch."""
+        if self.loaded is None and self.loader is not None:
+            self.loaded, self.loader = self.loader(), None
+        return self.loaded
 
     @property
     def input_dim(self) -> int:
@@ -56,41 +73,51 @@ class Bundle:
 
 def load_bundle(source: str | Path | None, with_onnx: bool = True) -> Bundle:
     """Load a model from any source (None: the default model shipped in the package);
-    ``with_onnx``: also take (and check) the ONNX export a model folder carries."""
-    from copypaste_ser.inference.pretrained import DEFAULT_DIR, is_model_dir, load_model_dir
-    from copypaste_ser.models.scoring import model_from_file
+    ``with_onnx``: also take the ONNX export a model folder carries (checked against the
+    folder's weights when its session opens, :class:`OnnxEngine`)."""
+    from copypaste_ser.inference.pretrained import DEFAULT_DIR, ONNX, is_model_dir, read_model_meta
 
     if source is not None and Path(source).suffix == ".onnx":
         return _onnx_bundle(Path(source))
     if source is None or is_model_dir(source):
         folder = DEFAULT_DIR if source is None else Path(source)
-        obj = load_model_dir(folder)
+        meta = read_model_meta(folder)
         name = "default model" if source is None else str(folder)
-    else:
-        from copypaste_ser.models.checkpoint import load_model_file, resolve_model_path
-        path = resolve_model_path(source)
-        obj, name = load_model_file(path, kind="emotion"), str(path)
-    meta = {k: v for k, v in obj.items() if k != "state_dict"}
-    bundle = Bundle(list(obj["labels"]), FeatureConfig.from_dict(obj["features"]), obj["model"]["arch"], name,
-                    meta, model=model_from_file(obj, name))
-    if with_onnx and (source is None or is_model_dir(source)):  # a shipped folder may carry its ONNX export
-        onnx_file = (DEFAULT_DIR if source is None else Path(source)) / "model.onnx"
-        bundle.onnx_path = onnx_file if onnx_file.is_file() else None
-        if bundle.onnx_path is not None:
-            _refuse_stale_onnx(onnx_file, obj.get("checksum"))
+        bundle = _bundle(meta, name, loader=lambda: _torch_model(folder, name))
+        if with_onnx and (folder / ONNX).is_file():
+            bundle.onnx_path = folder / ONNX
+        return bundle
+    from copypaste_ser.models.checkpoint import load_model_file, resolve_model_path
+    from copypaste_ser.models.scoring import model_from_file
+    path = resolve_model_path(source)
+    obj = load_model_file(path, kind="emotion")
+    bundle = _bundle({k: v for k, v in obj.items() if k != "state_dict"}, str(path))
+    bundle.loaded = model_from_file(obj, str(path))
     return bundle
 
 
-def _refuse_stale_onnx(path: Path, checksum: str | None) -> None:
-    """A folder's model.onnx must be the export of the weights beside it (same checksum)."""
-    import onnx
+def _bundle(meta: dict, name: str, loader: Callable[[], Any] | None = None) -> Bundle:
+    return Bundle(list(meta["labels"]), FeatureConfig.from_dict(meta["features"]), meta["model"]["arch"], name,
+                  meta, loader=loader)
 
+
+def _torch_model(folder: Path, name: str):
+    """A model folder's weights as a PyTorch model (needs torch and safetensors)."""
     try:
-        graph = onnx.load_model(str(path))
-    except Exception as e:  # a damaged file: one line
-        raise UserError(f"{path}: not a readable ONNX file ({type(e).__name__}); export it again: "
-                        f"copypaste-ser export {path.parent} --onnx {path} --force") from None
-    raw = {p.key: p.value for p in graph.metadata_props}.get(META_KEY)
+        import safetensors  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise UserError(f"{name}: predicting without its ONNX graph ({folder / 'model.onnx'}) needs torch: pip "
+                        f"install 'copypaste-ser[train]', or install a wheel built after `make install` "
+                        f"(which exports it)") from None
+    from copypaste_ser.inference.pretrained import load_model_dir
+    from copypaste_ser.models.scoring import model_from_file
+    return model_from_file(load_model_dir(folder), name)
+
+
+def check_onnx_matches(session, path: Path, checksum: str | None) -> None:
+    """A folder's model.onnx must be the export of the weights beside it (same checksum)."""
+    raw = session.get_modelmeta().custom_metadata_map.get(META_KEY)
     exported = json.loads(raw).get("checksum") if raw else None
     if checksum is not None and exported != checksum:
         raise UserError(f"{path}: was exported from other weights than {path.parent} holds (stale); export it "
@@ -107,8 +134,9 @@ def _onnx_bundle(path: Path) -> Bundle:
     if not isinstance(meta.get("labels"), list) or (isinstance(outputs, int) and outputs != len(meta["labels"])):
         raise UserError(f"{path}: its label list does not match its output layer ({outputs} outputs); "
                         f"export the model again")
-    return Bundle(list(meta["labels"]), FeatureConfig.from_dict(meta["features"]), meta["model"]["arch"],
-                  str(path), meta, onnx_path=path)
+    bundle = _bundle(meta, str(path))
+    bundle.onnx_path = path
+    return bundle
 
 
 def onnx_session(path: Path, threads: int | None = None):
@@ -120,13 +148,23 @@ def onnx_session(path: Path, threads: int | None = None):
         raise UserError(f"{path}: ONNX model file is missing")
     opts = ort.SessionOptions()
     # as many threads as torch uses (OMP_NUM_THREADS): fair comparisons, polite on shared machines
-    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # a foreign or damaged file
         raise UserError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+
+
+def default_threads() -> int:
+    """Threads an engine uses unless told: torch's where torch is loaded, else OMP_NUM_THREADS,
+    else 0 (onnxruntime's own choice: one per core)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 0
 
 
 def batches(lengths: Sequence[int], batch_size: int, same_length: bool) -> Iterator[list[int]]:
@@ -180,24 +218,30 @@ class Engine:
 
 class TorchEngine(Engine):
     def __init__(self, bundle: Bundle, batch_size: int = 32, device: str = "cpu"):
+        import torch
+
         super().__init__(bundle, batch_size)
         self.device = torch.device(device)
         assert bundle.model is not None
         self.model = bundle.model.to(self.device).eval()
 
-    @torch.no_grad()
     def logits(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        import torch
+
         xt, lt = torch.from_numpy(x).to(self.device), torch.from_numpy(lengths).to(self.device)
         check = getattr(self.model, "check_input", None)
         if check is not None:  # validation lives outside forward (export), so it is called here
             check(xt, lt)
-        return self.model(xt, lt).float().cpu().numpy()
+        with torch.no_grad():
+            return self.model(xt, lt).float().cpu().numpy()
 
 
 class OnnxEngine(Engine):
-    def __init__(self, bundle: Bundle, path: Path, batch_size: int = 32):
+    def __init__(self, bundle: Bundle, path: Path, batch_size: int = 32, threads: int | None = None):
         super().__init__(bundle, batch_size)
-        self.session = onnx_session(path)
+        self.session = onnx_session(path, threads)
+        if path == bundle.onnx_path and bundle.loader is not None:  # a model folder's own export
+            check_onnx_matches(self.session, path, bundle.meta.get("checksum"))
 
     def logits(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], {"feats": x, "lengths": lengths})[0]
@@ -205,6 +249,13 @@ class OnnxEngine(Engine):
 
 def check_device(device: str) -> None:
     """``--device``: cpu, cuda or cuda:N, and only where it exists."""
+    if device == "cpu":
+        return
+    try:
+        import torch
+    except ImportError:
+        raise UserError(f"--device {device}: needs torch (pip install 'copypaste-ser[train]'); "
+                        f"or use --device cpu") from None
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):

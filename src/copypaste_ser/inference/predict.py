@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.inference.engines import (
@@ -68,9 +67,8 @@ class EmotionPredictor:
                  min_confidence: float | None = None):
         check_options(None, None, batch_size, engine, device, vad)
         check("--min-confidence", min_confidence, Number(ge=0, le=1, optional=True))
-        if threads is not None:  # torch and onnxruntime (engines.onnx_session) both follow it
+        if threads is not None:  # the engine's threads: torch's, or the ONNX session's
             check("--threads", threads, Number(integer=True, ge=1, le=1024))
-            torch.set_num_threads(threads)
         self.bundle: Bundle = load_bundle(run_or_model)
         if (self.bundle.meta.get("train") or {}).get("speaker_norm", "none") != "none":
             raise UserError(f"{self.bundle.source}: was trained with speaker normalisation, which needs each "
@@ -93,8 +91,12 @@ class EmotionPredictor:
                 from copypaste_ser.inference.export import export_onnx
                 self._tmp = tempfile.TemporaryDirectory(prefix="copypaste-ser-onnx-")
                 path = export_onnx(self.bundle, Path(self._tmp.name) / "model.onnx")
-            self.engine: Callable[[Sequence[np.ndarray]], np.ndarray] = OnnxEngine(self.bundle, path, batch_size)
+            self.engine: Callable[[Sequence[np.ndarray]], np.ndarray] = OnnxEngine(self.bundle, path, batch_size,
+                                                                                   threads)
         else:
+            if threads is not None:
+                import torch
+                torch.set_num_threads(threads)
             self.engine = TorchEngine(self.bundle, batch_size, device)
         self.batch_size = batch_size
         self.voiced_fn = None

@@ -23,6 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from copypaste_ser.data.audio import MIN_RANGE, MIN_SECONDS
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.mfcc import (
+    SSL_KIND,
     STATES_KIND,
     WHISPER_KIND,
     FeatureConfig,
@@ -189,6 +190,8 @@ def window_frames(wave: np.ndarray, cfg: FeatureConfig, voiced_fn=None) -> tuple
     """
     if cfg.kind == WHISPER_KIND:
         return whisper_window(wave, cfg, voiced_fn)
+    if cfg.kind == SSL_KIND:
+        return ssl_window(wave, cfg, voiced_fn)
     base = dataclasses.replace(cfg, kind="mel40-power") if cfg.kind == STATES_KIND else cfg
     if float(np.ptp(wave)) < MIN_RANGE:  # silent or constant (audio.NoSignal's rule)
         return np.zeros((0, base.dim), np.float32), 0
@@ -212,18 +215,36 @@ def window_frames(wave: np.ndarray, cfg: FeatureConfig, voiced_fn=None) -> tuple
 def whisper_window(wave: np.ndarray, cfg: FeatureConfig, voiced_fn=None) -> tuple[np.ndarray, int]:
     """Whisper log-mel rows of the whole window (the encoder hears it all, as in training); the
     VAD only decides whether there is speech and how many frames of it."""
-    from copypaste_ser.features.whisper_states import mel_rows
+    from copypaste_ser.features.whisper_mel import mel_rows
 
     if float(np.ptp(wave)) < MIN_RANGE:
         return np.zeros((0, cfg.input_dim), np.float32), 0
     rows = mel_rows(wave, cfg.num_mel_bins)
+    return _speech_or_nothing(wave, cfg, np.ascontiguousarray(rows, dtype=np.float32), 2 * len(rows), voiced_fn)
+
+
+def ssl_window(wave: np.ndarray, cfg: FeatureConfig, voiced_fn=None) -> tuple[np.ndarray, int]:
+    """Waveform rows (one per encoder state) of the whole window, as the feature cache makes them
+    (features/ssl_encoders.py); the model encodes them itself. The VAD (on the rows' 20-ms grid)
+    only decides whether there is speech and how many rows of it."""
+    from copypaste_ser.features.ssl_encoders import wave_rows
+
+    if float(np.ptp(wave)) < MIN_RANGE:
+        return np.zeros((0, cfg.input_dim), np.float32), 0
+    rows = wave_rows(wave, cfg.input_dim)
+    return _speech_or_nothing(wave, cfg, rows, len(rows), voiced_fn)
+
+
+def _speech_or_nothing(wave: np.ndarray, cfg: FeatureConfig, rows: np.ndarray, vad_frames: int,
+                       voiced_fn=None) -> tuple[np.ndarray, int]:
+    """A whole-window encoder's rows and its voiced frame count, or no rows where the VAD (silero
+    over ``vad_frames`` frames, else the energy VAD) finds too little speech."""
     if voiced_fn is not None:
-        voiced = voiced_fn(wave, 2 * len(rows))
+        voiced = voiced_fn(wave, vad_frames)
     else:
         ref = log_energy(wave, cfg)[:, None]
         voiced = energy_vad(ref, cfg) & (ref[:, 0] > LEVEL_FLOOR)
     n = int(np.asarray(voiced).sum())
     if n < MIN_VOICED:
         return rows[:0], 0
-    return np.ascontiguousarray(rows, dtype=np.float32), n
-
+    return rows, n

@@ -2,8 +2,9 @@
 ``--vad energy`` is the energy VAD of training).
 
 The silero-vad wheel (MIT) ships its ONNX model (``silero_vad/data/silero_vad.onnx``); the
-package itself is never imported (its audio helpers want torchaudio): the file is found and
-run with onnxruntime. The model scores 512-sample chunks (32 ms at 16 kHz) with 64 samples
+package itself is never imported (it depends on torch): the file is found and run with
+onnxruntime. ``make install`` copies it, with its licence, into this package
+(:func:`vendor_silero`), so a wheel built afterwards predicts with silero and without torch. The model scores 512-sample chunks (32 ms at 16 kHz) with 64 samples
 of context and a recurrent state; a 10 ms feature frame is voiced when the chunk holding its
 centre scores at least ``threshold``.
 """
@@ -11,6 +12,7 @@ centre scores at least ``threshold``.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +32,48 @@ def silero_available() -> bool:
     return True
 
 
-def silero_path() -> Path:
-    spec = importlib.util.find_spec("silero_vad")
+#: Where ``make install`` puts the model file (and its licence) inside this package.
+VENDORED = Path(__file__).resolve().parent / "pretrained" / "silero"
+
+
+def _wheel_model() -> Path | None:
+    """silero_vad.onnx inside the installed silero-vad wheel, without importing the package."""
+    try:
+        spec = importlib.util.find_spec("silero_vad")
+    except (ImportError, ValueError):
+        return None
     for loc in (spec.submodule_search_locations or []) if spec else []:
         path = Path(loc) / "data" / "silero_vad.onnx"
         if path.is_file():
             return path
-    raise UserError(f"--vad silero: silero-vad is not installed; run `{PIP}` or use --vad energy")
+    return None
+
+
+def silero_path() -> Path:
+    if (VENDORED / "silero_vad.onnx").is_file():
+        return VENDORED / "silero_vad.onnx"
+    path = _wheel_model()
+    if path is None:
+        raise UserError(f"--vad silero: silero-vad is not installed; run `{PIP}` or use --vad energy")
+    return path
+
+
+def vendor_silero(dest: Path = VENDORED) -> Path:
+    """Copy the silero-vad wheel's ONNX model and MIT licence into ``dest`` (``make install``)."""
+    import importlib.metadata as md
+
+    source = _wheel_model()
+    if source is None:
+        raise UserError(f"silero-vad is not installed, nothing to copy; run `{PIP}` first")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, src in (("silero_vad.onnx", source),
+                      ("LICENSE", next((Path(str(f.locate())) for f in md.distribution("silero-vad").files or []
+                                        if Path(str(f)).name == "LICENSE"), None))):
+        if src is not None:
+            tmp = dest / f".{name}.tmp"
+            shutil.copyfile(src, tmp)
+            tmp.replace(dest / name)
+    return dest / "silero_vad.onnx"
 
 
 class SileroVAD:

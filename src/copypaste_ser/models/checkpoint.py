@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.files.atomic import atomic_path
@@ -26,6 +25,8 @@ FORMAT = "copypaste-ser/1"
 
 def save_atomic(obj: dict, path: str | Path) -> None:
     """Write to a temp file in the same folder, then rename: a crash never leaves half a file."""
+    import torch
+
     with atomic_path(path) as tmp:
         try:
             torch.save(obj, tmp)
@@ -37,6 +38,8 @@ def save_atomic(obj: dict, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: model file is missing")
@@ -55,6 +58,8 @@ def content_checksum(obj: dict) -> str:
     import hashlib
     import json
 
+    import torch
+
     digest = hashlib.sha256(json.dumps(list(obj.get("labels") or [])).encode())
     for name in sorted(obj["state_dict"]):
         t = obj["state_dict"][name].detach().cpu().contiguous()
@@ -71,6 +76,8 @@ def check_model_content(obj: dict, source: str) -> dict:
     """Refuse, in one line, a model file that cannot give honest answers: no weights, a label
     list that is not unique names or does not match the output layer, NaN or infinite
     weights, or weights and labels that differ from the checksum written with them."""
+    import torch
+
     state = obj.get("state_dict")
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{source}: holds no weights (state_dict); give a model.pt written by train")

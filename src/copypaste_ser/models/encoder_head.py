@@ -16,6 +16,10 @@ from the feature cache (``FeatureConfig.kind == "resemblyzer-states"``), and fro
 frames so a concatenation is exactly what the model would hear. A (B, T, 40) mel input is
 encoded here (predict, export), so both input forms give the same logits.
 
+The same head reads one block of a frozen Whisper encoder (``encoder="whisper"``, rows of two
+log-mel frames + a state) or one layer of a frozen wav2vec 2.0 / HuBERT / WavLM encoder
+(``encoder="ssl"``, rows of 320 waveform samples + a state; features/ssl_encoders.py).
+
 ``tuned_layers=k`` fine-tunes the top k LSTM layers: they are copies of the pretrained layers
 owned by this module (``tuned.*``, trained at ``encoder_lr_scale`` of the head's rate), run on
 the cached output of the highest frozen layer, so the cache still serves every frozen layer.
@@ -46,8 +50,9 @@ from copypaste_ser.models.standardise import frame_statistics
 
 ARCH = "resemblyzer-attention"
 WHISPER_ARCH = "whisper-attention"
+SSL_ARCH = "ssl-attention"
 POOLINGS = ("attention", "meanstd")
-ENCODERS = ("resemblyzer", "whisper")
+ENCODERS = ("resemblyzer", "whisper", "ssl")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,15 +69,18 @@ class EncoderHeadConfig:
     whisper_model: str = "base"
     whisper_layer: int = 3
     whisper_width: int = 512
+    ssl_model: str | None = None  # encoder "ssl": a local save_pretrained folder or a hub name
+    ssl_layer: int = 0            # encoder "ssl": the layer whose states the head reads
+    ssl_width: int = 0            # encoder "ssl": values per state (hidden_size)
 
     @property
     def mel_dim(self) -> int:
-        """Raw input values per frame (before the states); 2 x 80 log-mel for Whisper."""
+        """Raw input values per frame (before the states); 2 x 80 log-mel for Whisper, 320 samples for ssl."""
         return self.input_dim - self.states_dim
 
     @property
     def states_dim(self) -> int:
-        return self.whisper_width if self.encoder == "whisper" else STATES_DIM
+        return {"whisper": self.whisper_width, "ssl": self.ssl_width}.get(self.encoder, STATES_DIM)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,7 +92,7 @@ class EncoderHeadConfig:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {cfg.pooling!r}")
         if not 0 <= cfg.tuned_layers <= LAYERS:
             raise ValueError(f"tuned_layers must be 0-{LAYERS}, got {cfg.tuned_layers!r}")
-        if cfg.encoder not in ENCODERS or (cfg.encoder == "whisper" and cfg.tuned_layers):
+        if cfg.encoder not in ENCODERS or (cfg.encoder != "resemblyzer" and cfg.tuned_layers):
             raise ValueError(f"encoder must be one of {ENCODERS} (tuned layers: resemblyzer only), got {cfg.encoder!r}")
         return cfg
 
@@ -102,7 +110,7 @@ class EncoderAttentionEmotion(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.arch = WHISPER_ARCH if c.encoder == "whisper" else ARCH
+        self.arch = {"whisper": WHISPER_ARCH, "ssl": SSL_ARCH}.get(c.encoder, ARCH)
         STATES_DIM = c.states_dim  # noqa: N806 (the encoder's, shadowing Resemblyzer's)
         self.frozen_layers = LAYERS - c.tuned_layers
         self.tuned = nn.ModuleList(lstm_layer(i) for i in range(self.frozen_layers, LAYERS))
@@ -138,6 +146,8 @@ class EncoderAttentionEmotion(nn.Module):
         same states), then the tuned layers run on the highest frozen layer's output."""
         if self.config.encoder == "whisper":
             return self.whisper_states(x, lengths)
+        if self.config.encoder == "ssl":
+            return self.ssl_states(x, lengths)
         k = self.frozen_layers
         if x.shape[-1] == MEL_DIM:
             mel = x
@@ -162,6 +172,23 @@ class EncoderAttentionEmotion(nn.Module):
             mel = x.reshape(x.shape[0], -1, c.mel_dim // 2)
             mel_lengths = None if lengths is None else lengths.to(x.device) * 2
             return encoder.layer_states(mel, mel_lengths, c.whisper_layer)
+
+    def ssl_states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``(B, T, width)``: cached states, or encoded here from waveform rows (predict). Items
+        of one length are encoded together, each without padding, so a state never depends on
+        the batch."""
+        c = self.config
+        if x.shape[-1] != c.mel_dim:
+            return x[..., c.mel_dim:]
+        from copypaste_ser.features.ssl_encoders import shared_ssl
+        encoder = shared_ssl(str(c.ssl_model)).to(x.device)
+        lengths = torch.full((x.shape[0],), x.shape[1]) if lengths is None else lengths.cpu()
+        out = x.new_zeros(x.shape[0], x.shape[1], c.ssl_width)
+        for n in sorted({int(n) for n in lengths}):
+            idx = torch.nonzero(lengths == n).flatten().to(x.device)
+            if n:
+                out[idx, :n] = encoder.states(x[idx, :n].reshape(len(idx), -1), c.ssl_layer).to(out.dtype)
+        return out
 
     def embed(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         h = self.dropout((self.states(x, lengths) - self.in_mean) / self.in_std)

@@ -11,7 +11,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.features.batches import eval_batches
 
 #: Architectures a model file may name.
-ARCHS = ("thin-resnet34", "resemblyzer-lstm", "resemblyzer-attention", "whisper-attention")
+ARCHS = ("thin-resnet34", "resemblyzer-lstm", "resemblyzer-attention", "whisper-attention", "ssl-attention")
 
 
 @torch.no_grad()
@@ -47,7 +47,7 @@ def build_arch(arch: str | None, config: dict, source: str = "model file") -> to
     if arch == "resemblyzer-lstm":
         from copypaste_ser.models.resemblyzer import ResemblyzerConfig, ResemblyzerEmotion
         return ResemblyzerEmotion(ResemblyzerConfig.from_dict(config).num_classes, pretrained=False)
-    if arch in ("resemblyzer-attention", "whisper-attention"):
+    if arch in ("resemblyzer-attention", "whisper-attention", "ssl-attention"):
         from copypaste_ser.models.encoder_head import EncoderAttentionEmotion, EncoderHeadConfig
         return EncoderAttentionEmotion(EncoderHeadConfig.from_dict(config))
     raise UserError(f"{source}: unknown architecture {arch!r} (known: {', '.join(ARCHS)})")

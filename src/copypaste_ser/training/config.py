@@ -11,11 +11,13 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.features.encoders import LAYERS
 from copypaste_ser.features.mfcc import (
     FEATURE_KINDS,
-    STATES_KIND,
+    FROZEN_KINDS,
+    SSL_KIND,
     WHISPER_KIND,
     FeatureConfig,
     resemblyzer_features,
     resemblyzer_states_features,
+    ssl_states_features,
     whisper_states_features,
 )
 from copypaste_ser.features.speaker_norm import SPEAKER_NORMS, normalised_columns
@@ -46,8 +48,12 @@ RESEMBLYZER = "resemblyzer"
 RESEMBLYZER_ATTENTION = "resemblyzer-attention"
 #: TrainConfig.init value: a frozen Whisper encoder (one block's states), the same attention head.
 WHISPER_ATTENTION = "whisper-attention"
+#: TrainConfig.init value: a frozen wav2vec 2.0 / HuBERT / WavLM encoder (one layer's states), the same head.
+SSL_ATTENTION = "ssl-attention"
 #: The inits that train the attention head on cached frozen-encoder states.
-STATE_HEAD_INITS = (RESEMBLYZER_ATTENTION, WHISPER_ATTENTION)
+STATE_HEAD_INITS = (RESEMBLYZER_ATTENTION, WHISPER_ATTENTION, SSL_ATTENTION)
+#: The inits whose encoder --encoder-model / --encoder-layer choose.
+ENCODER_INITS = (WHISPER_ATTENTION, SSL_ATTENTION)
 
 
 @dataclass
@@ -78,9 +84,11 @@ class TrainConfig:
     head_pooling: str = "attention"  # attention | meanstd (init resemblyzer-attention only)
     encoder_tune_layers: int = 0     # resemblyzer-attention: fine-tune the top N LSTM layers (lr x encoder_lr_scale)
     balance: str = "none"            # none | class | corpus+class: how each epoch draws its clean items
-    speaker_norm: str = "none"       # none | speaker: each speaker's features standardised with their own statistics
+    speaker_norm: str = "none"       # none | speaker | neutral-enrolment (features/speaker_norm.py)
     whisper_model: str = "base"      # whisper-attention: "base" (installed wheels), a local path or a hub name
     whisper_layer: int = 3           # whisper-attention: the block whose states the head reads (0 = conv stem)
+    encoder_model: str | None = None  # whisper-/ssl-attention: the encoder (a local folder or a hub name; Whisper: also "base")
+    encoder_layer: int | None = None  # whisper-/ssl-attention: its block / layer (None: Whisper 3, ssl the middle layer)
     weight_decay: float = 0.0        # > 0: AdamW (decoupled weight decay) instead of Adam
     label_smoothing: float = 0.0
     dropout: float | None = None     # before the classifier (scratch ResNet); None = the preset's (0)
@@ -157,6 +165,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
     "encoder_tune_layers": Number(integer=True, ge=0, le=LAYERS),
     "balance": OneOf(BALANCES), "speaker_norm": OneOf(SPEAKER_NORMS), "whisper_model": Kind(str), "whisper_layer": Number(integer=True, ge=0, le=64),
+    "encoder_model": Kind(str, optional=True), "encoder_layer": Number(integer=True, ge=0, le=64, optional=True),
     "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
     "dropout": Number(ge=0, le=0.9, optional=True), "lr_schedule": OneOf(LR_SCHEDULES),
     "input_norm": Kind(bool),
@@ -213,13 +222,31 @@ def make_config(preset: str | None = "cpu", config_file: str | Path | None = Non
         values["features"] = resemblyzer_features().to_dict()
     if values.get("init") == RESEMBLYZER_ATTENTION and "features" not in values:
         values["features"] = resemblyzer_states_features().to_dict()
-    if values.get("init") == WHISPER_ATTENTION and "features" not in values:
-        check_fields({k: values[k] for k in ("whisper_model", "whisper_layer") if k in values}, TRAIN_RULES, "")
-        values["features"] = whisper_states_features(values.get("whisper_model", "base"),
-                                                     values.get("whisper_layer", 3)).to_dict()
+    if values.get("init") in ENCODER_INITS and "features" not in values:
+        values["features"] = encoder_features(values).to_dict()
     cfg = TrainConfig.from_dict(values)
     cfg.validate()
     return cfg
+
+
+def encoder_features(values: dict) -> FeatureConfig:
+    """The features of init whisper-attention or ssl-attention: --encoder-model / --encoder-layer,
+    for Whisper also their older names --whisper-model / --whisper-layer (one name per option)."""
+    names = ("whisper_model", "whisper_layer", "encoder_model", "encoder_layer")
+    check_fields({k: values[k] for k in names if k in values}, TRAIN_RULES, "")
+    model, layer = values.get("encoder_model"), values.get("encoder_layer")
+    if values["init"] == SSL_ATTENTION:
+        if model is None:
+            raise UserError(f"--init {SSL_ATTENTION}: needs --encoder-model: a folder saved with save_pretrained "
+                            f"(wav2vec2, HuBERT or WavLM) or a hub name such as facebook/wav2vec2-base")
+        return ssl_states_features(model, layer)
+    for ours, theirs, default in (("encoder_model", "whisper_model", "base"), ("encoder_layer", "whisper_layer", 3)):
+        if values.get(ours) is not None and values.get(theirs, default) not in (default, values[ours]):
+            raise UserError(f"--{ours.replace('_', '-')} and --{theirs.replace('_', '-')}: give one of them "
+                            f"(the second is the first's older name)")
+    return whisper_states_features(model if model is not None else values.get("whisper_model", "base"),
+                                   layer if layer is not None else values.get("whisper_layer", 3),
+                                   option="--encoder-layer" if layer is not None else "--whisper-layer")
 
 
 def merged(base: dict, over: dict) -> dict:
@@ -236,7 +263,9 @@ def check_applicable(cfg: TrainConfig) -> None:
     only = {"head_pooling": (cfg.head_pooling != "attention", STATE_HEAD_INITS),
             "encoder_tune_layers": (cfg.encoder_tune_layers, (RESEMBLYZER_ATTENTION,)),
             "whisper_model": (cfg.whisper_model != "base", (WHISPER_ATTENTION,)),
-            "whisper_layer": (cfg.whisper_layer != 3, (WHISPER_ATTENTION,))}
+            "whisper_layer": (cfg.whisper_layer != 3, (WHISPER_ATTENTION,)),
+            "encoder_model": (cfg.encoder_model is not None, ENCODER_INITS),
+            "encoder_layer": (cfg.encoder_layer is not None, ENCODER_INITS)}
     for option, (given, inits) in only.items():
         if given and cfg.init not in inits:
             raise UserError(f"{option}: applies to init {' or '.join(map(repr, inits))} only, not to "
@@ -246,7 +275,7 @@ def check_applicable(cfg: TrainConfig) -> None:
             if getattr(cfg, option):
                 raise UserError(f"{option}: applies to the scratch ResNet only, not to init {cfg.init!r}; "
                                 f"leave {option} unset")
-    if cfg.spec_augment and cfg.feature_config.kind in (STATES_KIND, WHISPER_KIND):
+    if cfg.spec_augment and cfg.feature_config.kind in FROZEN_KINDS:
         raise UserError(f"spec_augment works on MFCC inputs, not on encoder states; leave it off for --init {cfg.init}")
     if cfg.speaker_norm != "none":
         check_speaker_norm(cfg)
@@ -262,7 +291,7 @@ def check_speaker_norm(cfg: TrainConfig) -> None:
         raise UserError(f"speaker_norm: init {cfg.init!r} computes its encoder states inside the model, so they "
                         f"cannot be normalised per speaker; use --init whisper-attention or a scratch model, "
                         f"or leave speaker_norm none")
-    if cfg.copypaste != "none" and cfg.feature_config.kind == WHISPER_KIND:
+    if cfg.copypaste != "none" and cfg.feature_config.kind in (WHISPER_KIND, SSL_KIND):
         raise UserError("speaker_norm: exact CopyPaste encodes each join anew, and a join of two speakers has no "
                         "speaker's statistics; train with --copypaste none, or leave speaker_norm none")
     if cfg.task != "emotion":

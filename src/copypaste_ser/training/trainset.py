@@ -17,6 +17,7 @@ from copypaste_ser.data.manifest import Manifest
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.batches import Item
 from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.mfcc import FeatureConfig
 from copypaste_ser.features.speaker_norm import normalise_speakers
 from copypaste_ser.training.config import TrainConfig
 from copypaste_ser.training.task import Task
@@ -29,10 +30,21 @@ def build_items(task: Task, ids: list[str], condition: str = "clean") -> list[It
 
 def model_inputs(feats: Mapping[str, np.ndarray], manifest: Manifest, ids: list[str],
                  cfg: TrainConfig) -> Mapping[str, np.ndarray]:
-    """What the model reads for ``ids``: the cached features, or with ``cfg.speaker_norm ==
-    "speaker"`` each speaker's standardised with their own statistics over ``ids`` (one split:
-    training, dev or test; features/speaker_norm.py)."""
-    return normalise_speakers(feats, lambda utt: manifest[utt].speaker, ids, cfg.speaker_norm, cfg.feature_config)
+    """What the model reads for ``ids``: the cached features, or with ``cfg.speaker_norm`` each
+    speaker's standardised with their own statistics over ``ids`` (one split: training, dev or
+    test), all their audio (``speaker``) or their neutral utterances (``neutral-enrolment``;
+    features/speaker_norm.py)."""
+    return speaker_normalised(feats, manifest, ids, cfg.speaker_norm, cfg.feature_config)
+
+
+def speaker_normalised(feats: Mapping[str, np.ndarray], manifest: Manifest, ids: list[str], how: str,
+                       features: FeatureConfig) -> Mapping[str, np.ndarray]:
+    """:func:`features.speaker_norm.normalise_speakers` with the manifest's speakers and neutral label."""
+    if how == "neutral-enrolment" and not any(manifest[i].emotion == manifest.neutral for i in ids):
+        raise UserError(f"speaker_norm neutral-enrolment: corpus {manifest.name!r} has no neutral utterance "
+                        f"in this split to enrol speakers with; use --speaker-norm speaker or none")
+    return normalise_speakers(feats, lambda utt: manifest[utt].speaker, ids, how, features,
+                              is_neutral=lambda utt: manifest[utt].emotion == manifest.neutral)
 
 
 def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progress: bool

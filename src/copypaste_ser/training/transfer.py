@@ -14,6 +14,10 @@ config.make_config sets for it.
 attention-pooling head on the states of all its layers (models/encoder_head.py); its
 features are mel40 power plus the cached encoder states (``resemblyzer-states``).
 
+``train --init whisper-attention`` / ``--init ssl-attention`` train the same head on one block of
+a frozen Whisper encoder / one layer of a frozen wav2vec 2.0, HuBERT or WavLM encoder
+(``--encoder-model``, ``--encoder-layer``; features ``whisper-states`` / ``ssl-states``).
+
 Refused with a one-line UserError: a file that is not a copypaste-ser model, an emotion
 model, an unknown architecture, weights that do not fit, and a speaker model whose feature
 config differs from the run's (the differing fields are named).
@@ -30,7 +34,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.features.mfcc import FeatureConfig, resemblyzer_features, resemblyzer_states_features
 from copypaste_ser.models.checkpoint import load_model_file
 from copypaste_ser.models.scoring import build_arch
-from copypaste_ser.training.config import RESEMBLYZER, RESEMBLYZER_ATTENTION, WHISPER_ATTENTION
+from copypaste_ser.training.config import ENCODER_INITS, RESEMBLYZER, RESEMBLYZER_ATTENTION, WHISPER_ATTENTION
 
 
 def file_sha1(path: str | Path) -> str:
@@ -56,8 +60,8 @@ def emotion_model_from_speaker(path: str | Path, num_classes: int, feature_confi
         return emotion_model_from_resemblyzer(num_classes, feature_config)
     if str(path) == RESEMBLYZER_ATTENTION:
         return emotion_model_on_resemblyzer_states(num_classes, feature_config, pooling, tuned_layers)
-    if str(path) == WHISPER_ATTENTION:
-        return emotion_model_on_whisper_states(num_classes, feature_config, pooling)
+    if str(path) in ENCODER_INITS:
+        return emotion_model_on_encoder_states(str(path), num_classes, feature_config, pooling)
     path = Path(path)
     obj = load_model_file(path, kind="speaker")
     try:
@@ -114,23 +118,32 @@ def emotion_model_on_resemblyzer_states(num_classes: int, feature_config: Featur
     return model, provenance
 
 
-def emotion_model_on_whisper_states(num_classes: int, feature_config: FeatureConfig,
+def emotion_model_on_encoder_states(init: str, num_classes: int, feature_config: FeatureConfig,
                                     pooling: str = "attention") -> tuple[torch.nn.Module, dict]:
-    """A new attention (or mean+std) head on one block of a frozen Whisper encoder's states."""
-    from copypaste_ser.features.mfcc import WHISPER_KIND
-    from copypaste_ser.features.whisper_weights import weights_id
-    from copypaste_ser.models.encoder_head import WHISPER_ARCH, EncoderAttentionEmotion, EncoderHeadConfig
+    """A new attention (or mean+std) head on one block of a frozen Whisper encoder's states
+    (``init`` whisper-attention) or one layer of a wav2vec 2.0 / HuBERT / WavLM encoder (ssl-attention)."""
+    from copypaste_ser.features import ssl_encoders, whisper_weights
+    from copypaste_ser.features.mfcc import SSL_KIND, WHISPER_KIND
+    from copypaste_ser.models.encoder_head import SSL_ARCH, WHISPER_ARCH, EncoderAttentionEmotion, EncoderHeadConfig
 
     f = feature_config
-    if f.kind != WHISPER_KIND:
-        raise UserError(f"--init {WHISPER_ATTENTION}: needs whisper-states features, not {f.kind!r}; "
-                        "leave features unset (they are set from --whisper-model and --whisper-layer)")
-    model = EncoderAttentionEmotion(EncoderHeadConfig(
-        num_classes=num_classes, pooling=pooling, encoder="whisper", input_dim=f.dim, whisper_model=f.encoder_model,
-        whisper_layer=f.encoder_layer, whisper_width=f.encoder_width))
-    provenance = {"init": WHISPER_ATTENTION, "init_kind": "speech", "init_arch": WHISPER_ARCH,
-                  "init_corpus": f"Whisper {f.encoder_model} (frozen, block {f.encoder_layer})",
-                  "init_weights": weights_id(f.encoder_model),
-                  "features": f"Whisper log-mel rows + block {f.encoder_layer} states"}
-    return model, provenance
-
+    whisper = init == WHISPER_ATTENTION
+    kind = WHISPER_KIND if whisper else SSL_KIND
+    if f.kind != kind:
+        raise UserError(f"--init {init}: needs {kind} features, not {f.kind!r}; "
+                        "leave features unset (they are set from --encoder-model and --encoder-layer)")
+    if whisper:
+        head = EncoderHeadConfig(num_classes=num_classes, pooling=pooling, encoder="whisper", input_dim=f.dim,
+                                 whisper_model=f.encoder_model, whisper_layer=f.encoder_layer,
+                                 whisper_width=f.encoder_width)
+        name, weights = f"Whisper {f.encoder_model} (frozen, block {f.encoder_layer})", whisper_weights.weights_id
+        described = f"Whisper log-mel rows + block {f.encoder_layer} states"
+    else:
+        head = EncoderHeadConfig(num_classes=num_classes, pooling=pooling, encoder="ssl", input_dim=f.dim,
+                                 ssl_model=f.encoder_model, ssl_layer=f.encoder_layer, ssl_width=f.encoder_width)
+        family = ssl_encoders.shared_ssl(str(f.encoder_model)).family
+        name, weights = f"{family} {f.encoder_model} (frozen, layer {f.encoder_layer})", ssl_encoders.weights_id
+        described = f"waveform rows ({f.input_dim} samples) + layer {f.encoder_layer} states"
+    provenance = {"init": init, "init_kind": "speech", "init_arch": WHISPER_ARCH if whisper else SSL_ARCH,
+                  "init_corpus": name, "init_weights": weights(str(f.encoder_model)), "features": described}
+    return EncoderAttentionEmotion(head), provenance

@@ -26,20 +26,32 @@ DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 WEIGHTS, META, CARD, ONNX = "model.safetensors", "model.json", "MODEL_CARD.md", "model.onnx"
 
 
-def load_model_dir(folder: str | Path) -> dict:
-    """A folder in the shipped format as a model-file dict (``state_dict`` from safetensors)."""
-    from safetensors.torch import load_file
-
+def read_model_meta(folder: str | Path) -> dict:
+    """A model folder's ``model.json`` (checked to be an emotion model), without its weights:
+    what predicting with the folder's ONNX graph needs, no torch."""
     folder = Path(folder)
     if not (folder / WEIGHTS).is_file() or not (folder / META).is_file():
         raise UserError(missing_message(folder))
     try:
         meta = json.loads((folder / META).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{folder / META}: not readable JSON ({type(e).__name__}: {e})".splitlines()[0]) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("kind") != "emotion":
+        raise UserError(f"{folder / META}: not a copypaste-ser emotion model (format "
+                        f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    return meta
+
+
+def load_model_dir(folder: str | Path) -> dict:
+    """A folder in the shipped format as a model-file dict (``state_dict`` from safetensors)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta = read_model_meta(folder)
+    try:
         state = load_file(str(folder / WEIGHTS))
-    except Exception as e:  # corrupt JSON or weights: one line naming the file
+    except Exception as e:  # corrupt weights: one line naming the file
         raise UserError(f"{folder}: not a readable model folder ({type(e).__name__}: {e})".splitlines()[0]) from None
-    if meta.get("format") != FORMAT or meta.get("kind") != "emotion":
-        raise UserError(f"{folder / META}: not a copypaste-ser emotion model (format {meta.get('format')!r})")
     return check_model_content({**meta, "state_dict": state}, str(folder))
 
 
