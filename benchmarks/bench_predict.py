@@ -83,8 +83,10 @@ def make_models(folder: Path) -> dict[str, Path]:
     return out
 
 
-def run(model: Path | None, audio: Path, engine: str, rows: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one ``predict`` process (``model`` None: the shipped one)."""
+def run(model: Path | None, audio: Path, engine: str, rows: Path) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS MiB) of one ``predict`` process (``model`` None: the
+    shipped one). CPU seconds (user + system) hardly depend on other jobs sharing the machine;
+    on a quiet machine with N cores the wall time cannot be below CPU / N."""
     cmd = [sys.executable, "-m", "copypaste_ser", "predict", *([str(model)] if model else []), str(audio),
            "--engine", engine, "--out", str(rows)]
     rows.unlink(missing_ok=True)  # predict never replaces a file without --force
@@ -94,7 +96,7 @@ def run(model: Path | None, audio: Path, engine: str, rows: Path) -> tuple[float
     wall = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -116,7 +118,8 @@ def main() -> None:
     lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch {torch.__version__}; "
              f"load average {load:.2f} at the start" + (" (shared: other jobs were running)" if load > 1.5 else ""),
-             "", "| model | audio | engine | wall (s) | x real time | peak RSS (MiB) |", "|---|---|---|---:|---:|---:|"]
+             "", "| model | audio | engine | wall (s) | x real time | CPU (s) | peak RSS (MiB) |",
+             "|---|---|---|---:|---:|---:|---:|"]
     for name, model in models.items():
         lengths = args.minutes if model is None or "resemblyzer" in name else args.resnet_minutes
         for minutes in lengths:
@@ -124,8 +127,9 @@ def main() -> None:
             for engine in args.engines:
                 if engine == "torch" and minutes not in args.torch_minutes:
                     continue
-                wall, rss = run(model, audio, engine, args.work / "rows.jsonl")
-                line = f"| {name} | {minutes} min | {engine} | {wall:.1f} | {minutes * 60 / wall:.0f} | {rss:.0f} |"
+                wall, cpu, rss = run(model, audio, engine, args.work / "rows.jsonl")
+                line = (f"| {name} | {minutes} min | {engine} | {wall:.1f} | {minutes * 60 / wall:.0f} | {cpu:.1f} "
+                        f"| {rss:.0f} |")
                 print(line, flush=True)
                 lines.append(line)
     text = "\n".join(lines) + "\n"

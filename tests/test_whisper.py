@@ -153,6 +153,11 @@ def test_damaged_or_foreign_weights_are_one_line(tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="x: not a CTranslate2 model file .*binary version 7"):
         read_ctranslate2(b"\x07\x00\x00\x00", source="x")
+    odd = tmp_path / "odd-ffn"  # a transformers Whisper whose feed-forward is not 4 x d_model
+    transformers.WhisperModel(transformers.WhisperConfig(**{**TINY, "encoder_ffn_dim": 100})).save_pretrained(odd)
+    with pytest.raises(UserError, match=r"feed-forward width \(100\) is not 4 x d_model \(64\)") as e:
+        load_whisper(str(odd))
+    assert "\n" not in str(e.value)
 
 
 def test_a_batch_gives_each_utterance_its_own_states(tiny_hf):

@@ -141,6 +141,9 @@ def encoder_from_ctranslate2(v: dict[str, np.ndarray], source: str = "model.bin"
 def encoder_from_huggingface(state: dict, config: dict, source: str) -> WhisperEncoder:
     """From a ``transformers`` Whisper state dict (``model.encoder.*`` or ``encoder.*`` keys)."""
     pre = "model.encoder." if any(k.startswith("model.encoder.") for k in state) else "encoder."
+    if config.get("encoder_ffn_dim", 4 * config["d_model"]) != 4 * config["d_model"]:
+        raise UserError(f"{source}: its encoder's feed-forward width ({config['encoder_ffn_dim']}) is not 4 x d_model "
+                        f"({config['d_model']}), as every OpenAI Whisper's is; this loader reads only those")
     dims = WhisperDims(n_mels=config["num_mel_bins"], width=config["d_model"], heads=config["encoder_attention_heads"],
                        blocks=config["encoder_layers"], positions=config["max_source_positions"])
     names = {"self_attn.q_proj": "query", "self_attn.k_proj": "key", "self_attn.v_proj": "value",
