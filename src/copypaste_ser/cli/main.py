@@ -269,13 +269,16 @@ def predict(
                                           "fastest on a busy machine"),
     min_confidence: Optional[float] = typer.Option(None, help="Answer 'uncertain' for a file whose best class "
                                                    "is less likely than this (0-1; default: the model's own, or 0)"),
+    enrol: Optional[list[Path]] = typer.Option(None, "--enrol", help="A speaker-normalised model: the speaker's "
+                                               "enrolment recordings (repeatable; neutral speech for a "
+                                               "neutral-enrolment model); every FILE is taken to be theirs"),
 ) -> None:
     """The emotion of each recording (any length), with class probabilities per window."""
     from copypaste_ser.cli.predict import run_predict
 
     run_predict(paths, model, window=window, hop=hop, engine=engine, device=device, batch_size=batch_size,
                 vad=vad, out=out, plot=plot, as_json=as_json, echo=typer.echo, force=force, threads=threads,
-                min_confidence=min_confidence)
+                min_confidence=min_confidence, enrol=enrol)
 
 
 @app.command()

@@ -41,7 +41,7 @@ def line(r: dict) -> str:
 def run_predict(paths: list[Path], model: Path | None, *, window: float | None, hop: float | None, engine: str,
                 device: str, batch_size: int, vad: str, out: Path | None, plot: Path | None, as_json: bool,
                 echo: Callable[[str], None] = print, force: bool = False, threads: int | None = None,
-                min_confidence: float | None = None) -> None:
+                min_confidence: float | None = None, enrol: list[Path] | None = None) -> None:
     """Every option checked before the model is read; window rows echoed only with ``--window``
     (a 3 h file has thousands: they go to ``--out``); the file's answer always."""
     check_options(window, hop, batch_size, engine, device, vad)
@@ -49,14 +49,14 @@ def run_predict(paths: list[Path], model: Path | None, *, window: float | None, 
     if out is not None and out.suffix.lower() not in FORMATS:
         raise UserError(f"--out: {out}: the file name must end in .jsonl or .csv")
     source, files = model_and_files(paths, model)
-    for f in files:  # every file before the model is read: no answer for some, then an error
+    for f in [*files, *(enrol or [])]:  # every file before the model is read: no answer for some, then an error
         check_audio_path(Path(f))
     if out is not None:
         check_output(out, force, "--out")
     if plot is not None:
         check_outputs([plot_path(plot, f, len(files) > 1) for f in files], force, "--plot")
     predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad, threads=threads,
-                                 min_confidence=min_confidence)
+                                 min_confidence=min_confidence, enrol=enrol)
     writer = RowWriter(out, predictor.labels) if out is not None else None
     written: list[Path] = []
 

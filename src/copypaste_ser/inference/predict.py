@@ -26,7 +26,7 @@ from copypaste_ser.inference.engines import (
     check_device,
     load_bundle,
 )
-from copypaste_ser.inference.stream import MIN_VOICED, read_windows, wave_windows, window_frames
+from copypaste_ser.inference.stream import MIN_VOICED, check_audio_path, read_windows, wave_windows, window_frames
 from copypaste_ser.validation import WINDOW, Number, OneOf, check
 
 __all__ = ["EmotionPredictor", "MIN_VOICED", "DEFAULT_WINDOW"]
@@ -54,6 +54,19 @@ def check_options(window: float | None, hop: float | None, batch_size: int, engi
         raise UserError(f"--device {device}: the onnx engine runs on the CPU here; use --engine torch for a GPU")
 
 
+def _check_enrolment(bundle: Bundle, speaker_norm: str, enrol: Sequence | None, engine: str) -> None:
+    """A speaker-normalised model needs the speaker's enrolment recordings, and only it takes them."""
+    if speaker_norm != "none" and not enrol:
+        what = "a few neutral sentences" if speaker_norm == "neutral-enrolment" else "some of their speech"
+        raise UserError(f"{bundle.source}: was trained with speaker normalisation ({speaker_norm}), which needs the "
+                        f"speaker's statistics: give {what} with --enrol FILE (repeatable), or score it on a "
+                        f"prepared corpus with `copypaste-ser score`")
+    if enrol and speaker_norm == "none":
+        raise UserError(f"--enrol: {bundle.source} was trained without speaker normalisation; leave --enrol out")
+    if enrol and engine == "onnx":
+        raise UserError("--enrol: an enrolled model runs on the torch engine; leave --engine auto or give torch")
+
+
 #: The file answer when no class reaches the predictor's ``min_confidence``.
 UNCERTAIN = "uncertain"
 
@@ -64,16 +77,16 @@ class EmotionPredictor:
 
     def __init__(self, run_or_model: str | Path | None = None, engine: str = "auto", device: str = "cpu",
                  batch_size: int = 32, vad: str = "energy", threads: int | None = None,
-                 min_confidence: float | None = None):
+                 min_confidence: float | None = None, enrol: Sequence[str | Path] | None = None):
         check_options(None, None, batch_size, engine, device, vad)
         check("--min-confidence", min_confidence, Number(ge=0, le=1, optional=True))
         if threads is not None:  # the engine's threads: torch's, or the ONNX session's
             check("--threads", threads, Number(integer=True, ge=1, le=1024))
         self.bundle: Bundle = load_bundle(run_or_model)
-        if (self.bundle.meta.get("train") or {}).get("speaker_norm", "none") != "none":
-            raise UserError(f"{self.bundle.source}: was trained with speaker normalisation, which needs each "
-                            f"speaker's statistics; predict scores single files without them: score it on a "
-                            f"prepared corpus with `copypaste-ser score`, or train with --speaker-norm none")
+        self.speaker_norm = (self.bundle.meta.get("train") or {}).get("speaker_norm", "none")
+        _check_enrolment(self.bundle, self.speaker_norm, enrol, engine)
+        if enrol:
+            engine = "torch"  # the enrolled statistics live in the PyTorch model's buffers
         self.labels: list[str] = self.bundle.labels
         self.features = self.bundle.features
         # below this probability a file is answered "uncertain" (a shipped model may set its own)
@@ -107,6 +120,23 @@ class EmotionPredictor:
         if vad == "silero":
             from copypaste_ser.inference.vad import SileroVAD
             self.voiced_fn = SileroVAD(self.features)
+        if enrol:
+            self.enrol(enrol)
+
+    def enrol(self, files: Sequence[str | Path]) -> None:
+        """Normalise with one speaker's statistics from ``files`` (a speaker-normalised model;
+        inference/enrolment.py): every later file is taken to be that speaker's."""
+        from copypaste_ser.inference.enrolment import check_enrollable, enrol, enrolment_statistics
+
+        for f in files:
+            check_audio_path(Path(f))
+        model = self.bundle.model
+        check_enrollable(model, self.bundle.source)
+        if not hasattr(self, "_training_stats"):  # enrolling again starts from the trained buffers
+            self._training_stats = (model.in_mean.clone(), model.in_std.clone())
+        model.in_mean.copy_(self._training_stats[0])
+        model.in_std.copy_(self._training_stats[1])
+        enrol(model, *enrolment_statistics(model, self.features, files, DEFAULT_WINDOW, self.voiced_fn))
 
     # ------------------------------------------------------------ windows
     def windows(self, file: str | Path, window: float | None = None, hop: float | None = None,
