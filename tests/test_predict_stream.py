@@ -309,6 +309,13 @@ def test_silero_vad_option(tmp_path: Path, tiny_model_file: Path):
     sf.write(tmp_path / "a.wav", np.concatenate([np.zeros(RATE, np.float32), _speechish(2.0)]), RATE)
     rows = EmotionPredictor(tiny_model_file, vad="silero")([tmp_path / "a.wav"], window=1.0)
     assert len(rows) == 3 and not rows[0]["speech"]
+    # a group of windows in one recurrent batch: the same probabilities as one window at a time
+    rng = np.random.default_rng(3)
+    waves = [_speechish(1.0, k) * (k % 3) for k in range(5)] + [rng.normal(0, 0.1, 7000).astype(np.float32)]
+    batched = vad.batch_chunk_probs(waves)
+    for wave, probs in zip(waves, batched):
+        np.testing.assert_array_equal(probs, vad.chunk_probs(wave))
+    assert {len(p) for p in batched} == {32, 14} and not batched[0].max() > 0.5 and batched[1].max() > 0.5
 
 
 def test_traced_resnet_generalises_to_other_shapes():

@@ -54,6 +54,18 @@ def check_options(window: float | None, hop: float | None, batch_size: int, engi
         raise UserError(f"--device {device}: the onnx engine runs on the CPU here; use --engine torch for a GPU")
 
 
+def _groups(items: Iterator, size: int) -> Iterator[list]:
+    """``items`` in lists of ``size`` (the last may be shorter), read lazily."""
+    group: list = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
 def _check_enrolment(bundle: Bundle, speaker_norm: str, enrol: Sequence | None, engine: str) -> None:
     """A speaker-normalised model needs the speaker's enrolment recordings, and only it takes them."""
     if speaker_norm != "none" and not enrol:
@@ -154,15 +166,25 @@ class EmotionPredictor:
         pending: list[tuple[dict, np.ndarray]] = []
         source = (read_windows(file, rate, size, step) if wave is None
                   else wave_windows(wave, sample_rate or 0, rate, size, step, str(file)))
-        for w in source:
-            feats, voiced = window_frames(w.wave, self.features, self.voiced_fn)
-            row = {"file": str(file), "level": "window", "start": w.start / rate, "end": w.end / rate,
-                   "speech": voiced > 0, "voiced_seconds": voiced * shift, "emotion": None, "probs": {}}
-            pending.append((row, feats))
-            if sum(1 for r, _ in pending if r["speech"]) >= self.batch_size:
-                yield from self._score(pending)
-                pending = []
+        for group in _groups(source, self.batch_size):
+            for w, voiced_fn in zip(group, self._vad_functions([w.wave for w in group])):
+                feats, voiced = window_frames(w.wave, self.features, voiced_fn)
+                row = {"file": str(file), "level": "window", "start": w.start / rate, "end": w.end / rate,
+                       "speech": voiced > 0, "voiced_seconds": voiced * shift, "emotion": None, "probs": {}}
+                pending.append((row, feats))
+                if sum(1 for r, _ in pending if r["speech"]) >= self.batch_size:
+                    yield from self._score(pending)
+                    pending = []
         yield from self._score(pending)
+
+    def _vad_functions(self, waves: list[np.ndarray]) -> list[Callable | None]:
+        """Each window's VAD: silero's chunk probabilities are computed for the whole group at
+        once (one recurrent pass over a batch), the energy VAD inside window_frames."""
+        batch = getattr(self.voiced_fn, "batch_chunk_probs", None)
+        if batch is None:
+            return [self.voiced_fn] * len(waves)
+        frames = self.voiced_fn.frames
+        return [lambda wave, n, p=probs: frames(p, n) for probs in batch(waves)]
 
     def _score(self, pending: list[tuple[dict, np.ndarray]]) -> Iterator[dict]:
         voiced = [(r, f) for r, f in pending if r["speech"]]

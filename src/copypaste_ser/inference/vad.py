@@ -90,20 +90,34 @@ class SileroVAD:
 
     def chunk_probs(self, wave: np.ndarray) -> np.ndarray:
         """Speech probability of each 512-sample chunk (the last one zero-padded)."""
-        n = -(-len(wave) // CHUNK)
-        padded = np.zeros(n * CHUNK + CONTEXT, np.float32)
-        padded[CONTEXT: CONTEXT + len(wave)] = wave  # zero context before the first chunk
-        state = np.zeros((2, 1, 128), np.float32)
-        sr = np.array(RATE, dtype=np.int64)
-        out = np.empty(n, np.float32)
-        for i in range(n):  # recurrent: one chunk after the other
-            x = padded[i * CHUNK: (i + 1) * CHUNK + CONTEXT][None]
-            prob, state = self.session.run(None, {"input": x, "state": state, "sr": sr})
-            out[i] = float(np.asarray(prob).reshape(-1)[0])
+        return self.batch_chunk_probs([wave])[0]
+
+    def batch_chunk_probs(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`chunk_probs` of each wave, waves of one length run as one batch (each with its
+        own recurrent state; the same numbers as one by one, in a fraction of the calls)."""
+        out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(waves)
+        for length in sorted({len(w) for w in waves}):
+            idx = [i for i, w in enumerate(waves) if len(w) == length]
+            n = max(1, -(-length // CHUNK))
+            padded = np.zeros((len(idx), n * CHUNK + CONTEXT), np.float32)
+            for row, i in enumerate(idx):
+                padded[row, CONTEXT: CONTEXT + length] = waves[i]  # zero context before the first chunk
+            state = np.zeros((2, len(idx), 128), np.float32)
+            sr = np.array(RATE, dtype=np.int64)
+            probs = np.empty((len(idx), n), np.float32)
+            for t in range(n):  # recurrent: one chunk after the other
+                x = padded[:, t * CHUNK: (t + 1) * CHUNK + CONTEXT]
+                prob, state = self.session.run(None, {"input": x, "state": state, "sr": sr})
+                probs[:, t] = np.asarray(prob).reshape(len(idx))
+            for row, i in enumerate(idx):
+                out[i] = probs[row]
         return out
 
-    def __call__(self, wave: np.ndarray, n_frames: int) -> np.ndarray:
-        probs = self.chunk_probs(wave)
+    def frames(self, probs: np.ndarray, n_frames: int) -> np.ndarray:
+        """``(n_frames,) bool``: the feature frames whose centre lies in a chunk scored as speech."""
         centres = np.arange(n_frames) * self.shift + self.shift // 2  # Kaldi frames, snip_edges=False
         idx = np.minimum(centres // CHUNK, len(probs) - 1)
         return probs[idx] >= self.threshold
+
+    def __call__(self, wave: np.ndarray, n_frames: int) -> np.ndarray:
+        return self.frames(self.chunk_probs(wave), n_frames)
