@@ -108,3 +108,22 @@ def test_choose_then_run_reuses_the_dev_runs_and_reports_the_chosen_config_per_f
         test_run = tmp_path / f"runs-{Path(c.chosen).stem}.test-choice" / c.fold / "scratch" / "clean" / "none" / "seed-0" / "model.pt"
         dev_run = tmp_path / f"runs-{Path(c.chosen).stem}" / c.fold / "scratch" / "clean" / "none" / "seed-0" / "model.pt"
         assert test_run.read_bytes() == dev_run.read_bytes()
+
+
+def test_test_configs_keep_a_linked_data_folder_as_written(corpus, tmp_path):
+    """A corpus reached through a link (data/crema -> wherever it lies on this machine) stays the
+    link in the test grid, so the file means the same in another clone."""
+    from copypaste_ser.experiments.choose import FoldChoice, test_configs
+
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    (tmp_path / "repo" / "data" / "corpus").symlink_to(corpus)
+    grids = tmp_path / "repo" / "grids"
+    grids.mkdir()
+    (grids / "a.yaml").write_text(yaml.safe_dump({"data": "../data/corpus", "out": "../runs/a"}))
+    out = grids / "choice"
+    out.mkdir()
+    fold = _folds(corpus)[0]
+    text = test_configs([FoldChoice(fold, "a.yaml", {"a.yaml": 0.5}, [])], {"a.yaml": grids / "a.yaml"}, out)
+    raw = yaml.safe_load(text["test-a.yaml"])
+    assert raw["data"] == "../../data/corpus" and raw["out"] == "../../runs/a.test-choice"
+    assert raw["folds"] == [fold]

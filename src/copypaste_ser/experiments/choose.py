@@ -99,7 +99,7 @@ def test_configs(choices: list[FoldChoice], configs: dict[str, Path], out_dir: P
     out = {}
     for name, folds in by_config.items():
         raw = yaml.safe_load(configs[name].read_text())
-        base = configs[name].resolve().parent
+        base = Path(os.path.abspath(configs[name])).parent
         source_out = base / raw["out"]
         for key in ("data", "noise_root"):
             if raw.get(key) is not None:
@@ -113,7 +113,9 @@ def test_configs(choices: list[FoldChoice], configs: dict[str, Path], out_dir: P
 
 
 def _relative_to(folder: Path, path: Path) -> str:
-    return os.path.relpath(path.resolve(), folder.resolve())
+    """``path`` from ``folder``, symbolic links kept as written (a ``data/x`` link stays ``data/x``,
+    not the folder it points to on this machine)."""
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
 
 
 def write_choice(configs: list[Path], out_dir: Path, force: bool = False) -> tuple[list[FoldChoice], list[Path]]:
