@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,11 @@ def write_csv(root: Path, name: str, keep=lambda spk, emo: True, split=None) -> 
 
 
 def _cli(*args, cwd=None):
+    # one thread: torch's two-thread LSTM (Resemblyzer states) is ~70x slower while another job
+    # holds the second core, which timed this out on a shared machine; results do not depend on it
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return subprocess.run([sys.executable, "-m", "copypaste_ser", *map(str, args)], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
+                          text=True, timeout=120, cwd=cwd, env=env)
 
 
 # ---------------------------------------------------------------- prepare
