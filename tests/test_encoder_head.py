@@ -199,17 +199,17 @@ def test_head_options_reach_the_model_and_are_refused_elsewhere():
 @needs_weights
 def test_the_concat_probe_re_encodes_the_joined_mel_for_encoder_states():
     from copypaste_ser.evaluation.evaluate import exact_concatenations
-    from copypaste_ser.features.mfcc import STATES_KIND
+    from copypaste_ser.features.mfcc import FeatureConfig, resemblyzer_states_features
 
     rng = np.random.default_rng(0)
     mel_a, mel_b = rng.random((120, MEL_DIM), np.float32), rng.random((90, MEL_DIM), np.float32)
     cached = [np.concatenate([m, s], axis=1) for m, s in zip((mel_a, mel_b), encode_arrays([mel_a, mel_b]))]
     joined_cached = np.concatenate(cached)  # what the probe used to feed the model
-    (exact,) = exact_concatenations([joined_cached], STATES_KIND)
+    (exact,) = exact_concatenations([joined_cached], resemblyzer_states_features())
     (fresh,) = encode_arrays([np.concatenate([mel_a, mel_b])])
     np.testing.assert_allclose(exact[:, MEL_DIM:], fresh, atol=1e-5)
     np.testing.assert_array_equal(exact[:, :MEL_DIM], joined_cached[:, :MEL_DIM])
     # the second piece's cached states are not what the encoder computes after the first piece
     assert np.abs(joined_cached[120:, MEL_DIM:] - fresh[120:]).max() > 1e-2
     # frame-local features pass unchanged
-    assert exact_concatenations([joined_cached], "mfcc")[0] is joined_cached
+    assert exact_concatenations([joined_cached], FeatureConfig())[0] is joined_cached

@@ -14,7 +14,7 @@ from copypaste_ser.augment.copypaste import CopyPaste
 from copypaste_ser.augment.reencode import ReencodeConcatenations
 from copypaste_ser.augment.specaugment import Chain, SpecAugment
 from copypaste_ser.errors import UserError
-from copypaste_ser.features.mfcc import FROZEN_KINDS, STATES_KIND, encode_inputs
+from copypaste_ser.features.mfcc import FROZEN_KINDS, encode_inputs
 
 
 def training_augmentation(cfg: Any, neutral_index: int | None, source: str) -> Any:
@@ -44,7 +44,5 @@ def training_augmentation(cfg: Any, neutral_index: int | None, source: str) -> A
 def reencoding(cp: CopyPaste, features: Any) -> ReencodeConcatenations:
     """CopyPaste whose joins are encoded whole by the run's frozen encoder (Resemblyzer, Whisper,
     or wav2vec 2.0 / HuBERT / WavLM: their raw input, mel or waveform rows, is joined, then encoded)."""
-    if features.kind == STATES_KIND:
-        return ReencodeConcatenations(cp)
     return ReencodeConcatenations(cp, mel_dim=features.input_dim, encode=lambda rows: encode_inputs(rows, features))
 

@@ -19,7 +19,7 @@ import torch
 from copypaste_ser.data.manifest import SPLITS, Manifest, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.cache import extract_features
-from copypaste_ser.features.mfcc import FROZEN_KINDS, STATES_KIND, FeatureConfig, encode_inputs
+from copypaste_ser.features.mfcc import FROZEN_KINDS, FeatureConfig, encode_inputs
 from copypaste_ser.files.atomic import atomic_write_text
 from copypaste_ser.metrics import plot_confusion
 from copypaste_ser.models.checkpoint import load_model_file, resolve_model_path
@@ -90,23 +90,17 @@ def has_probe_pair(manifest: Manifest, ids: list[str]) -> bool:
     return any(manifest[i].emotion != manifest.neutral and neutral_speakers - {manifest[i].speaker} for i in ids)
 
 
-def exact_concatenations(feats: list[np.ndarray], features: FeatureConfig | str) -> list[np.ndarray]:
+def exact_concatenations(feats: list[np.ndarray], features: FeatureConfig) -> list[np.ndarray]:
     """Concatenated frames as the model would compute them from the joined audio: MFCC and mel
     frames are frame-local, so joining them is exact; encoder states are not (an LSTM's second
     piece depends on the first, a transformer hears the whole input), so their raw input part
     (mel frames, Whisper's log-mel rows, waveform rows) is encoded again, as in training
-    (augment/reencode.py). ``features``: the run's FeatureConfig (a kind name: Resemblyzer only)."""
-    if isinstance(features, FeatureConfig) and features.kind in FROZEN_KINDS and features.kind != STATES_KIND:
-        n = features.input_dim
-        raw = [f[:, :n] for f in feats]
-        return [np.concatenate([r, s], axis=1).astype(np.float32, copy=False)
-                for r, s in zip(raw, encode_inputs(raw, features))]
-    if (features if isinstance(features, str) else features.kind) != STATES_KIND:
+    (augment/reencode.py)."""
+    if features.kind not in FROZEN_KINDS:
         return feats
-    from copypaste_ser.features.encoders import MEL_DIM, encode_arrays
-
-    mels = [f[:, :MEL_DIM] for f in feats]
-    return [np.concatenate([m, s], axis=1).astype(np.float32, copy=False) for m, s in zip(mels, encode_arrays(mels))]
+    raw = [f[:, : features.input_dim] for f in feats]
+    return [np.concatenate([r, s], axis=1).astype(np.float32, copy=False)
+            for r, s in zip(raw, encode_inputs(raw, features))]
 
 
 def probe_applies(cfg: TrainConfig) -> bool:

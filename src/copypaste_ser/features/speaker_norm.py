@@ -13,8 +13,8 @@ test speaker's enrolment utterances, not the audio of the utterance being scored
 default) leaves features as they are, which is what a single file at prediction time allows.
 
 Which columns: all of an MFCC row (per-speaker CMVN); for Whisper and wav2vec2-family states only
-the encoder state, not the log-mel frames or waveform samples kept beside it for exact CopyPaste. Resemblyzer's states are made
-inside the model, so they cannot be normalised here.
+the encoder state, not the log-mel frames or waveform samples kept beside it for exact CopyPaste.
+Resemblyzer's states are made inside the model, so they cannot be normalised here.
 """
 
 from __future__ import annotations
@@ -88,14 +88,22 @@ class SpeakerNormalised(Mapping):
                  ids: Iterable[str], start: int = 0):
         self.feats, self.ids, self.start = feats, list(ids), start
         self.speaker = {i: speaker_of(i) for i in self.ids}
-        self.stats = speaker_statistics(feats, self.speaker.__getitem__, self.ids, start)
+        self._fit()
+
+    def _fit(self) -> None:
+        """The statistics over ``ids`` (one pass over their features)."""
+        self.stats = speaker_statistics(self.feats, self.speaker.__getitem__, self.ids, self.start)
+
+    def _statistics(self, utt: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) that standardise ``utt`` (whose features are ``x``)."""
+        return self.stats[self.speaker[utt]]
 
     def __getitem__(self, utt: str) -> np.ndarray:
         x = np.array(self.feats[utt], dtype=np.float32)  # a copy: the cache is read-only
         if utt not in self.speaker:
             raise KeyError(utt)
         if len(x):
-            mean, std = self.stats[self.speaker[utt]]
+            mean, std = self._statistics(utt, x)
             x[:, self.start:] = (x[:, self.start:] - mean) / std
         return x
 
@@ -112,29 +120,23 @@ class NeutralEnrolled(SpeakerNormalised):
 
     def __init__(self, feats: Mapping[str, np.ndarray], speaker_of: Callable[[str], str],
                  ids: Iterable[str], is_neutral: Callable[[str], bool], start: int = 0):
-        self.feats, self.ids, self.start = feats, list(ids), start
-        self.speaker = {i: speaker_of(i) for i in self.ids}
-        self.neutral = {i for i in self.ids if is_neutral(i)}
-        enrolment = [i for i in self.ids if i in self.neutral]
-        self.sums = speaker_sums(feats, self.speaker.__getitem__, enrolment, start)
+        self.is_neutral = is_neutral
+        super().__init__(feats, speaker_of, ids, start)
+
+    def _fit(self) -> None:
+        enrolment = [i for i in self.ids if self.is_neutral(i)]
+        self.neutral = set(enrolment)
+        self.sums = speaker_sums(self.feats, self.speaker.__getitem__, enrolment, self.start)
         if not self.sums:
             raise ValueError("neutral-enrolment: no neutral utterance with frames in this split")
-        pooled = [sum(acc[k] for acc in self.sums.values()) for k in range(3)]
-        self.pooled = pooled
+        self.pooled = [sum(acc[k] for acc in self.sums.values()) for k in range(3)]
 
-    def __getitem__(self, utt: str) -> np.ndarray:
-        x = np.array(self.feats[utt], dtype=np.float32)
-        if utt not in self.speaker:
-            raise KeyError(utt)
-        if not len(x):
-            return x
+    def _statistics(self, utt: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         own = _sums(x[:, self.start:].astype(np.float64)) if utt in self.neutral else (0.0, 0.0, 0)
         acc = self.sums.get(self.speaker[utt])
         if acc is None or acc[2] - own[2] == 0:  # no other neutral utterance of this speaker
             acc = self.pooled
-        mean, std = _mean_std(*(acc[k] - own[k] for k in range(3)))
-        x[:, self.start:] = (x[:, self.start:] - mean) / std
-        return x
+        return _mean_std(*(acc[k] - own[k] for k in range(3)))
 
 
 def normalise_speakers(feats: Mapping[str, np.ndarray], speaker_of: Callable[[str], str], ids: Iterable[str],

@@ -83,10 +83,8 @@ def load_bundle(source: str | Path | None, with_onnx: bool = True) -> Bundle:
         folder = DEFAULT_DIR if source is None else Path(source)
         meta = read_model_meta(folder)
         name = "default model" if source is None else str(folder)
-        bundle = _bundle(meta, name, loader=lambda: _torch_model(folder, name))
-        if with_onnx and (folder / ONNX).is_file():
-            bundle.onnx_path = folder / ONNX
-        return bundle
+        onnx_file = folder / ONNX if with_onnx and (folder / ONNX).is_file() else None
+        return _bundle(meta, name, onnx_file, loader=lambda: _torch_model(folder, name))
     from copypaste_ser.models.checkpoint import load_model_file, resolve_model_path
     from copypaste_ser.models.scoring import model_from_file
     path = resolve_model_path(source)
@@ -96,21 +94,22 @@ def load_bundle(source: str | Path | None, with_onnx: bool = True) -> Bundle:
     return bundle
 
 
-def _bundle(meta: dict, name: str, loader: Callable[[], Any] | None = None) -> Bundle:
+def _bundle(meta: dict, name: str, onnx_path: Path | None = None, loader: Callable[[], Any] | None = None) -> Bundle:
     return Bundle(list(meta["labels"]), FeatureConfig.from_dict(meta["features"]), meta["model"]["arch"], name,
-                  meta, loader=loader)
+                  meta, onnx_path=onnx_path, loader=loader)
 
 
 def _torch_model(folder: Path, name: str):
     """A model folder's weights as a PyTorch model (needs torch and safetensors)."""
+    from copypaste_ser.inference.pretrained import ONNX, load_model_dir
+
     try:
         import safetensors  # noqa: F401
         import torch  # noqa: F401
     except ImportError:
-        raise UserError(f"{name}: predicting without its ONNX graph ({folder / 'model.onnx'}) needs torch: pip "
+        raise UserError(f"{name}: predicting without its ONNX graph ({folder / ONNX}) needs torch: pip "
                         f"install 'copypaste-ser[train]', or install a wheel built after `make install` "
                         f"(which exports it)") from None
-    from copypaste_ser.inference.pretrained import load_model_dir
     from copypaste_ser.models.scoring import model_from_file
     return model_from_file(load_model_dir(folder), name)
 
@@ -134,9 +133,7 @@ def _onnx_bundle(path: Path) -> Bundle:
     if not isinstance(meta.get("labels"), list) or (isinstance(outputs, int) and outputs != len(meta["labels"])):
         raise UserError(f"{path}: its label list does not match its output layer ({outputs} outputs); "
                         f"export the model again")
-    bundle = _bundle(meta, str(path))
-    bundle.onnx_path = path
-    return bundle
+    return _bundle(meta, str(path), onnx_path=path)
 
 
 def onnx_session(path: Path, threads: int | None = None):

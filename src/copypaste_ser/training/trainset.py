@@ -40,11 +40,13 @@ def model_inputs(feats: Mapping[str, np.ndarray], manifest: Manifest, ids: list[
 def speaker_normalised(feats: Mapping[str, np.ndarray], manifest: Manifest, ids: list[str], how: str,
                        features: FeatureConfig) -> Mapping[str, np.ndarray]:
     """:func:`features.speaker_norm.normalise_speakers` with the manifest's speakers and neutral label."""
-    if how == "neutral-enrolment" and not any(manifest[i].emotion == manifest.neutral for i in ids):
+    def is_neutral(utt: str) -> bool:
+        return manifest[utt].emotion == manifest.neutral
+
+    if how == "neutral-enrolment" and not any(map(is_neutral, ids)):
         raise UserError(f"speaker_norm neutral-enrolment: corpus {manifest.name!r} has no neutral utterance "
                         f"in this split to enrol speakers with; use --speaker-norm speaker or none")
-    return normalise_speakers(feats, lambda utt: manifest[utt].speaker, ids, how, features,
-                              is_neutral=lambda utt: manifest[utt].emotion == manifest.neutral)
+    return normalise_speakers(feats, lambda utt: manifest[utt].speaker, ids, how, features, is_neutral=is_neutral)
 
 
 def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progress: bool
