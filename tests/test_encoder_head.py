@@ -213,3 +213,31 @@ def test_the_concat_probe_re_encodes_the_joined_mel_for_encoder_states():
     assert np.abs(joined_cached[120:, MEL_DIM:] - fresh[120:]).max() > 1e-2
     # frame-local features pass unchanged
     assert exact_concatenations([joined_cached], FeatureConfig())[0] is joined_cached
+
+
+def test_a_layer_mix_is_a_softmax_weighted_sum_of_the_standardised_layers():
+    from copypaste_ser.models.encoder_head import LayerMix
+
+    head = EncoderAttentionEmotion(EncoderHeadConfig(num_classes=3, encoder="whisper", input_dim=160 + 3 * 8,
+                                                     whisper_model="base", whisper_layer=2, whisper_width=8,
+                                                     layer_mix=True)).eval()
+    assert head.config.layers == (0, 1, 2) and head.in_mean.shape == (24,) and head.proj.in_features == 8
+    torch.manual_seed(0)
+    states = torch.randn(2, 5, 24)
+    with torch.no_grad():  # starting weights are equal: the mean of the layers
+        np.testing.assert_allclose(head.mix(states).numpy(), states.view(2, 5, 3, 8).mean(2).numpy(), atol=1e-6)
+        head.mix.logits.copy_(torch.tensor([2.0, -1.0, 0.5]))
+        head.in_mean.copy_(torch.randn(24))
+        head.in_std.copy_(torch.rand(24) + 0.5)
+        w = torch.softmax(head.mix.logits, 0)
+        z = (states - head.in_mean) / head.in_std
+        expected = sum(w[k] * z[..., 8 * k: 8 * (k + 1)] for k in range(3))
+        np.testing.assert_allclose(head.mix(z).numpy(), expected.numpy(), atol=1e-6)
+    rows = torch.cat([torch.zeros(2, 5, 160), states], -1)
+    with torch.no_grad():  # the head reads the cached states through the same mix
+        logits = head(rows)
+        manual = head.output(head.embedding(head.pool(head.proj(expected), torch.tensor([5, 5]))))
+    np.testing.assert_allclose(logits.numpy(), manual.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="layer_mix"):
+        EncoderHeadConfig.from_dict({"num_classes": 2, "layer_mix": True})
+    assert isinstance(LayerMix(4).weights(), torch.Tensor) and LayerMix(4).weights().sum().item() == pytest.approx(1)

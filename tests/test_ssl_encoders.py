@@ -81,6 +81,9 @@ def test_states_by_local_path_are_transformers_hidden_states(tiny):
         assert feats.shape == (35, 320 + 32)
         np.testing.assert_array_equal(feats[:, :320], rows)
         np.testing.assert_allclose(feats[:, 320:], theirs[layer][0].numpy(), atol=2e-5, rtol=1e-4)
+    mixed = compute_features(wave, ssl_states_features(str(folder), layer=2, mix=True))  # layers 0-2 side by side
+    assert mixed.shape == (35, 320 + 3 * 32)
+    np.testing.assert_allclose(mixed[:, 320:], torch.cat(theirs, -1)[0].numpy(), atol=2e-5, rtol=1e-4)
 
 
 def test_a_batch_gives_each_utterance_its_own_states(tiny):

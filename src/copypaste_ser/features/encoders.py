@@ -114,6 +114,11 @@ def shared_encoder() -> ResemblyzerStates:
     return enc
 
 
+def as_layers(layer: int | Sequence[int]) -> tuple[int, ...]:
+    """One block / layer number of a frozen encoder, or several (their states side by side), as a tuple."""
+    return (int(layer),) if isinstance(layer, int | np.integer) else tuple(int(k) for k in layer)
+
+
 def length_groups(lengths: Sequence[int], max_total: int) -> Iterator[list[int]]:
     """Indices sorted by length, in groups whose padded size (longest x count) stays within
     ``max_total`` (a longer item alone makes a group of one): batches of similar length."""

@@ -13,7 +13,8 @@ Two kinds of frame features (``FeatureConfig.kind``):
   Caching the encoder output once makes training a head on it cheap.
 * ``"whisper-states"``: Whisper's log-mel frames two to a row, then the states of one block of
   its frozen encoder (whisper_states.py): ``2 * 80 + 512`` values a row for Whisper-base, a row
-  every 20 ms, no VAD (Whisper hears the whole utterance).
+  every 20 ms, no VAD (Whisper hears the whole utterance). ``encoder_mix``: the states of every
+  block from 0 up to ``encoder_layer`` side by side (the head learns a weighted sum of them).
 * ``"ssl-states"``: the 320 waveform samples of each 20-ms state, then one layer's state of a
   frozen wav2vec 2.0 / HuBERT / WavLM encoder (ssl_encoders.py): ``320 + hidden_size`` values a
   row; ``frame_shift_ms`` / ``frame_length_ms`` hold the encoder's stride and receptive field.
@@ -53,7 +54,8 @@ SSL_KIND = "ssl-states"
 #: Kinds whose rows hold a frozen encoder's states after the raw input they were computed from.
 FROZEN_KINDS = (STATES_KIND, WHISPER_KIND, SSL_KIND)
 #: Fields added after caches existed: left out of ``FeatureConfig.key`` at these values.
-_KEY_DEFAULTS = {"kind": "mfcc", "mean_norm": True, "encoder_model": None, "encoder_layer": 0, "encoder_width": 0}
+_KEY_DEFAULTS = {"kind": "mfcc", "mean_norm": True, "encoder_model": None, "encoder_layer": 0, "encoder_width": 0,
+                 "encoder_mix": False}
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,22 @@ class FeatureConfig:
     encoder_model: str | None = None  # whisper-/ssl-states: "base" (Whisper), a local model path or a hub name
     encoder_layer: int = 0          # whisper-/ssl-states: the block / layer whose states are kept
     encoder_width: int = 0          # whisper-/ssl-states: values per state (512 for Whisper-base)
+    encoder_mix: bool = False       # whisper-/ssl-states: keep blocks 0..encoder_layer (the head learns their weights)
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
             raise UserError(f"unknown feature kind {self.kind!r}: choose one of {', '.join(FEATURE_KINDS)}")
         if self.kind in (WHISPER_KIND, SSL_KIND) and self.vad:
             raise UserError(f"features: {self.kind} take the whole utterance; set vad: false")
+        if self.encoder_mix and self.kind not in (WHISPER_KIND, SSL_KIND):
+            raise UserError(f"features: encoder_mix applies to {WHISPER_KIND} and {SSL_KIND}, not to {self.kind}; "
+                            f"leave it unset")
+
+    @property
+    def encoder_layers(self) -> tuple[int, ...]:
+        """The blocks / layers whose states a cached row holds: ``encoder_layer``, or with
+        ``encoder_mix`` every one from 0 (the encoder's input projection) up to it."""
+        return tuple(range(self.encoder_layer + 1)) if self.encoder_mix else (self.encoder_layer,)
 
     @property
     def input_dim(self) -> int:
@@ -103,7 +115,7 @@ class FeatureConfig:
             from copypaste_ser.features.encoders import STATES_DIM
             return self.num_mel_bins + STATES_DIM
         if self.kind in (WHISPER_KIND, SSL_KIND):
-            return self.input_dim + self.encoder_width
+            return self.input_dim + self.encoder_width * len(self.encoder_layers)
         return self.num_ceps if self.kind == "mfcc" else self.num_mel_bins
 
     def key(self) -> str:
@@ -143,26 +155,29 @@ def resemblyzer_states_features() -> FeatureConfig:
     return dataclasses.replace(resemblyzer_features(), kind=STATES_KIND)
 
 
-def whisper_states_features(model: str = "base", layer: int = 3, option: str = "--whisper-layer") -> FeatureConfig:
-    """Whisper log-mel rows followed by block ``layer``'s frozen states (whisper_states.py)."""
+def whisper_states_features(model: str = "base", layer: int = 3, option: str = "--whisper-layer",
+                            mix: bool = False) -> FeatureConfig:
+    """Whisper log-mel rows followed by block ``layer``'s frozen states (whisper_states.py); with
+    ``mix`` the states of blocks 0..``layer``, whose weighted sum the head learns."""
     from copypaste_ser.features.whisper_states import whisper_dims
     dims = whisper_dims(model)
     if not 0 <= layer <= dims.blocks:
         raise UserError(f"{option} {layer}: this Whisper encoder has blocks 0-{dims.blocks}; choose one of them")
     return FeatureConfig(kind=WHISPER_KIND, num_mel_bins=dims.n_mels, low_freq=0.0, high_freq=8000.0, vad=False,
-                         mean_norm=False, encoder_model=model, encoder_layer=layer, encoder_width=dims.width)
+                         mean_norm=False, encoder_model=model, encoder_layer=layer, encoder_width=dims.width,
+                         encoder_mix=mix)
 
 
-def ssl_states_features(model: str, layer: int | None = None) -> FeatureConfig:
+def ssl_states_features(model: str, layer: int | None = None, mix: bool = False) -> FeatureConfig:
     """Waveform rows followed by layer ``layer``'s frozen states of a wav2vec 2.0 / HuBERT / WavLM
-    encoder (ssl_encoders.py); ``None``: the middle layer."""
+    encoder (ssl_encoders.py); ``None``: the middle layer; ``mix``: layers 0..``layer``."""
     from copypaste_ser.features.ssl_encoders import check_layer, shared_ssl
     enc = shared_ssl(model)
     layer = enc.layers // 2 if layer is None else layer
     check_layer(layer, enc.layers)
     return FeatureConfig(kind=SSL_KIND, sample_rate=enc.sample_rate, frame_shift_ms=1000 * enc.stride / enc.sample_rate,
                          frame_length_ms=1000 * enc.receptive / enc.sample_rate, vad=False, mean_norm=False,
-                         encoder_model=model, encoder_layer=layer, encoder_width=enc.width)
+                         encoder_model=model, encoder_layer=layer, encoder_width=enc.width, encoder_mix=mix)
 
 
 def resemblyzer_features() -> FeatureConfig:
@@ -272,11 +287,11 @@ def compute_features(wave: np.ndarray, cfg: FeatureConfig, vad_wave: np.ndarray 
     if cfg.kind == WHISPER_KIND:  # the whole utterance, no VAD
         from copypaste_ser.features.whisper_states import encode_rows, mel_rows
         rows = mel_rows(wave, cfg.num_mel_bins)
-        states = encode_rows([rows], cfg.encoder_layer, cfg.encoder_model)[0]
+        states = encode_rows([rows], cfg.encoder_layers, cfg.encoder_model)[0]
         return np.concatenate([rows, states], axis=1)
     if cfg.kind == SSL_KIND:  # the whole utterance's samples, no VAD
         from copypaste_ser.features.ssl_encoders import encode_wave
-        rows, states = encode_wave(wave, cfg.encoder_layer, str(cfg.encoder_model))
+        rows, states = encode_wave(wave, cfg.encoder_layers, str(cfg.encoder_model))
         return np.concatenate([rows, states], axis=1)
     feats = frame_features(wave, cfg)
     if not cfg.vad:
@@ -298,10 +313,10 @@ def encode_inputs(inputs: list[np.ndarray], cfg: FeatureConfig) -> list[np.ndarr
         return encode_arrays(inputs)
     if cfg.kind == WHISPER_KIND:
         from copypaste_ser.features.whisper_states import encode_rows
-        return encode_rows(inputs, cfg.encoder_layer, cfg.encoder_model)
+        return encode_rows(inputs, cfg.encoder_layers, cfg.encoder_model)
     if cfg.kind == SSL_KIND:
         from copypaste_ser.features import ssl_encoders
-        return ssl_encoders.encode_rows(inputs, cfg.encoder_layer, str(cfg.encoder_model))
+        return ssl_encoders.encode_rows(inputs, cfg.encoder_layers, str(cfg.encoder_model))
     raise ValueError(f"feature kind {cfg.kind!r} has no frozen encoder")
 
 

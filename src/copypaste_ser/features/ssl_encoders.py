@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from copypaste_ser.errors import UserError
+from copypaste_ser.features.encoders import as_layers
 
 #: ``config.json`` model types this module loads.
 FAMILIES = ("wav2vec2", "hubert", "wavlm")
@@ -59,9 +60,12 @@ class SslEncoder:
     sample_rate: int
 
     @torch.no_grad()
-    def states(self, waves: torch.Tensor, layer: int) -> torch.Tensor:
-        """``(B, T * stride)`` samples of equal-length utterances -> ``(B, T, width)``, layer ``layer``."""
-        check_layer(layer, self.layers)
+    def states(self, waves: torch.Tensor, layer: int | Sequence[int]) -> torch.Tensor:
+        """``(B, T * stride)`` samples of equal-length utterances -> ``(B, T, width)``, layer ``layer``
+        (several layers: their states side by side, ``(B, T, width * len(layer))``)."""
+        layers = as_layers(layer)
+        for k in layers:
+            check_layer(k, self.layers)
         x = waves.float().reshape(waves.shape[0], -1)
         frames = x.shape[1] // self.stride
         if self.normalize:
@@ -69,8 +73,9 @@ class SslEncoder:
         left = (self.receptive - self.stride) // 2
         x = torch.nn.functional.pad(x, (left, self.receptive - self.stride - left))
         device = next(self.model.parameters()).device
-        with self._upto(layer):
-            hidden = self.model(x.to(device), output_hidden_states=True).hidden_states[layer]
+        with self._upto(max(layers)):
+            hidden_states = self.model(x.to(device), output_hidden_states=True).hidden_states
+        hidden = torch.cat([hidden_states[k] for k in layers], dim=-1)
         out = hidden[:, :frames].to(waves.device)
         if out.shape[1] < frames:  # a CNN whose length rule differs: pad with the last state
             out = torch.cat([out, out[:, -1:].expand(-1, frames - out.shape[1], -1)], dim=1)
@@ -108,12 +113,13 @@ def wave_rows(wave: np.ndarray, stride: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def encode_rows(rows: Sequence[np.ndarray], layer: int, source: str | None = None,
+def encode_rows(rows: Sequence[np.ndarray], layer: int | Sequence[int], source: str | None = None,
                 encoder: SslEncoder | None = None, max_states: int = 6000) -> list[np.ndarray]:
     """Layer ``layer``'s states ``(T, width)`` of each ``(T, stride)`` row matrix (see the module
-    docstring); items are batched only with items of the same length, at most ``max_states`` a batch."""
+    docstring; several layers side by side); items are batched only with items of the same
+    length, at most ``max_states`` a batch."""
     encoder = encoder if encoder is not None else shared_ssl(str(source))
-    out = [np.zeros((len(r), encoder.width), np.float32) for r in rows]
+    out = [np.zeros((len(r), encoder.width * len(as_layers(layer))), np.float32) for r in rows]
     by_length: dict[int, list[int]] = {}
     for i, r in enumerate(rows):
         if len(r):
@@ -129,7 +135,7 @@ def encode_rows(rows: Sequence[np.ndarray], layer: int, source: str | None = Non
     return out
 
 
-def encode_wave(wave: np.ndarray, layer: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+def encode_wave(wave: np.ndarray, layer: int | Sequence[int], source: str) -> tuple[np.ndarray, np.ndarray]:
     """(rows, states) of one utterance's samples: what the feature cache holds, side by side."""
     encoder = shared_ssl(source)
     rows = wave_rows(wave, encoder.stride)

@@ -14,16 +14,18 @@ encoded whole (augment/reencode.py), never pieced together from cached states.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from copypaste_ser.features.encoders import as_layers
 from copypaste_ser.features.whisper_mel import HOP, N_FFT, SAMPLE_RATE, log_mel, slaney_mel_filters
 
-__all__ = ["BASE", "HOP", "N_FFT", "SAMPLE_RATE", "WhisperDims", "WhisperEncoder", "log_mel", "slaney_mel_filters",
-           "sinusoids"]
+__all__ = ["BASE", "HOP", "N_FFT", "SAMPLE_RATE", "WhisperDims", "WhisperEncoder", "log_mel",
+           "slaney_mel_filters", "sinusoids"]
 
 
 @dataclass(frozen=True)
@@ -117,14 +119,17 @@ class WhisperEncoder(nn.Module):
             out.append(self.ln_post(x) if i == self.dims.blocks - 1 else x)
         return out
 
-    def layer_states(self, mel: Tensor, lengths: Tensor | None = None, layer: int | None = None) -> Tensor:
-        """Block ``layer``'s states for inputs of any length: each 30-s window encoded on its own."""
-        layer = self.dims.blocks if layer is None else layer
+    def layer_states(self, mel: Tensor, lengths: Tensor | None = None,
+                     layer: int | Sequence[int] | None = None) -> Tensor:
+        """Block ``layer``'s states for inputs of any length: each 30-s window encoded on its own.
+        Several blocks: their states side by side, ``(B, T, width * len(layer))``."""
+        layers = as_layers(self.dims.blocks if layer is None else layer)
         window = 2 * self.dims.positions
         outs = []
         for start in range(0, max(mel.shape[1], 1), window):
             piece = mel[:, start: start + window]
             n = None if lengths is None else (lengths - start).clamp(1, piece.shape[1])
-            outs.append(self(piece, n, upto=layer)[layer])
+            states = self(piece, n, upto=max(layers))
+            outs.append(torch.cat([states[k] for k in layers], dim=-1))
         return torch.cat(outs, dim=1)
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from copypaste_ser.features.encoders import length_groups
+from copypaste_ser.features.encoders import as_layers, length_groups
 from copypaste_ser.features.whisper import BASE, WhisperDims, WhisperEncoder
 from copypaste_ser.features.whisper_mel import MELS_PER_STATE, mel_rows, rows_to_mel
 
@@ -36,16 +36,18 @@ def shared_whisper(source: str = "base") -> WhisperEncoder:
 
 
 @torch.no_grad()
-def encode_rows(rows: Sequence[np.ndarray], layer: int, source: str = "base",
+def encode_rows(rows: Sequence[np.ndarray], layer: int | Sequence[int], source: str = "base",
                 encoder: WhisperEncoder | None = None, max_states: int = 24000) -> list[np.ndarray]:
-    """Block ``layer``'s states ``(T, width)`` of each ``(T, 2 * n_mels)`` row matrix, batched by length."""
+    """Block ``layer``'s states ``(T, width)`` of each ``(T, 2 * n_mels)`` row matrix, batched by
+    length; several blocks: their states side by side, ``(T, width * len(layer))``."""
     encoder = encoder if encoder is not None else shared_whisper(source)
+    layers = as_layers(layer)
     n_mels, window = encoder.dims.n_mels, encoder.dims.positions
     pieces: list[tuple[int, int, np.ndarray]] = []  # (item, start state, mel frames of <= 30 s)
     for i, r in enumerate(rows):
         for start in range(0, max(len(r), 1), window):
             pieces.append((i, start, rows_to_mel(r[start: start + window], n_mels)))
-    out = [np.zeros((len(r), encoder.dims.width), np.float32) for r in rows]
+    out = [np.zeros((len(r), encoder.dims.width * len(layers)), np.float32) for r in rows]
     for indices in length_groups([len(mel) // MELS_PER_STATE for _, _, mel in pieces], max_states):
         group = [pieces[k] for k in indices]
         longest = max(len(mel) for _, _, mel in group)
@@ -53,7 +55,8 @@ def encode_rows(rows: Sequence[np.ndarray], layer: int, source: str = "base",
         for row, (_, _, mel) in enumerate(group):
             x[row, : len(mel)] = torch.from_numpy(mel)
         lengths = torch.tensor([max(len(mel), 1) for _, _, mel in group])
-        states = encoder(x, lengths, upto=layer)[layer].numpy()
+        hidden = encoder(x, lengths, upto=max(layers))
+        states = torch.cat([hidden[k] for k in layers], dim=-1).numpy()
         for row, (i, s, mel) in enumerate(group):
             n = len(mel) // MELS_PER_STATE
             out[i][s: s + n] = states[row, :n]

@@ -19,6 +19,9 @@ encoded here (predict, export), so both input forms give the same logits.
 The same head reads one block of a frozen Whisper encoder (``encoder="whisper"``, rows of two
 log-mel frames + a state) or one layer of a frozen wav2vec 2.0 / HuBERT / WavLM encoder
 (``encoder="ssl"``, rows of 320 waveform samples + a state; features/ssl_encoders.py).
+With ``layer_mix`` it reads the states of every block / layer from 0 up to the chosen one,
+standardises each and learns a softmax-weighted sum of them (:class:`LayerMix`) before the
+projection: which depth carries emotion is then learned, not chosen.
 
 ``tuned_layers=k`` fine-tunes the top k LSTM layers: they are copies of the pretrained layers
 owned by this module (``tuned.*``, trained at ``encoder_lr_scale`` of the head's rate), run on
@@ -72,6 +75,7 @@ class EncoderHeadConfig:
     ssl_model: str | None = None  # encoder "ssl": a local save_pretrained folder or a hub name
     ssl_layer: int = 0            # encoder "ssl": the layer whose states the head reads
     ssl_width: int = 0            # encoder "ssl": values per state (hidden_size)
+    layer_mix: bool = False       # whisper / ssl: read blocks 0..layer and learn a softmax-weighted sum of them
 
     @property
     def mel_dim(self) -> int:
@@ -79,8 +83,20 @@ class EncoderHeadConfig:
         return self.input_dim - self.states_dim
 
     @property
-    def states_dim(self) -> int:
+    def layers(self) -> tuple[int, ...]:
+        """The encoder blocks / layers whose states the head reads (Whisper or ssl)."""
+        top = self.whisper_layer if self.encoder == "whisper" else self.ssl_layer
+        return tuple(range(top + 1)) if self.layer_mix else (top,)
+
+    @property
+    def state_width(self) -> int:
+        """Values per state of one layer (what the head's projection takes)."""
         return {"whisper": self.whisper_width, "ssl": self.ssl_width}.get(self.encoder, STATES_DIM)
+
+    @property
+    def states_dim(self) -> int:
+        """Values per row after the raw input: one state, or one per mixed layer."""
+        return self.state_width * (len(self.layers) if self.encoder != "resemblyzer" else 1)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,6 +110,8 @@ class EncoderHeadConfig:
             raise ValueError(f"tuned_layers must be 0-{LAYERS}, got {cfg.tuned_layers!r}")
         if cfg.encoder not in ENCODERS or (cfg.encoder != "resemblyzer" and cfg.tuned_layers):
             raise ValueError(f"encoder must be one of {ENCODERS} (tuned layers: resemblyzer only), got {cfg.encoder!r}")
+        if cfg.layer_mix and cfg.encoder == "resemblyzer":
+            raise ValueError("layer_mix: Whisper and ssl encoders only (the Resemblyzer head reads all three layers)")
         return cfg
 
 
@@ -118,14 +136,16 @@ class EncoderAttentionEmotion(nn.Module):
         self.register_buffer("in_mean", torch.zeros(STATES_DIM))
         self.register_buffer("in_std", torch.ones(STATES_DIM))
         self.dropout = nn.Dropout(c.dropout)
+        self.mix = LayerMix(len(c.layers)) if c.layer_mix else None
+        width = c.state_width if c.layer_mix else STATES_DIM
         if c.pooling == "attention":
-            self.proj = nn.Linear(STATES_DIM, c.proj_dim)
+            self.proj = nn.Linear(width, c.proj_dim)
             self.pool = MultiHeadAttentionPooling(c.proj_dim, c.heads)
             pooled = self.pool.out_dim
         else:
             self.proj = nn.Identity()
             self.pool = None
-            pooled = 2 * STATES_DIM
+            pooled = 2 * width
         self.embedding = nn.Sequential(nn.Linear(pooled, c.embed_dim), nn.ReLU(), nn.Dropout(c.dropout))
         self.output = nn.Linear(c.embed_dim, c.num_classes)
 
@@ -171,7 +191,7 @@ class EncoderAttentionEmotion(nn.Module):
         with torch.no_grad():  # rows (B, T, 2 * n_mels) -> mel (B, 2T, n_mels), padding masked
             mel = x.reshape(x.shape[0], -1, c.mel_dim // 2)
             mel_lengths = None if lengths is None else lengths.to(x.device) * 2
-            return encoder.layer_states(mel, mel_lengths, c.whisper_layer)
+            return encoder.layer_states(mel, mel_lengths, c.layers)
 
     def ssl_states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``(B, T, width)``: cached states, or encoded here from waveform rows (predict). Items
@@ -183,16 +203,18 @@ class EncoderAttentionEmotion(nn.Module):
         from copypaste_ser.features.ssl_encoders import shared_ssl
         encoder = shared_ssl(str(c.ssl_model)).to(x.device)
         lengths = torch.full((x.shape[0],), x.shape[1]) if lengths is None else lengths.cpu()
-        out = x.new_zeros(x.shape[0], x.shape[1], c.ssl_width)
+        out = x.new_zeros(x.shape[0], x.shape[1], c.states_dim)
         for n in sorted({int(n) for n in lengths}):
             idx = torch.nonzero(lengths == n).flatten().to(x.device)
             if n:
-                out[idx, :n] = encoder.states(x[idx, :n].reshape(len(idx), -1), c.ssl_layer).to(out.dtype)
+                out[idx, :n] = encoder.states(x[idx, :n].reshape(len(idx), -1), c.layers).to(out.dtype)
         return out
 
     def embed(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        h = self.dropout((self.states(x, lengths) - self.in_mean) / self.in_std)
-        h = self.proj(h)
+        h = (self.states(x, lengths) - self.in_mean) / self.in_std
+        if self.mix is not None:  # each layer standardised on its own, then weighted
+            h = self.mix(h)
+        h = self.proj(self.dropout(h))
         if lengths is None:
             lengths = torch.full((h.shape[0],), h.shape[1], device=h.device)
         lengths = lengths.to(h.device)
@@ -212,3 +234,20 @@ class EncoderAttentionEmotion(nn.Module):
     def replace_output(self, num_classes: int) -> None:
         self.config = dataclasses.replace(self.config, num_classes=num_classes)
         self.output = nn.Linear(self.config.embed_dim, num_classes)
+
+
+class LayerMix(nn.Module):
+    """``(B, T, k * W)`` states of k layers side by side -> ``(B, T, W)``: their sum weighted by a
+    softmax over k learned scalars (the weighted sum of SUPERB; Yang et al., 2021), starting equal."""
+
+    def __init__(self, layers: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(layers))
+
+    def weights(self) -> Tensor:
+        return torch.softmax(self.logits, dim=0)
+
+    def forward(self, h: Tensor) -> Tensor:
+        # sizes read from h.shape: an ONNX trace keeps batch and time dynamic (unflatten would fix them)
+        per_layer = h.view(h.shape[0], h.shape[1], self.logits.shape[0], -1)
+        return (per_layer * self.weights()[:, None]).sum(-2)

@@ -89,6 +89,7 @@ class TrainConfig:
     whisper_layer: int = 3           # whisper-attention: the block whose states the head reads (0 = conv stem)
     encoder_model: str | None = None  # whisper-/ssl-attention: the encoder (a local folder or a hub name; Whisper: also "base")
     encoder_layer: int | None = None  # whisper-/ssl-attention: its block / layer (None: Whisper 3, ssl the middle layer)
+    encoder_mix: bool = False        # whisper-/ssl-attention: a learned weighted sum of blocks 0..encoder_layer
     weight_decay: float = 0.0        # > 0: AdamW (decoupled weight decay) instead of Adam
     label_smoothing: float = 0.0
     dropout: float | None = None     # before the classifier (scratch ResNet); None = the preset's (0)
@@ -147,7 +148,7 @@ FEATURE_RULES: dict[str, Rule] = {
     "vad_frames_context": Number(integer=True, ge=0, le=50), "vad_proportion_threshold": Number(ge=0, le=1),
     "kind": OneOf(FEATURE_KINDS), "mean_norm": Kind(bool),
     "encoder_model": Kind(str, optional=True), "encoder_layer": Number(integer=True, ge=0, le=64),
-    "encoder_width": Number(integer=True, ge=0, le=8192),
+    "encoder_width": Number(integer=True, ge=0, le=8192), "encoder_mix": Kind(bool),
 }
 
 #: What each TrainConfig field allows (checked for CLI options, config files and grid configs).
@@ -166,7 +167,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "encoder_tune_layers": Number(integer=True, ge=0, le=LAYERS),
     "balance": OneOf(BALANCES), "speaker_norm": OneOf(SPEAKER_NORMS), "whisper_model": Kind(str), "whisper_layer": Number(integer=True, ge=0, le=64),
     "encoder_model": Kind(str, optional=True), "encoder_layer": Number(integer=True, ge=0, le=64, optional=True),
-    "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
+    "encoder_mix": Kind(bool), "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
     "dropout": Number(ge=0, le=0.9, optional=True), "lr_schedule": OneOf(LR_SCHEDULES),
     "input_norm": Kind(bool),
     "average_fraction": Number(gt=0, le=1), "smooth_epochs": Number(integer=True, ge=1, le=99), "seed": SEED, "threads": Number(integer=True, ge=0, le=1024),
@@ -232,21 +233,21 @@ def make_config(preset: str | None = "cpu", config_file: str | Path | None = Non
 def encoder_features(values: dict) -> FeatureConfig:
     """The features of init whisper-attention or ssl-attention: --encoder-model / --encoder-layer,
     for Whisper also their older names --whisper-model / --whisper-layer (one name per option)."""
-    names = ("whisper_model", "whisper_layer", "encoder_model", "encoder_layer")
+    names = ("whisper_model", "whisper_layer", "encoder_model", "encoder_layer", "encoder_mix")
     check_fields({k: values[k] for k in names if k in values}, TRAIN_RULES, "")
-    model, layer = values.get("encoder_model"), values.get("encoder_layer")
+    model, layer, mix = values.get("encoder_model"), values.get("encoder_layer"), bool(values.get("encoder_mix"))
     if values["init"] == SSL_ATTENTION:
         if model is None:
             raise UserError(f"--init {SSL_ATTENTION}: needs --encoder-model: a folder saved with save_pretrained "
                             f"(wav2vec2, HuBERT or WavLM) or a hub name such as facebook/wav2vec2-base")
-        return ssl_states_features(model, layer)
+        return ssl_states_features(model, layer, mix)
     for ours, theirs, default in (("encoder_model", "whisper_model", "base"), ("encoder_layer", "whisper_layer", 3)):
         if values.get(ours) is not None and values.get(theirs, default) not in (default, values[ours]):
             raise UserError(f"--{ours.replace('_', '-')} and --{theirs.replace('_', '-')}: give one of them "
                             f"(the second is the first's older name)")
     return whisper_states_features(model if model is not None else values.get("whisper_model", "base"),
                                    layer if layer is not None else values.get("whisper_layer", 3),
-                                   option="--encoder-layer" if layer is not None else "--whisper-layer")
+                                   option="--encoder-layer" if layer is not None else "--whisper-layer", mix=mix)
 
 
 def merged(base: dict, over: dict) -> dict:
@@ -265,7 +266,8 @@ def check_applicable(cfg: TrainConfig) -> None:
             "whisper_model": (cfg.whisper_model != "base", (WHISPER_ATTENTION,)),
             "whisper_layer": (cfg.whisper_layer != 3, (WHISPER_ATTENTION,)),
             "encoder_model": (cfg.encoder_model is not None, ENCODER_INITS),
-            "encoder_layer": (cfg.encoder_layer is not None, ENCODER_INITS)}
+            "encoder_layer": (cfg.encoder_layer is not None, ENCODER_INITS),
+            "encoder_mix": (cfg.encoder_mix, ENCODER_INITS)}
     for option, (given, inits) in only.items():
         if given and cfg.init not in inits:
             raise UserError(f"{option}: applies to init {' or '.join(map(repr, inits))} only, not to "

@@ -226,6 +226,9 @@ def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, stat
         metrics = evaluate_ids(best, manifest, task.test, cfg, device=device, progress=show)
     metrics.update({"best_epoch": state["best_epoch"], f"dev_{task.metric}": state["best_score"],
                     "train_seconds": round(state["elapsed"], 1)})
+    if getattr(best, "mix", None) is not None:  # which encoder depth the head learned to read
+        metrics["layer_weights"] = {str(k): round(float(w), 4) for k, w in
+                                    zip(best.config.layers, best.mix.weights())}
     if task.kind == "emotion":
         metrics["warnings"] = prediction_warnings(metrics, state["best_score"])
         for w in metrics["warnings"]:  # always shown: a collapsed model must not pass unnoticed
