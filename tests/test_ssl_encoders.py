@@ -5,10 +5,13 @@ Nothing is downloaded (HF_HUB_OFFLINE=1)."""
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from copypaste_ser.errors import UserError
@@ -165,8 +168,24 @@ def test_train_and_predict_with_a_local_encoder(tiny, synthetic_corpus, tmp_path
     _, answer = EmotionPredictor(run, engine="torch", vad="energy", threads=1).predict_file(
         audio if audio.is_absolute() else synthetic_corpus / audio)
     np.testing.assert_allclose([answer["probs"][lab] for lab in saved["labels"]], first["probs"], atol=2e-3)
-    with pytest.raises(UserError, match=r"not exported to ONNX; predict with --engine torch$"):
-        export_onnx(run, tmp_path / "m.onnx")
+    # the ONNX export carries the encoder: onnxruntime gives the same answer, windows of every length
+    export_onnx(run, tmp_path / "m.onnx")
+    wave = speechy(9.3, seed=5)  # 4-s windows: two whole and one short
+    sf.write(tmp_path / "long.wav", wave, 16000)
+    answers = [EmotionPredictor(source, engine=engine, vad="energy", threads=1).predict_file(tmp_path / "long.wav")
+               for source, engine in ((run, "torch"), (tmp_path / "m.onnx", "onnx"))]
+    assert len(answers[0][0]) == len(answers[1][0]) >= 3
+    for torch_window, onnx_window in zip(answers[0][0], answers[1][0]):
+        np.testing.assert_allclose(list(onnx_window["probs"].values()), list(torch_window["probs"].values()),
+                                   atol=1e-4)
+    from test_packaging import BLOCKER, TRAIN_ONLY  # the exported model predicts without torch
+    (tmp_path / "blocked.py").write_text(BLOCKER.format(blocked=TRAIN_ONLY))
+    blocked = subprocess.run([sys.executable, str(tmp_path / "blocked.py"), "predict", str(tmp_path / "m.onnx"),
+                              str(tmp_path / "long.wav"), "--vad", "energy", "--json"], capture_output=True, text=True,
+                             timeout=300)
+    assert blocked.returncode == 0, blocked.stderr[-2000:]
+    whole = json.loads(blocked.stdout.splitlines()[-1])["probs"]
+    np.testing.assert_allclose(list(whole.values()), list(answers[1][1]["probs"].values()), atol=1e-4)
 
 
 def test_the_cli_options_reach_the_encoder_and_a_refusal_is_one_line(synthetic_corpus, tmp_path):

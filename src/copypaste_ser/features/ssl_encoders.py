@@ -36,6 +36,7 @@ import torch
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.encoders import as_layers
+from copypaste_ser.features.ssl_rows import wave_rows
 
 #: ``config.json`` model types this module loads.
 FAMILIES = ("wav2vec2", "hubert", "wavlm")
@@ -101,15 +102,6 @@ def check_layer(layer: int, layers: int, option: str = "--encoder-layer") -> Non
     if not 0 <= layer <= layers:
         raise UserError(f"{option} {layer}: this encoder has layers 0-{layers} (0 = the feature projection, "
                         f"{layers} = the last transformer layer); choose one of them")
-
-
-def wave_rows(wave: np.ndarray, stride: int) -> np.ndarray:
-    """``(T, stride)`` rows of the samples, the last row padded with zeros (T = ceil(n / stride))."""
-    wave = np.asarray(wave, np.float32).reshape(-1)
-    n = -(-len(wave) // stride)
-    out = np.zeros(n * stride, np.float32)
-    out[: len(wave)] = wave
-    return out.reshape(n, stride)
 
 
 @torch.no_grad()

@@ -72,9 +72,6 @@ def export_onnx(source: str | Path | None | Bundle, out: str | Path, force: bool
     bundle = source if isinstance(source, Bundle) else load_bundle(source, with_onnx=False)
     if bundle.model is None:
         raise UserError(f"{bundle.source}: already an ONNX model")
-    if bundle.arch == "ssl-attention":  # its encoder is batched by length in Python: no fixed graph
-        raise UserError(f"{bundle.source}: ssl-attention models (wav2vec2 / HuBERT / WavLM) are not exported to "
-                        f"ONNX; predict with --engine torch")
     model = bundle.model.cpu().eval()
     # two items of different lengths: the trace must not bake in a batch size or a length
     x = torch.rand(2, 64, bundle.input_dim)

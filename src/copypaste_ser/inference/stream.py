@@ -227,7 +227,7 @@ def ssl_window(wave: np.ndarray, cfg: FeatureConfig, voiced_fn=None) -> tuple[np
     """Waveform rows (one per encoder state) of the whole window, as the feature cache makes them
     (features/ssl_encoders.py); the model encodes them itself. The VAD (on the rows' 20-ms grid)
     only decides whether there is speech and how many rows of it."""
-    from copypaste_ser.features.ssl_encoders import wave_rows
+    from copypaste_ser.features.ssl_rows import wave_rows
 
     if float(np.ptp(wave)) < MIN_RANGE:
         return np.zeros((0, cfg.input_dim), np.float32), 0

@@ -194,20 +194,21 @@ class EncoderAttentionEmotion(nn.Module):
             return encoder.layer_states(mel, mel_lengths, c.layers)
 
     def ssl_states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """``(B, T, width)``: cached states, or encoded here from waveform rows (predict). Items
-        of one length are encoded together, each without padding, so a state never depends on
-        the batch."""
+        """``(B, T, width)``: cached states, or encoded here from waveform rows (predict). Each
+        item is encoded without padding (ssl_encoders.encode_rows), so a state never depends on
+        the batch; an export traces one call over the batch, as the engines batch these models
+        by length (engines.PAD_EXACT)."""
         c = self.config
         if x.shape[-1] != c.mel_dim:
             return x[..., c.mel_dim:]
-        from copypaste_ser.features.ssl_encoders import shared_ssl
-        encoder = shared_ssl(str(c.ssl_model)).to(x.device)
-        lengths = torch.full((x.shape[0],), x.shape[1]) if lengths is None else lengths.cpu()
+        from copypaste_ser.features import ssl_encoders
+        encoder = ssl_encoders.shared_ssl(str(c.ssl_model)).to(x.device)
+        if lengths is None or torch.jit.is_tracing():  # every item is whole
+            return encoder.states(x.reshape(x.shape[0], -1), c.layers).to(x.dtype)
+        rows = [r[:n].cpu().numpy() for r, n in zip(x, lengths.tolist())]
         out = x.new_zeros(x.shape[0], x.shape[1], c.states_dim)
-        for n in sorted({int(n) for n in lengths}):
-            idx = torch.nonzero(lengths == n).flatten().to(x.device)
-            if n:
-                out[idx, :n] = encoder.states(x[idx, :n].reshape(len(idx), -1), c.layers).to(out.dtype)
+        for i, states in enumerate(ssl_encoders.encode_rows(rows, c.layers, encoder=encoder)):
+            out[i, : len(states)] = torch.from_numpy(states).to(out)
         return out
 
     def embed(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:

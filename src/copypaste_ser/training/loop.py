@@ -228,7 +228,7 @@ def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, stat
                     "train_seconds": round(state["elapsed"], 1)})
     if getattr(best, "mix", None) is not None:  # which encoder depth the head learned to read
         metrics["layer_weights"] = {str(k): round(float(w), 4) for k, w in
-                                    zip(best.config.layers, best.mix.weights())}
+                                    zip(best.config.layers, best.mix.weights().detach())}
     if task.kind == "emotion":
         metrics["warnings"] = prediction_warnings(metrics, state["best_score"])
         for w in metrics["warnings"]:  # always shown: a collapsed model must not pass unnoticed
