@@ -93,7 +93,8 @@ def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, m
     # noisy tests took their VAD from the noisy audio; one fold: bootstrap over the run folders' predictions
     assert {r["test_vad"] for r in rows if r["test"] == "10dB"} == {"noisy"} and "old clean-audio VAD" not in text
     assert text.count("Tested: one fold, so no fold-level test; paired bootstrap over the") == 2
-    assert len(json.loads((tmp_path / "report" / "predictions.json").read_text())) == 8
+    from copypaste_ser.evaluation.predictions_file import read_predictions
+    assert len(read_predictions(tmp_path / "report" / "predictions.json")) == 8
     assert (tmp_path / "report" / "scores_by_scheme.png").is_file()
     assert (tmp_path / "report" / "score_vs_snr.png").is_file()
     assert (tmp_path / "report" / "confusions.png").is_file()

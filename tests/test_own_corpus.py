@@ -290,7 +290,8 @@ def test_the_documented_own_corpus_path_with_k_folds_two_seeds_and_pooled_baseli
     rows = list(csv.DictReader(open(base / "results.csv")))
     assert {r["init"] for r in rows} >= {"egemaps-svm", "mfcc-lr"} and {r["fold"] for r in rows} == {
         "kfold-1", "kfold-2", "kfold-3"}
-    preds = json.loads((base / "predictions.json").read_text())
+    from copypaste_ser.evaluation.predictions_file import read_predictions
+    preds = read_predictions(base / "predictions.json")
     assert sum(len(v) for k, v in preds.items() if k.split("|")[1] == "egemaps-svm") == 48  # every utterance once
     rep = _cli("report", runs, base, "--out", tmp_path / "report", cwd=own_audio)
     assert rep.returncode == 0, rep.stderr

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from copypaste_ser.data.audio import load_audio
 from copypaste_ser.data.manifest import Manifest, expand_folds, load_corpus
+from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.features.cache import extract_features
 from copypaste_ser.features.encoders import resemblyzer_available
 from copypaste_ser.features.mfcc import (
@@ -152,7 +153,7 @@ def run_baseline(grid, progress: bool = True) -> list[dict]:
     in ``out/baseline/results.json``, test predictions in ``out/baseline/predictions.json``."""
     rows, preds = score_baselines(grid, progress)
     atomic_write_text(Path(grid.out) / "baseline" / "results.json", json.dumps(rows, indent=1))
-    atomic_write_text(Path(grid.out) / "baseline" / "predictions.json", json.dumps(preds))
+    write_predictions(Path(grid.out) / "baseline" / "predictions.json", preds)
     return rows
 
 

@@ -9,13 +9,13 @@ the baselines beside the deep runs of the same folds.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from copypaste_ser.data.manifest import load_corpus
 from copypaste_ser.errors import UserError
-from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
+from copypaste_ser.evaluation.predictions_file import write_predictions
+from copypaste_ser.files.atomic import atomic_write_csv
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 from copypaste_ser.validation import SNR, check
 
@@ -51,7 +51,7 @@ def run_baselines(data: str | Path, out: str | Path, fold: str = "all", snrs: li
     spec = BaselineSet(str(data), str(out), folds, snrs, str(noise_root) if noise_root else None)
     rows, preds = score_baselines(spec, progress=progress)
     atomic_write_csv(out / "results.csv", rows)
-    atomic_write_text(out / "predictions.json", json.dumps(preds))
+    write_predictions(out / "predictions.json", preds)
     record_outputs(files)
     return out / "results.csv"
 

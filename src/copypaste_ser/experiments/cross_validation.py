@@ -18,6 +18,7 @@ import numpy as np
 from copypaste_ser.data.manifest import load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.pooled import pooled_runs, run_key
+from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.features.speaker_norm import norm_suffix
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.training.config import TrainConfig
@@ -79,7 +80,7 @@ def train_folds(cfg: TrainConfig, out_dir: str | Path, pattern: str, seeds: list
             rows.append(row)
             preds[run_key(row)] = {p["id"]: [p["true"], p["pred"]] for p in metrics.get("predictions", [])}
         atomic_write_csv(out / "results.csv", rows)
-        atomic_write_text(out / "predictions.json", json.dumps(preds))
+        write_predictions(out / "predictions.json", preds)
     summary = summarize_folds(rows, preds)
     atomic_write_text(out / "summary.json", json.dumps({k: v for k, v in summary.items() if k != "text"}, indent=1))
     return summary

@@ -11,6 +11,7 @@ from pathlib import Path
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import RUN_KEY, run_key
+from copypaste_ser.evaluation.predictions_file import read_predictions
 from copypaste_ser.metrics import count_confusion
 from copypaste_ser.validation import check_name
 
@@ -111,7 +112,7 @@ def merge_predictions(results: list[Path]) -> dict[str, dict]:
     for path in map(Path, results):
         f = path.parent / "predictions.json"
         if f.is_file():
-            merged.update(json.loads(f.read_text()))
+            merged.update(read_predictions(f))
             continue
         for r in load_rows(path):
             preds = None if r["init"] in BASELINES else _run_predictions(path, r)

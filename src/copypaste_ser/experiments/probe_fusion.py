@@ -12,7 +12,6 @@ seed, so ``copypaste-ser report`` merges them with the grid and averages seeds w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -23,15 +22,11 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.baselines import baseline_features, fit_in_fold, grid_test_conditions
 from copypaste_ser.evaluation.evaluate import evaluate_run
 from copypaste_ser.evaluation.pooled import run_key
+from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.experiments.grid import GridConfig
 from copypaste_ser.experiments.grid_results import FUSED_INFIX
-from copypaste_ser.experiments.seed_ensemble import (
-    Probabilities,
-    ensemble_score,
-    grid_runs,
-    run_probabilities,
-)
-from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
+from copypaste_ser.experiments.seed_ensemble import Probabilities, ensemble_score, grid_runs, run_probabilities
+from copypaste_ser.files.atomic import atomic_write_csv
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 
 PROBES = ("rzstates-lr", "mfcc-lr")  # logistic regressions: they give class probabilities
@@ -120,7 +115,7 @@ def write_fusion(config: str | Path, out: str | Path, probe: str = "rzstates-lr"
     files = check_outputs([out / "results.csv", out / "predictions.json", out / "weights.csv"], force, "--out")
     rows, preds, choices = fuse_grid(GridConfig.load(config), probe, weight, progress)
     atomic_write_csv(out / "results.csv", rows)
-    atomic_write_text(out / "predictions.json", json.dumps(preds))
+    write_predictions(out / "predictions.json", preds)
     atomic_write_csv(out / "weights.csv", choices)
     record_outputs(files)
     return choices

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from copypaste_ser.evaluation.baselines import BASELINES
-from copypaste_ser.experiments.baseline_comparison import against_baselines
-from copypaste_ser.experiments.model_comparison import against_finished_models
 from copypaste_ser.evaluation.pooled import pooled_section
+from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.evaluation.stats import Comparison, compare, describe_tests, with_holm
+from copypaste_ser.experiments.baseline_comparison import against_baselines
 from copypaste_ser.experiments.grid_log import machine_label
 from copypaste_ser.experiments.grid_log import read_logs as grid_log
 from copypaste_ser.experiments.grid_results import (
@@ -32,15 +32,10 @@ from copypaste_ser.experiments.grid_results import (
     refuse_dropped_rows,
     scored_only,
 )
+from copypaste_ser.experiments.model_comparison import against_finished_models
 from copypaste_ser.experiments.paper import CREMA_D_PER_CLASS, paper_row
 from copypaste_ser.experiments.paper import SCHEMES as PAPER_SCHEMES
-from copypaste_ser.experiments.report_plots import (
-    DATA_NAMES,
-    SCHEME_NAMES,
-    _index,
-    plot_confusions,
-    plot_report,
-)
+from copypaste_ser.experiments.report_plots import DATA_NAMES, SCHEME_NAMES, _index, plot_confusions, plot_report
 from copypaste_ser.experiments.reporting_rule import rule_section
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.outputs import check_outputs, record_outputs
@@ -332,7 +327,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     parts += ["All runs: [results.csv](results.csv)", ""]
     atomic_write_csv(out_dir / "results.csv", rows)
     if preds:
-        atomic_write_text(out_dir / "predictions.json", json.dumps(preds))
+        write_predictions(out_dir / "predictions.json", preds)
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(parts))
     record_outputs([out_dir / name for name in REPORT_FILES])

@@ -9,13 +9,13 @@ model's own feature config, its VAD), so the numbers sit beside a grid's in one 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from copypaste_ser.data.manifest import load_corpus
 from copypaste_ser.errors import UserError
+from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.features.cache import extract_features
-from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
+from copypaste_ser.files.atomic import atomic_write_csv
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 from copypaste_ser.metrics import score
 from copypaste_ser.training.trainset import speaker_normalised
@@ -61,7 +61,7 @@ def score_model(model: str | Path | None, data: str | Path, out: str | Path, fol
         rows.append(row)
         preds[run_key(row)] = {i: [manifest[i].emotion, manifest.labels[k]] for i, k in zip(ids, predicted)}
     atomic_write_csv(out / "results.csv", rows)
-    atomic_write_text(out / "predictions.json", json.dumps(preds))
+    write_predictions(out / "predictions.json", preds)
     record_outputs(files)
     return out / "results.csv"
 

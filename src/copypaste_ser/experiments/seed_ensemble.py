@@ -21,10 +21,11 @@ import numpy as np
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.evaluate import evaluate_run
 from copypaste_ser.evaluation.pooled import run_key
+from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.evaluation.stats import fold_test
 from copypaste_ser.experiments.grid_results import ENSEMBLE_SUFFIX as SUFFIX
 from copypaste_ser.experiments.grid_results import stored_test_predictions
-from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
+from copypaste_ser.files.atomic import atomic_write_csv
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 from copypaste_ser.metrics import score
 
@@ -176,6 +177,6 @@ def write_ensemble(grid: str | Path, out: str | Path, split: str = "test", seeds
     files = check_outputs([out / "results.csv", out / "predictions.json"], force, "--out")
     rows, preds = ensemble_grid(grid, split, seeds, progress)
     atomic_write_csv(out / "results.csv", [r for r in rows if r["init"].endswith(SUFFIX)] if split == "test" else rows)
-    atomic_write_text(out / "predictions.json", json.dumps(preds))
+    write_predictions(out / "predictions.json", preds)
     record_outputs(files)
     return summarize(rows)
