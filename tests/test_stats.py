@@ -171,6 +171,18 @@ def test_against_baselines_covers_every_cell_and_holm_counts_every_comparison(tm
     assert "| none | m | 4 | +5.00 |" in line and "mfcc-lr" not in ref.output.split("|---")[-1]
     wrong = CliRunner().invoke(app, ["against-baselines", str(results), "--reference", "nobody"])
     assert "--reference 'nobody': no such init" in str(wrong.exception)
+    # two grids of one init told apart by LABEL=FILE; the baselines in them keep their names
+    for name, shift in (("before.csv", -0.02), ("after.csv", 0.0)):
+        with open(tmp_path / name, "w", newline="") as f:
+            w = csv.DictWriter(f, list(rows[0]))
+            w.writeheader()
+            w.writerows({**r, "weighted_f1": r["weighted_f1"] + shift} if r["init"] == "m" else r for r in rows)
+    pair = CliRunner().invoke(app, ["against-baselines", f"before={tmp_path / 'before.csv'}",
+                                    f"after={tmp_path / 'after.csv'}", "--reference", "before"])
+    line = next(x for x in pair.output.splitlines() if x.startswith("| after | clean | none |"))
+    assert "| before | 4 | +2.00 |" in line and "| m " not in pair.output and "| mfcc-lr |" not in pair.output
+    several = CliRunner().invoke(app, ["against-baselines", f"x={results}", "--reference", "x:m"])
+    assert "| x:m+speaker-norm | clean | none | x:m | 4 | +5.00 |" in several.output
 
 
 def test_a_model_is_compared_with_a_finished_model_fold_by_fold_on_the_same_utterances():

@@ -172,10 +172,11 @@ def fuse(
 
 @app.command("against-baselines")
 def against_baselines_cmd(
-    results: list[Path] = typer.Argument(..., help="results.csv files of grids, baselines or `score` (merged)"),
+    results: list[Path] = typer.Argument(..., help="results.csv files of grids, baselines or `score` (merged); "
+                                         "LABEL=FILE names that file's models LABEL"),
     test: str = typer.Option("clean", help="The test condition: clean, 10dB, 0dB"),
-    reference: Optional[str] = typer.Option(None, help="Compare every other model with this init (e.g. the "
-                                            "same model without speaker normalisation) instead of the baselines"),
+    reference: Optional[str] = typer.Option(None, help="Compare every other model with this init or LABEL (e.g. "
+                                            "the same model without speaker normalisation) instead of the baselines"),
     out: Optional[Path] = typer.Option(None, help="Also write the table to this markdown file"),
     force: bool = typer.Option(False, help="Replace OUT"),
 ) -> None:

@@ -69,15 +69,34 @@ def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, 
     return lines + [""]
 
 
+def _is_baseline(init: str) -> bool:
+    return init in BASELINES or init.endswith("-lr")
+
+
+def labelled(arg: str | Path) -> tuple[str | None, Path]:
+    """``LABEL=results.csv`` -> (LABEL, path): the model of that file goes by LABEL (``LABEL:init``
+    where it holds several), so two grids of one init (e.g. Whisper block 3 and the block mix) are
+    told apart; a plain path -> (None, path)."""
+    text = str(arg)
+    label, sep, rest = text.partition("=")
+    if not sep or Path(text).is_file() or not label or "/" in label:
+        return None, Path(text)
+    return label, Path(rest)
+
+
 def compare_with_baselines(paths: list[Path], test: str = "clean", reference: str | None = None) -> str:
     """``copypaste-ser against-baselines``: the markdown table for the results files' rows; with
-    ``reference`` (an init in them, e.g. the same model without speaker normalisation), every
-    other model against that one instead of against the baselines."""
+    ``reference`` (an init in them, e.g. the same model without speaker normalisation, or a
+    ``LABEL=`` given to a file), every other model against that one instead of against the baselines."""
     rows = []
-    for path in paths:
-        if not Path(path).is_file():
+    for arg in paths:
+        label, path = labelled(arg)
+        if not path.is_file():
             raise UserError(f"{path}: no such results file; give a results.csv that a grid or report wrote")
-        rows += load_rows(Path(path))
+        found = load_rows(path)
+        models = {r["init"] for r in found if not _is_baseline(r["init"])}
+        rename = {m: label if len(models) == 1 else f"{label}:{m}" for m in models} if label else {}
+        rows += [{**r, "init": rename.get(r["init"], r["init"])} for r in found]
     tests = sorted({r["test"] for r in rows})
     if test not in tests:
         raise UserError(f"--test {test!r}: the results hold no such test; choose one of {', '.join(tests)}")
@@ -89,7 +108,7 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
                             f"{', '.join(sorted(names))}")
         baselines = {reference: reference}
     else:
-        baselines = {b: BASELINES.get(b, b) for b in sorted(names) if b in BASELINES or b.endswith("-lr")}
+        baselines = {b: BASELINES.get(b, b) for b in sorted(names) if _is_baseline(b)}
     models = sorted(names - set(baselines) - scored - (set(BASELINES) if reference else set())) + sorted(scored)
     lines = against_baselines(rows, models, baselines, test)
     if not lines:
@@ -98,4 +117,4 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
     return "\n".join(lines)
 
 
-__all__ = ["against_baselines", "comparison_rows", "compare_with_baselines"]
+__all__ = ["against_baselines", "comparison_rows", "compare_with_baselines", "labelled"]
