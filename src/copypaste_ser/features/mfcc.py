@@ -92,7 +92,7 @@ class FeatureConfig:
     def encoder_layers(self) -> tuple[int, ...]:
         """The blocks / layers whose states a cached row holds: ``encoder_layer``, or with
         ``encoder_mix`` every one from 0 (the encoder's input projection) up to it."""
-        return tuple(range(self.encoder_layer + 1)) if self.encoder_mix else (self.encoder_layer,)
+        return kept_layers(self.encoder_layer, self.encoder_mix)
 
     @property
     def input_dim(self) -> int:
@@ -148,6 +148,11 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
         return cls(**d)
+
+
+def kept_layers(top: int, mix: bool) -> tuple[int, ...]:
+    """The encoder blocks / layers read: ``top``, or with ``mix`` every one from 0 up to it."""
+    return tuple(range(top + 1)) if mix else (top,)
 
 
 def resemblyzer_states_features() -> FeatureConfig:

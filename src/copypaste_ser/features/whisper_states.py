@@ -55,8 +55,7 @@ def encode_rows(rows: Sequence[np.ndarray], layer: int | Sequence[int], source: 
         for row, (_, _, mel) in enumerate(group):
             x[row, : len(mel)] = torch.from_numpy(mel)
         lengths = torch.tensor([max(len(mel), 1) for _, _, mel in group])
-        hidden = encoder(x, lengths, upto=max(layers))
-        states = torch.cat([hidden[k] for k in layers], dim=-1).numpy()
+        states = encoder.layer_states(x, lengths, layers).numpy()  # a piece is one window
         for row, (i, s, mel) in enumerate(group):
             n = len(mel) // MELS_PER_STATE
             out[i][s: s + n] = states[row, :n]

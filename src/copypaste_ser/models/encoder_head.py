@@ -48,6 +48,7 @@ from copypaste_ser.features.encoders import (
     lstm_layer,
     shared_encoder,
 )
+from copypaste_ser.features.mfcc import kept_layers
 from copypaste_ser.models.pooling import MultiHeadAttentionPooling, lengths_to_mask
 from copypaste_ser.models.standardise import frame_statistics
 
@@ -85,8 +86,7 @@ class EncoderHeadConfig:
     @property
     def layers(self) -> tuple[int, ...]:
         """The encoder blocks / layers whose states the head reads (Whisper or ssl)."""
-        top = self.whisper_layer if self.encoder == "whisper" else self.ssl_layer
-        return tuple(range(top + 1)) if self.layer_mix else (top,)
+        return kept_layers(self.whisper_layer if self.encoder == "whisper" else self.ssl_layer, self.layer_mix)
 
     @property
     def state_width(self) -> int:

@@ -132,21 +132,22 @@ def emotion_model_on_encoder_states(init: str, num_classes: int, feature_config:
     if f.kind != kind:
         raise UserError(f"--init {init}: needs {kind} features, not {f.kind!r}; "
                         "leave features unset (they are set from --encoder-model and --encoder-layer)")
-    which = f"blocks 0-{f.encoder_layer}, learned weighted sum" if f.encoder_mix else f"block {f.encoder_layer}"
+    unit = "block" if whisper else "layer"
+    states = f"{unit}s 0-{f.encoder_layer}" if f.encoder_mix else f"{unit} {f.encoder_layer}"
+    which = f"{states}, learned weighted sum" if f.encoder_mix else states
     if whisper:
         head = EncoderHeadConfig(num_classes=num_classes, pooling=pooling, encoder="whisper", input_dim=f.dim,
                                  whisper_model=f.encoder_model, whisper_layer=f.encoder_layer,
                                  whisper_width=f.encoder_width, layer_mix=f.encoder_mix)
         name, weights = f"Whisper {f.encoder_model} (frozen, {which})", whisper_weights.weights_id
-        described = f"Whisper log-mel rows + {which.split(',')[0]} states"
+        described = f"Whisper log-mel rows + {states} states"
     else:
         head = EncoderHeadConfig(num_classes=num_classes, pooling=pooling, encoder="ssl", input_dim=f.dim,
                                  ssl_model=f.encoder_model, ssl_layer=f.encoder_layer, ssl_width=f.encoder_width,
                                  layer_mix=f.encoder_mix)
         family = ssl_encoders.shared_ssl(str(f.encoder_model)).family
-        which = which.replace("block", "layer")
         name, weights = f"{family} {f.encoder_model} (frozen, {which})", ssl_encoders.weights_id
-        described = f"waveform rows ({f.input_dim} samples) + {which.split(',')[0]} states"
+        described = f"waveform rows ({f.input_dim} samples) + {states} states"
     provenance = {"init": init, "init_kind": "speech", "init_arch": WHISPER_ARCH if whisper else SSL_ARCH,
                   "init_corpus": name, "init_weights": weights(str(f.encoder_model)), "features": described}
     return EncoderAttentionEmotion(head), provenance
