@@ -21,7 +21,12 @@ import numpy as np
 from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import pooled_section
 from copypaste_ser.evaluation.predictions_file import write_predictions
-from copypaste_ser.evaluation.stats import Comparison, compare, describe_tests, with_holm
+from copypaste_ser.evaluation.stats import (
+    Comparison,
+    compare,
+    describe_tests,
+    with_holm,
+)
 from copypaste_ser.experiments.baseline_comparison import against_baselines
 from copypaste_ser.experiments.grid_log import machine_label
 from copypaste_ser.experiments.grid_log import read_logs as grid_log
@@ -35,7 +40,13 @@ from copypaste_ser.experiments.grid_results import (
 from copypaste_ser.experiments.model_comparison import against_finished_models
 from copypaste_ser.experiments.paper import CREMA_D_PER_CLASS, paper_row
 from copypaste_ser.experiments.paper import SCHEMES as PAPER_SCHEMES
-from copypaste_ser.experiments.report_plots import DATA_NAMES, SCHEME_NAMES, _index, plot_confusions, plot_report
+from copypaste_ser.experiments.report_plots import (
+    DATA_NAMES,
+    SCHEME_NAMES,
+    _index,
+    plot_confusions,
+    plot_report,
+)
 from copypaste_ser.experiments.reporting_rule import rule_section
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.outputs import check_outputs, record_outputs
@@ -85,7 +96,7 @@ def _cell(values: dict, tested: tuple[Comparison, float] | None) -> str:
     if tested is not None:
         c, p = tested
         star = "*" if p < 0.05 else ""
-        text += f" ({100 * c.mean_diff:+.2f}{star}, {_p(p)})" if p == p else f" ({100 * c.mean_diff:+.2f})"
+        text += f" ({100 * c.mean_diff:+.2f}{star}, {_p(p)})" if not np.isnan(p) else f" ({100 * c.mean_diff:+.2f})"
     return text
 
 
@@ -256,69 +267,21 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES))
     tests = list(dict.fromkeys(r["test"] for r in rows))
     trained = [r for r in rows if r["init"] not in not_ruled and not scored_only(r["init"])]
-    runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in trained}
-    folds = sorted({r["fold"] for r in rows})
-    seeds = sorted({r["seed"] for r in trained})
-    secs = sum(float(r.get("train_seconds") or 0) for r in rows if r["test"] == "clean" and r["init"] not in BASELINES)
-    parts = [f"# {title}", ""]
-    if command:
-        parts += ["Made with:", "", "```", command, "```", ""]
-    gpus = sorted({e["machine"]["gpu"] for e in log or [] if (e.get("machine") or {}).get("gpu")})
-    where = f"one worker process on {' / '.join(gpus)}" if gpus else "one CPU core"
-    parts += [f"{len(runs)} runs: folds {', '.join(folds)}; seeds {', '.join(seeds)}; "
-              f"training time {secs / 3600:.2f} h of {where} (sum over runs).", "",
-              "Weighted F1 (%) on the test speakers, the mean over folds of the seed means; " + PLUS_MINUS + "; in parentheses "
-              "the change against No CP with its Holm-corrected p, `*` where that p < 0.05. Seeds are "
-              "averaged within each fold first: the folds (held-out speakers), not the runs, are the "
-              "replicates. Under each table, one line says what was tested.", ""]
-    parts += [speaker_norm_line(trained), ""]
+    parts = _header_lines(title, command, rows, trained, log, notes)
     if log:
-        wall = sum(e["seconds"] for e in log)
-        parts += [f"Wall time of the grid: {wall / 3600:.2f} h in {len(log)} invocation(s) that completed "
-                  f"{sum(e.get('runs_completed', 0) for e in log)} runs with up to "
-                  f"{max(e['workers'] for e in log)} worker(s) (grid-log.jsonl).", ""]
-        machines = sorted({machine_label(e) for e in log if e.get("runs_completed")})
-        if len(machines) > 1:  # float-level kernels differ between CPUs: say where a cell may come from
-            parts += ["Machines of the invocations that completed runs: " + "; ".join(machines) + ".", ""]
         atomic_write_text(out_dir / "grid-log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
-    if notes:
-        parts += [notes, ""]
     parts += ruled
-    names = {"clean": "clean test data", "10dB": "test data at 10 dB SNR", "0dB": "test data at 0 dB SNR"}
     tested = []
     for init in [i for i in inits if i not in finished]:  # a finished model's scores: in the per-fold tables
-        for test in tests:
-            comparisons = _comparisons(rows, preds, init, test)
-            tested.append((init, names.get(test, test), comparisons))
-            flag = old_vad(rows, init, test)
-            parts += [f"## Init: {init}, {names.get(test, test)}{_paper_table(init, test)}"
-                      + (", made with the old clean-audio VAD" if flag else ""), ""]
-            parts += [OLD_VAD_NOTE, ""] if flag else []
-            parts += [score_table(rows, init, test, comparisons, paper), "", describe_tests(comparisons), ""]
-        parts += [f"## Per-class F1, init {init}, clean training, clean test (as the paper's Table 4)", "",
-                  per_class_table(rows, init, paper=paper)]
-        parts += ["", "In parentheses: the paper's Table 4.", ""] if paper == "crema-d" and init != "scratch" else [""]
-        folds = fold_table(rows, init, finished=tuple(sorted(finished)))
-        if folds:
-            parts += [f"## Per test fold, init {init}, clean training, clean test", "",
-                      "Weighted F1 (%), mean over seeds.", "", folds, ""]
-        probe = probe_table(rows, init)
-        if probe:
-            parts += [f"## Concat probe, init {init}", "",
-                      "How often the model still names the emotion of an emotional test utterance "
-                      "joined to a neutral test utterance of another speaker (kept), next to its "
-                      "recall of the same utterances alone (%), mean over seeds and folds.", "", probe, ""]
+        lines, compared = _init_sections(rows, preds, init, tests, finished, paper)
+        parts += lines
+        tested += compared
     models = [i for i in inits if i not in finished and not scored_only(i)]
     parts += against_baselines(rows, models, {**BASELINES, **finished})
     parts += against_finished_models(rows, preds, models, sorted(finished))  # per fold, e.g. per held-out corpus
     parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
     parts += warnings_section(rows)
-    table = stats_table(tested)
-    if table:
-        parts += ["## Statistics of the changes against No CP", "",
-                  "Change of weighted F1 (points), its 95 % CI (t-based over folds, or bootstrap percentile "
-                  "over utterances), the two-sided p (paired t over folds, or bootstrap), the Wilcoxon "
-                  "signed-rank p over folds, and p Holm-corrected over the cells of its table.", "", table, ""]
+    parts += _statistics_section(tested)
     plots = plot_report(rows, out_dir)
     if confusions:
         plots.append(plot_confusions(confusions, out_dir / "confusions.png"))
@@ -332,6 +295,79 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     atomic_write_text(report, "\n".join(parts))
     record_outputs([out_dir / name for name in REPORT_FILES])
     return report
+
+
+def _header_lines(title: str, command: str, rows: list[dict], trained: list[dict], log: list[dict] | None,
+                  notes: str) -> list[str]:
+    """Title, command, what was run and how long it took, how to read the tables."""
+    runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in trained}
+    folds = sorted({r["fold"] for r in rows})
+    seeds = sorted({r["seed"] for r in trained})
+    secs = sum(float(r.get("train_seconds") or 0) for r in rows if r["test"] == "clean" and r["init"] not in BASELINES)
+    parts = [f"# {title}", ""]
+    if command:
+        parts += ["Made with:", "", "```", command, "```", ""]
+    gpus = sorted({e["machine"]["gpu"] for e in log or [] if (e.get("machine") or {}).get("gpu")})
+    where = f"one worker process on {' / '.join(gpus)}" if gpus else "one CPU core"
+    parts += [(f"{len(runs)} runs: folds {', '.join(folds)}; seeds {', '.join(seeds)}; "
+              f"training time {secs / 3600:.2f} h of {where} (sum over runs)."), "",
+              "Weighted F1 (%) on the test speakers, the mean over folds of the seed means; " + PLUS_MINUS + "; in parentheses "
+              "the change against No CP with its Holm-corrected p, `*` where that p < 0.05. Seeds are "
+              "averaged within each fold first: the folds (held-out speakers), not the runs, are the "
+              "replicates. Under each table, one line says what was tested.", ""]
+    parts += [speaker_norm_line(trained), ""]
+    if log:
+        wall = sum(e["seconds"] for e in log)
+        parts += [(f"Wall time of the grid: {wall / 3600:.2f} h in {len(log)} invocation(s) that completed "
+                  f"{sum(e.get('runs_completed', 0) for e in log)} runs with up to "
+                  f"{max(e['workers'] for e in log)} worker(s) (grid-log.jsonl)."), ""]
+        machines = sorted({machine_label(e) for e in log if e.get("runs_completed")})
+        if len(machines) > 1:  # float-level kernels differ between CPUs: say where a cell may come from
+            parts += ["Machines of the invocations that completed runs: " + "; ".join(machines) + ".", ""]
+    return parts + ([notes, ""] if notes else [])
+
+
+_TEST_NAMES = {"clean": "clean test data", "10dB": "test data at 10 dB SNR", "0dB": "test data at 0 dB SNR"}
+
+
+def _init_sections(rows: list[dict], preds: dict, init: str, tests: list[str], finished: dict,
+                   paper: str | None) -> tuple[list[str], list[tuple]]:
+    """One model's sections (a score table per test condition, per-class F1, per fold, concat
+    probe) and its comparisons against No CP, for the statistics table."""
+    parts, tested = [], []
+    for test in tests:
+        name = _TEST_NAMES.get(test, test)
+        comparisons = _comparisons(rows, preds, init, test)
+        tested.append((init, name, comparisons))
+        flag = old_vad(rows, init, test)
+        parts += [f"## Init: {init}, {name}{_paper_table(init, test)}"
+                  + (", made with the old clean-audio VAD" if flag else ""), ""]
+        parts += [OLD_VAD_NOTE, ""] if flag else []
+        parts += [score_table(rows, init, test, comparisons, paper), "", describe_tests(comparisons), ""]
+    parts += [f"## Per-class F1, init {init}, clean training, clean test (as the paper's Table 4)", "",
+              per_class_table(rows, init, paper=paper)]
+    parts += ["", "In parentheses: the paper's Table 4.", ""] if paper == "crema-d" and init != "scratch" else [""]
+    folds = fold_table(rows, init, finished=tuple(sorted(finished)))
+    if folds:
+        parts += [f"## Per test fold, init {init}, clean training, clean test", "",
+                  "Weighted F1 (%), mean over seeds.", "", folds, ""]
+    probe = probe_table(rows, init)
+    if probe:
+        parts += [f"## Concat probe, init {init}", "",
+                  ("How often the model still names the emotion of an emotional test utterance "
+                  "joined to a neutral test utterance of another speaker (kept), next to its "
+                  "recall of the same utterances alone (%), mean over seeds and folds."), "", probe, ""]
+    return parts, tested
+
+
+def _statistics_section(tested: list[tuple]) -> list[str]:
+    table = stats_table(tested)
+    if not table:
+        return []
+    return ["## Statistics of the changes against No CP", "",
+            ("Change of weighted F1 (points), its 95 % CI (t-based over folds, or bootstrap percentile "
+            "over utterances), the two-sided p (paired t over folds, or bootstrap), the Wilcoxon "
+            "signed-rank p over folds, and p Holm-corrected over the cells of its table."), "", table, ""]
 
 
 def warnings_section(rows: list[dict]) -> list[str]:

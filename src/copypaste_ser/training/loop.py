@@ -29,6 +29,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,12 @@ from copypaste_ser.features.batches import TrainBatches
 from copypaste_ser.features.cache import extract_features
 from copypaste_ser.features.mfcc import mean_normalize
 from copypaste_ser.files.atomic import atomic_write_text
-from copypaste_ser.metrics import plot_confusion, plot_curves, prediction_warnings, score
+from copypaste_ser.metrics import (
+    plot_confusion,
+    plot_curves,
+    prediction_warnings,
+    score,
+)
 from copypaste_ser.models.checkpoint import FORMAT, load_checkpoint, save_atomic
 from copypaste_ser.models.scoring import predict_proba
 from copypaste_ser.training.config import TrainConfig
@@ -58,9 +64,19 @@ from copypaste_ser.training.model_setup import (
     set_epoch_lr,
 )
 from copypaste_ser.training.reproducible import make_deterministic
-from copypaste_ser.training.rundir import claim, mark_stopped, prepare_run_dir, run_status
+from copypaste_ser.training.rundir import (
+    claim,
+    mark_stopped,
+    prepare_run_dir,
+    run_status,
+)
 from copypaste_ser.training.task import Task, make_task
-from copypaste_ser.training.trainset import balanced_items, load_train_features, model_inputs, sample_noisy
+from copypaste_ser.training.trainset import (
+    balanced_items,
+    load_train_features,
+    model_inputs,
+    sample_noisy,
+)
 from copypaste_ser.training.weight_selection import ModelSelection
 
 
@@ -84,10 +100,7 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
         torch.set_num_threads(cfg.threads)
     manifest, protocol = load_corpus(Path(cfg.data))
     task = make_task(cfg, manifest, protocol)
-    if task.kind == "speaker" and cfg.copypaste != "none":
-        raise UserError(f"{cfg.data}: CopyPaste needs emotion labels; speaker pretraining takes none")
-    if cfg.copypaste in ("n-cp", "n+se-cp") and manifest.neutral is None:
-        raise UserError(f"{cfg.data}: corpus {manifest.name!r} has no neutral label; N-CP needs one")
+    _refuse_impossible(cfg, manifest, task)
     check_run_inputs(cfg)  # noise corpus, init model: refused before the run folder is made
     resume = prepare_run_dir(out, cfg, force, held) if rank == 0 else True
     if world > 1:
@@ -95,102 +108,36 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
     show = progress and rank == 0
 
     torch.manual_seed(cfg.seed)
-    # rank 0 fills the feature cache first; the other ranks then read it
-    for turn in ((0,) if world == 1 else (0, 1)):
-        if (rank == 0) == (turn == 0):
-            stores, clean_items, noisy_items = load_train_features(cfg, manifest, task, show)
-            dev_feats = model_inputs(extract_features(manifest.subset(task.dev), cfg.feature_config,
-                                                      Path(cfg.data), progress=show), manifest, task.dev, cfg)
-        if world > 1:
-            dist.barrier()
-    dev_x = [dev_feats[i] for i in task.dev]
-    dev_y = [task.targets[i] for i in task.dev]
+    stores, clean_items, noisy_items, dev_x = _load_inputs(cfg, manifest, task, rank, world, show)
     mean_norm = cfg.feature_config.mean_norm
-
     model, provenance = build_emotion_model(cfg, len(task.labels))
     if hasattr(model, "fit_input_stats"):  # standardise with training-set statistics (resume reloads them)
         # a generator: models without statistics to fit (most) never normalise a copy of the set
         model.fit_input_stats(mean_normalize(x) if mean_norm else x for x in stores["clean"].values())
     model.to(device)
-    optimizer = make_optimizer(model, cfg)
-    selection = ModelSelection(cfg.select, cfg.epochs, cfg.average_fraction, cfg.smooth_epochs)
-    state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "elapsed": 0.0}
-    if resume and (out / "last.pt").is_file():
-        ckpt = load_checkpoint(out / "last.pt")
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = ckpt["state"]
-        if "selection" in ckpt or "average" in ckpt:  # "average"/"smoothed": checkpoints of 0.1 runs
-            selection.load_state_dict(ckpt.get("selection") or ckpt)
-        state.setdefault("best_score", state.pop("best_f1", -1.0))  # checkpoints of older versions
-        if rank == 0:  # the checkpoint's history is authoritative: drop epochs after it
-            atomic_write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"]))
-        if show:
-            print(f"resuming {out} after epoch {state['epoch']}")
+    loop = _EpochLoop(cfg, out, manifest, task, model, make_optimizer(model, cfg),
+                      ModelSelection(cfg.select, cfg.epochs, cfg.average_fraction, cfg.smooth_epochs),
+                      device, provenance, dev_x, [task.targets[i] for i in task.dev], show)
+    state = loop.resume(rank) if resume else _fresh_state()
     net = wrap_model(model, world)
 
     neutral = manifest.label_index(manifest.neutral) if manifest.neutral else None
     augment = training_augmentation(cfg, neutral, str(out / "config.yaml"))
-    # reduction none: averaged over the global batch
-    loss_fn = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg.label_smoothing)
     status = {"status": "running", "world_size": world, "provenance": provenance}
     if rank == 0:
         atomic_write_text(out / "run.json", json.dumps(status, indent=1))
 
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
-        set_epoch_lr(optimizer, cfg, epoch)
+        set_epoch_lr(loop.optimizer, cfg, epoch)
         items = (balanced_items(clean_items, manifest, cfg.balance, cfg.seed, epoch)
                  + sample_noisy(noisy_items, cfg, epoch))
         batches = TrainBatches(items, lambda it: stores[it.condition][it.utt_id], cfg.batch_size,
                                cfg.chunk_frames, augment, seed=cfg.seed, rank=rank, world_size=world,
                                mean_norm=mean_norm)
-        torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout: same stream after a resume
-        net.train()
-        if cfg.freeze_encoder:
-            freeze_encoder_norms(model)
-        losses, augmented = [], 0
-        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), disable=None if show else True,
-                   desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
-        for x, lengths, y in bar:
-            plan = getattr(augment, "last_plan", None)  # SpecAugment alone has no CopyPaste plan
-            if plan is not None and plan.augmented:
-                augmented += 1
-            loss = global_mean_loss(loss_fn(net(x.to(device), lengths.to(device)), y.to(device)),
-                                    batches.global_size, world)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())  # about the mean loss of this rank's shard
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        losses, augmented = loop.train_epoch(net, batches, augment, epoch, world)
         if rank == 0:
-            probs = predict_proba(model, dev_x, device, mean_norm=mean_norm)
-            dev = score(dev_y, probs.argmax(1).tolist(), task.labels)
-            state["elapsed"] += time.time() - t0
-            record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
-                      **{f"dev_{k}": dev[k] for k in task.report},
-                      "copypaste_batches": augmented / batches.num_batches(),
-                      "train_items": len(items), "seconds": round(time.time() - t0, 2)}
-            state["history"].append(record)
-            choice = selection.after_epoch(epoch, dev[task.metric], model, state["best_score"],
-                                           lambda w: dev_score(_with_weights(model, w), dev_x, dev_y, task, device, mean_norm))
-            improved = choice is not None
-            if improved:
-                state["best_score"], state["best_epoch"], weights = choice
-                kept = model if weights is None else _with_weights(model, weights)
-                if weights is not None and cfg.select == "average":
-                    record[f"dev_{task.metric}_average"] = state["best_score"]
-                save_atomic(model_file(kept, manifest, cfg, provenance, kind=task.kind, labels=task.labels),
-                            out / "model.pt")
-            state["epoch"] = epoch
-            save_atomic({"format": FORMAT, "kind": "resume", "state_dict": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "state": state, "selection": selection.state_dict()},
-                        out / "last.pt")
-            with open(out / "history.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            if show:
-                tqdm.write(f"epoch {epoch:3d}  loss {record['train_loss']:.3f}  dev {task.metric} {100 * dev[task.metric]:.1f} %"
-                           f"{'  *' if improved else ''}  ({record['seconds']:.1f} s)")
+            loop.end_epoch(state, epoch, t0, losses, augmented / batches.num_batches(), len(items))
     if world > 1:
         dist.barrier()
     result: dict = {}
@@ -200,6 +147,127 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
         dist.barrier()
         dist.destroy_process_group()
     return result
+
+
+def _refuse_impossible(cfg: TrainConfig, manifest: Manifest, task: Task) -> None:
+    if task.kind == "speaker" and cfg.copypaste != "none":
+        raise UserError(f"{cfg.data}: CopyPaste needs emotion labels; speaker pretraining takes none")
+    if cfg.copypaste in ("n-cp", "n+se-cp") and manifest.neutral is None:
+        raise UserError(f"{cfg.data}: corpus {manifest.name!r} has no neutral label; N-CP needs one")
+
+
+def _load_inputs(cfg: TrainConfig, manifest: Manifest, task: Task, rank: int, world: int,
+                 show: bool) -> tuple[dict, list, list, list]:
+    """Training stores and items, and the dev inputs; under DDP rank 0 fills the feature
+    cache first and the other ranks then read it."""
+    for turn in ((0,) if world == 1 else (0, 1)):
+        if (rank == 0) == (turn == 0):
+            stores, clean_items, noisy_items = load_train_features(cfg, manifest, task, show)
+            dev_feats = model_inputs(extract_features(manifest.subset(task.dev), cfg.feature_config,
+                                                      Path(cfg.data), progress=show), manifest, task.dev, cfg)
+        if world > 1:
+            dist.barrier()
+    return stores, clean_items, noisy_items, [dev_feats[i] for i in task.dev]
+
+
+def _fresh_state() -> dict:
+    return {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "elapsed": 0.0}
+
+
+@dataclass
+class _EpochLoop:
+    """What stays fixed across the epochs of one run: one epoch's training, then (rank 0)
+    its dev score, the kept model and the resume checkpoint."""
+
+    cfg: TrainConfig
+    out: Path
+    manifest: Manifest
+    task: Task
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    selection: ModelSelection
+    device: torch.device
+    provenance: dict
+    dev_x: list
+    dev_y: list[int]
+    show: bool
+
+    def __post_init__(self) -> None:
+        # reduction none: averaged over the global batch
+        self.loss_fn = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=self.cfg.label_smoothing)
+
+    def resume(self, rank: int) -> dict:
+        """The state of the checkpoint in the run folder, loaded into model, optimiser and
+        selection; a fresh state when there is none."""
+        if not (self.out / "last.pt").is_file():
+            return _fresh_state()
+        ckpt = load_checkpoint(self.out / "last.pt")
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        if "selection" in ckpt or "average" in ckpt:  # "average"/"smoothed": checkpoints of 0.1 runs
+            self.selection.load_state_dict(ckpt.get("selection") or ckpt)
+        state.setdefault("best_score", state.pop("best_f1", -1.0))  # checkpoints of older versions
+        if rank == 0:  # the checkpoint's history is authoritative: drop epochs after it
+            atomic_write_text(self.out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"]))
+        if self.show:
+            print(f"resuming {self.out} after epoch {state['epoch']}")
+        return state
+
+    def train_epoch(self, net: torch.nn.Module, batches: TrainBatches, augment, epoch: int,
+                    world: int) -> tuple[list[float], int]:
+        """One pass over the batches; the losses and how many batches CopyPaste changed."""
+        torch.manual_seed(self.cfg.seed * 100003 + epoch)  # dropout: same stream after a resume
+        net.train()
+        if self.cfg.freeze_encoder:
+            freeze_encoder_norms(self.model)
+        losses, augmented = [], 0
+        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), disable=None if self.show else True,
+                   desc=f"epoch {epoch}/{self.cfg.epochs}", leave=False)
+        for x, lengths, y in bar:
+            plan = getattr(augment, "last_plan", None)  # SpecAugment alone has no CopyPaste plan
+            if plan is not None and plan.augmented:
+                augmented += 1
+            loss = global_mean_loss(self.loss_fn(net(x.to(self.device), lengths.to(self.device)),
+                                                 y.to(self.device)), batches.global_size, world)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(loss.item())  # about the mean loss of this rank's shard
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        return losses, augmented
+
+    def end_epoch(self, state: dict, epoch: int, t0: float, losses: list[float], augmented_share: float,
+                  train_items: int) -> None:
+        """Dev score, the kept model, the checkpoint and the history line of one epoch."""
+        task, mean_norm = self.task, self.cfg.feature_config.mean_norm
+        probs = predict_proba(self.model, self.dev_x, self.device, mean_norm=mean_norm)
+        dev = score(self.dev_y, probs.argmax(1).tolist(), task.labels)
+        state["elapsed"] += time.time() - t0
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
+                  **{f"dev_{k}": dev[k] for k in task.report},
+                  "copypaste_batches": augmented_share,
+                  "train_items": train_items, "seconds": round(time.time() - t0, 2)}
+        state["history"].append(record)
+        choice = self.selection.after_epoch(
+            epoch, dev[task.metric], self.model, state["best_score"],
+            lambda w: dev_score(_with_weights(self.model, w), self.dev_x, self.dev_y, task, self.device, mean_norm))
+        if choice is not None:
+            state["best_score"], state["best_epoch"], weights = choice
+            kept = self.model if weights is None else _with_weights(self.model, weights)
+            if weights is not None and self.cfg.select == "average":
+                record[f"dev_{task.metric}_average"] = state["best_score"]
+            save_atomic(model_file(kept, self.manifest, self.cfg, self.provenance, kind=task.kind,
+                                   labels=task.labels), self.out / "model.pt")
+        state["epoch"] = epoch
+        save_atomic({"format": FORMAT, "kind": "resume", "state_dict": self.model.state_dict(),
+                     "optimizer": self.optimizer.state_dict(), "state": state,
+                     "selection": self.selection.state_dict()}, self.out / "last.pt")
+        with open(self.out / "history.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.show:
+            tqdm.write(f"epoch {epoch:3d}  loss {record['train_loss']:.3f}  dev {task.metric} "
+                       f"{100 * dev[task.metric]:.1f} %{'  *' if choice is not None else ''}  ({record['seconds']:.1f} s)")
 
 
 def _with_weights(model: torch.nn.Module, weights: dict) -> torch.nn.Module:

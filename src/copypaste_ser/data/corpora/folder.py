@@ -274,65 +274,19 @@ def prepare(root: Path | None = None, csv: Path | str | None = None, labels: lis
             folds: str | int | None = None) -> tuple[Manifest, Protocol]:
     """Manifest and protocol of a CSV list or a folder-per-label tree (see ``HELP``)."""
     declared = _declared(labels)
-    source_of_map = "label_map" if not isinstance(label_map, str) else "--label-map"
-    mapping = parse_label_map(label_map, source_of_map)
-    for raw, target in mapping.items():  # a typo in a target would otherwise blame the raw label
-        if normalise_label(target, declared) is None:
-            known = declared if declared is not None else CANONICAL_LABELS
-            raise UserError(f"{source_of_map}: {raw}={target}: {target!r} is not a known label (known: "
-                            f"{', '.join(known)}); map {raw!r} to one of them")
+    mapping = _checked_label_map(label_map, declared)
     scheme = parse_folds(folds)
-    if csv is not None:
-        csv_path = Path(csv).expanduser()
-        if not csv_path.is_absolute() and not csv_path.is_file() and root is not None:
-            csv_path = Path(root).expanduser() / csv_path
-        if csv_path.is_dir():
-            raise UserError(f"--csv: {csv_path}: is a folder, not a CSV file; give the CSV list "
-                            f"(or the folder as --root: TREE/<label>/*.wav)")
-        if not csv_path.is_file():
-            raise UserError(f"{csv_path}: CSV file does not exist")
-        source = csv_path.resolve()
-        utts, columns = read_csv(source, declared, mapping)
-        if not utts:
-            raise UserError(f"{source}: the CSV lists no utterances")
-    else:
-        if root is None:
-            raise UserError("corpus 'folder' needs --csv LIST.csv or --root FOLDER (see prepare folder --help)")
-        source = root = require_dir(root, "labelled")
-        utts, columns = read_tree(root, declared, mapping), {}
-        if not utts:
-            raise UserError(f"{root}: no labelled audio found (expected <label>/*.wav|*.flac "
-                            f"folders, or pass --csv)")
+    source, utts, columns = _read_listing(root, csv, declared, mapping)
     check_unique_ids(utts, source)
     utts, n_empty = drop_empty(utts)
     label_list = list(declared) if declared is not None else ordered_labels({u.emotion for u in utts})
     neutral = "neutral" if "neutral" in label_list else None
     name = source.stem if csv is not None else source.name
     manifest = Manifest(name, label_list, utts, neutral)
-
-    notes = []
     if columns and scheme is not None:
         raise UserError(f"{source}: has {', '.join(columns)} column(s) and --folds {scheme} was given; "
                         f"use one of them")
-    if columns:
-        fold_list = column_folds(manifest, columns)
-        description = f"Folds from the CSV's {', '.join(columns)} column(s)."
-    elif scheme == "none":
-        fold_list = [Fold(TRAIN_ONLY_FOLD, [u.id for u in manifest], [], [])]
-        description = (f"No folds: every utterance is training material for `copypaste-ser combine` "
-                       f"(fold {TRAIN_ONLY_FOLD!r}); this corpus is never tested on its own.")
-    elif scheme is not None:
-        fold_list, description = cv_folds(manifest, scheme, str(source))
-    else:
-        assign, seed = stratified_split(manifest, source)
-        fold_list = [_fold("default", manifest, {u.id: assign[u.speaker] for u in manifest})]
-        n = {s: sum(1 for v in assign.values() if v == s) for s in ("train", "dev", "test")}
-        description = (f"Fold 'default': speaker-independent split with {n['train']} train / "
-                       f"{n['dev']} dev / {n['test']} test speakers (sorted, permuted by numpy "
-                       f"default_rng({seed})).")
-        if seed != SEED:
-            notes.append(f"seed {SEED} left a split without some class; seed {seed} is the first that "
-                         f"does better")
+    fold_list, description, notes = _folds(manifest, columns, scheme, source)
     for f in fold_list:
         if f.name != TRAIN_ONLY_FOLD and (not f.train or not f.test):
             raise UserError(f"{source}: fold {f.name!r} has an empty train or test split")
@@ -347,3 +301,64 @@ def prepare(root: Path | None = None, csv: Path | str | None = None, labels: lis
     if notes:
         protocol.description += " " + " ".join(notes) + "."
     return manifest, protocol
+
+
+def _checked_label_map(label_map: str | Mapping[str, str] | None, declared: list[str] | None) -> dict:
+    source_of_map = "label_map" if not isinstance(label_map, str) else "--label-map"
+    mapping = parse_label_map(label_map, source_of_map)
+    for raw, target in mapping.items():  # a typo in a target would otherwise blame the raw label
+        if normalise_label(target, declared) is None:
+            known = declared if declared is not None else CANONICAL_LABELS
+            raise UserError(f"{source_of_map}: {raw}={target}: {target!r} is not a known label (known: "
+                            f"{', '.join(known)}); map {raw!r} to one of them")
+    return mapping
+
+
+def _read_listing(root: Path | None, csv: Path | str | None, declared: list[str] | None,
+                  mapping: dict) -> tuple[Path, list, list[str]]:
+    """(source path, utterances, fold columns) of the CSV list, or of the label-folder tree."""
+    if csv is not None:
+        csv_path = Path(csv).expanduser()
+        if not csv_path.is_absolute() and not csv_path.is_file() and root is not None:
+            csv_path = Path(root).expanduser() / csv_path
+        if csv_path.is_dir():
+            raise UserError(f"--csv: {csv_path}: is a folder, not a CSV file; give the CSV list "
+                            f"(or the folder as --root: TREE/<label>/*.wav)")
+        if not csv_path.is_file():
+            raise UserError(f"{csv_path}: CSV file does not exist")
+        source = csv_path.resolve()
+        utts, columns = read_csv(source, declared, mapping)
+        if not utts:
+            raise UserError(f"{source}: the CSV lists no utterances")
+        return source, utts, columns
+    if root is None:
+        raise UserError("corpus 'folder' needs --csv LIST.csv or --root FOLDER (see prepare folder --help)")
+    source = require_dir(root, "labelled")
+    utts = read_tree(source, declared, mapping)
+    if not utts:
+        raise UserError(f"{source}: no labelled audio found (expected <label>/*.wav|*.flac "
+                        f"folders, or pass --csv)")
+    return source, utts, []
+
+
+def _folds(manifest: Manifest, columns: list[str], scheme, source: Path) -> tuple[list, str, list[str]]:
+    """The folds (from the CSV's columns, none, k-fold CV, or the default split), their
+    description and any note on the split's seed."""
+    if columns:
+        return column_folds(manifest, columns), f"Folds from the CSV's {', '.join(columns)} column(s).", []
+    if scheme == "none":
+        return ([Fold(TRAIN_ONLY_FOLD, [u.id for u in manifest], [], [])],
+                f"No folds: every utterance is training material for `copypaste-ser combine` "
+                f"(fold {TRAIN_ONLY_FOLD!r}); this corpus is never tested on its own.", [])
+    if scheme is not None:
+        fold_list, description = cv_folds(manifest, scheme, str(source))
+        return fold_list, description, []
+    assign, seed = stratified_split(manifest, source)
+    fold_list = [_fold("default", manifest, {u.id: assign[u.speaker] for u in manifest})]
+    n = {s: sum(1 for v in assign.values() if v == s) for s in ("train", "dev", "test")}
+    description = (f"Fold 'default': speaker-independent split with {n['train']} train / "
+                   f"{n['dev']} dev / {n['test']} test speakers (sorted, permuted by numpy "
+                   f"default_rng({seed})).")
+    notes = ([f"seed {SEED} left a split without some class; seed {seed} is the first that does better"]
+             if seed != SEED else [])
+    return fold_list, description, notes

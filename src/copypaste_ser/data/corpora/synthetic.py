@@ -117,13 +117,30 @@ def _pinkish(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def synthesize(rng: np.random.Generator, emotion: str, spk: dict[str, float],
                sample_rate: int = 16000) -> np.ndarray:
-    """One utterance as float32 samples."""
+    """One utterance as float32 samples: syllable timing, then per-syllable level and pitch,
+    then a harmonic voice over the voiced samples, consonant bursts, and a pink noise floor."""
     sr = sample_rate
     p = _utterance_params(rng, emotion, spk)
     total = rng.uniform(1.5, 4.0)
     n = int(total * sr)
+    sylls = _syllable_times(rng, p, total)
+    seg, env, pitch, accents, gains_db = _prosody(rng, p, sylls, total, n, sr)
+    out = _voice(rng, p, spk, seg, env, pitch, accents, sr)
+    for j, (c0, v0, _) in enumerate(sylls):  # fricative-like onsets
+        a, b = int(c0 * sr), min(int(v0 * sr), n)
+        if b - a > 8:
+            burst = np.diff(rng.standard_normal(b - a + 1)) * np.hanning(b - a)
+            out[a:b] += 0.15 * burst * 10 ** (gains_db[j] / 20)
+    out *= BASE_RMS
+    out += _pinkish(rng, n) * BASE_RMS * 10 ** (-rng.uniform(25, 40) / 20)
+    peak = np.abs(out).max()
+    if peak > 0.99:
+        out *= 0.99 / peak
+    return out.astype(np.float32)
 
-    # --- timing: (onset_start, voiced_start, voiced_end) per syllable
+
+def _syllable_times(rng: np.random.Generator, p: dict[str, float], total: float) -> list[tuple]:
+    """(onset start, voiced start, voiced end) in seconds, per syllable."""
     sylls = []
     t = rng.uniform(0.05, 0.2)
     end_limit = total - rng.uniform(0.05, 0.2)
@@ -137,13 +154,18 @@ def synthesize(rng: np.random.Generator, emotion: str, spk: dict[str, float],
         t += rng.uniform(0.12, 0.3) if rng.random() < 0.2 else rng.uniform(0.02, 0.06)
     if not sylls:  # extremely slow rate: one syllable filling the utterance
         sylls.append((0.1, 0.1, end_limit))
+    return sylls
 
+
+def _prosody(rng: np.random.Generator, p: dict[str, float], sylls: list[tuple], total: float, n: int,
+             sr: int) -> tuple[np.ndarray, ...]:
+    """Per sample: the syllable index (-1 unvoiced), the amplitude envelope and the pitch
+    contour in semitones; per syllable: the accent and the level (dB)."""
     seg = np.full(n, -1, dtype=np.int64)
     env = np.zeros(n)
     knots_t, knots_st = [], []
-    n_syl = len(sylls)
-    accents = rng.normal(0, p["range"] / 2, n_syl).clip(-p["range"], p["range"])
-    gains_db = p["level"] + rng.normal(0, 1.5, n_syl) + 1.0 * accents / max(p["range"], 0.5)
+    accents = rng.normal(0, p["range"] / 2, len(sylls)).clip(-p["range"], p["range"])
+    gains_db = p["level"] + rng.normal(0, 1.5, len(sylls)) + 1.0 * accents / max(p["range"], 0.5)
     for j, (_, v0, v1) in enumerate(sylls):
         a, b = int(v0 * sr), min(int(v1 * sr), n)
         if b - a < 8:
@@ -160,54 +182,45 @@ def synthesize(rng: np.random.Generator, emotion: str, spk: dict[str, float],
         decl = -2.0 * (v0 / total)
         knots_t += [v0, v1]
         knots_st += [p["shift"] + decl + accents[j] - slope / 2, p["shift"] + decl + accents[j] + slope / 2]
+    pitch = np.interp(np.arange(n) / sr, knots_t, knots_st) if knots_t else np.zeros(n)
+    return seg, env, pitch, accents, gains_db
 
-    # --- f0 with jitter, phase, harmonic partials over voiced samples only
+
+def _voice(rng: np.random.Generator, p: dict[str, float], spk: dict[str, float], seg: np.ndarray,
+           env: np.ndarray, pitch: np.ndarray, accents: np.ndarray, sr: int) -> np.ndarray:
+    """f0 with jitter; harmonic partials shaped by a random vowel's formants, with shimmer and
+    breath, over the voiced samples only."""
+    n = seg.size
     voiced = np.nonzero(seg >= 0)[0]
-    times = np.arange(n) / sr
-    st = np.interp(times, knots_t, knots_st) if knots_t else np.zeros(n)
-    f0 = spk["f0"] * 2 ** (st / 12) * (1 + p["jitter"] * _smooth_noise(rng, n, max(1, sr // 200)))
+    f0 = spk["f0"] * 2 ** (pitch / 12) * (1 + p["jitter"] * _smooth_noise(rng, n, max(1, sr // 200)))
     phase = 2 * np.pi * np.cumsum(f0) / sr
     out = np.zeros(n)
-    if voiced.size:
-        ph = phase[voiced]
-        f0v = f0[voiced]
-        n_part = int(np.clip(3800 / (f0v.max() * 1.05), 3, 40))
-        k = np.arange(1, n_part + 1)
-        # per-syllable partial amplitudes: tilt x 3 resonances of a random vowel
-        gains = np.zeros((n_syl, n_part))
-        f0_syl = spk["f0"] * 2 ** ((p["shift"] + accents) / 12)
-        for j in range(n_syl):
-            formants = VOWELS[rng.integers(len(VOWELS))] * spk["formant"] * rng.uniform(0.95, 1.05, 3)
-            f = k * f0_syl[j]
-            g = 10 ** (p["tilt"] / 20 * np.log2(k))
-            for fc, bw in zip(formants, BANDWIDTHS * spk["formant"]):
-                g = g * fc ** 2 / np.sqrt((fc ** 2 - f ** 2) ** 2 + (bw * f) ** 2)
-            g[f > sr / 2 - 200] = 0.0
-            gains[j] = g / np.sqrt(np.sum(g ** 2) / 2)  # unit RMS
-        amp = gains[seg[voiced]]
-        s_prev, s_cur, c2 = np.zeros_like(ph), np.sin(ph), 2 * np.cos(ph)
-        voice = np.zeros_like(ph)
-        for i in range(n_part):
-            voice += amp[:, i] * s_cur
-            s_prev, s_cur = s_cur, c2 * s_cur - s_prev
-        shimmer = 1 + 2 * p["jitter"] * _smooth_noise(rng, voiced.size, max(1, sr // 200))
-        hiss = rng.standard_normal(voiced.size + 1)
-        breath = p["breath"] * (hiss[1:] + hiss[:-1])  # aspiration: softened white noise
-        out[voiced] = (voice * shimmer + breath) * env[voiced]
-
-    # --- fricative-like onsets
-    for j, (c0, v0, _) in enumerate(sylls):
-        a, b = int(c0 * sr), min(int(v0 * sr), n)
-        if b - a > 8:
-            burst = np.diff(rng.standard_normal(b - a + 1)) * np.hanning(b - a)
-            out[a:b] += 0.15 * burst * 10 ** (gains_db[j] / 20)
-
-    out *= BASE_RMS
-    out += _pinkish(rng, n) * BASE_RMS * 10 ** (-rng.uniform(25, 40) / 20)
-    peak = np.abs(out).max()
-    if peak > 0.99:
-        out *= 0.99 / peak
-    return out.astype(np.float32)
+    if not voiced.size:
+        return out
+    ph = phase[voiced]
+    n_part = int(np.clip(3800 / (f0[voiced].max() * 1.05), 3, 40))
+    k = np.arange(1, n_part + 1)
+    gains = np.zeros((len(accents), n_part))  # per syllable: tilt x 3 resonances of a random vowel
+    f0_syl = spk["f0"] * 2 ** ((p["shift"] + accents) / 12)
+    for j in range(len(accents)):
+        formants = VOWELS[rng.integers(len(VOWELS))] * spk["formant"] * rng.uniform(0.95, 1.05, 3)
+        f = k * f0_syl[j]
+        g = 10 ** (p["tilt"] / 20 * np.log2(k))
+        for fc, bw in zip(formants, BANDWIDTHS * spk["formant"]):
+            g = g * fc ** 2 / np.sqrt((fc ** 2 - f ** 2) ** 2 + (bw * f) ** 2)
+        g[f > sr / 2 - 200] = 0.0
+        gains[j] = g / np.sqrt(np.sum(g ** 2) / 2)  # unit RMS
+    amp = gains[seg[voiced]]
+    s_prev, s_cur, c2 = np.zeros_like(ph), np.sin(ph), 2 * np.cos(ph)
+    voice = np.zeros_like(ph)
+    for i in range(n_part):  # sin(k ph) by the Chebyshev recurrence: one sin for all partials
+        voice += amp[:, i] * s_cur
+        s_prev, s_cur = s_cur, c2 * s_cur - s_prev
+    shimmer = 1 + 2 * p["jitter"] * _smooth_noise(rng, voiced.size, max(1, sr // 200))
+    hiss = rng.standard_normal(voiced.size + 1)
+    breath = p["breath"] * (hiss[1:] + hiss[:-1])  # aspiration: softened white noise
+    out[voiced] = (voice * shimmer + breath) * env[voiced]
+    return out
 
 
 def generate(out_dir: Path, speakers: int = 8, utterances_per_emotion: int = 12, seed: int = 0,
