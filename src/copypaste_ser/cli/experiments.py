@@ -24,6 +24,8 @@ def grid(
     seeds: Optional[list[int]] = typer.Option(None, "--seed", help="Run only these seeds"),
     folds: Optional[list[str]] = typer.Option(None, "--fold", help="Run only these folds (names or patterns)"),
     no_run: bool = typer.Option(False, "--no-run", help="Only collect finished runs and report"),
+    status: bool = typer.Option(False, "--status", help="Only show each run's state, epochs done and the "
+                                "training time left (reads the run folders; writes nothing)"),
     report: Optional[Path] = typer.Option(None, help="Also write the Markdown report into this folder"),
     title: str = typer.Option("", help="Report title"),
     notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
@@ -41,6 +43,10 @@ def grid(
     g = GridConfig.load(config)
     g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds,
                      folds=folds)
+    if status:
+        from copypaste_ser.experiments.grid_status import format_status, grid_status
+        typer.echo(format_status(grid_status(g), g.workers))
+        return
     if report is not None:  # the report's files are checked before the grid runs or rewrites its results
         from copypaste_ser.experiments.report import REPORT_FILES
         from copypaste_ser.files.outputs import check_outputs
