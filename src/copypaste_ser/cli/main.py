@@ -108,6 +108,8 @@ def train(
     noise_aug: bool = typer.Option(False, help="Clean+Noise: add six noise/music copies (10, 5, 0 dB)"),
     noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout"),
     noise_epoch_fraction: Optional[float] = typer.Option(None, help="Share of the noisy copies drawn per epoch"),
+    noise_copies: Optional[str] = typer.Option(None, help="cached (the noisy copies' features on disk, default) or "
+                                               "on-the-fly (computed when drawn: no disk, more compute)"),
     init: Optional[str] = typer.Option(None, help="Speaker model file to fine-tune from (from pretrain-speaker), "
                                        "'resemblyzer' (pretrained LSTM, fine-tuned; mel40 features) or "
                                        "'resemblyzer-attention' (LSTM frozen, attention head on its states) or "
@@ -158,7 +160,8 @@ def train(
                       batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds,
                       copypaste_piece_seconds=piece_seconds, width=width, fold=fold,
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
-                      noise_epoch_fraction=noise_epoch_fraction, init=_init_option(init),
+                      noise_epoch_fraction=noise_epoch_fraction, noise_copies=noise_copies,
+                      init=_init_option(init),
                       freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
                       head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers,
                       whisper_model=_model_option(whisper_model), whisper_layer=whisper_layer, balance=balance,

@@ -34,7 +34,7 @@ NAMED_INITS = ("scratch", "resemblyzer", "resemblyzer-attention", "whisper-atten
 CELL_KEYS = ("data", "fold", "copypaste", "seed", "noise_aug", "noise_root", "init")
 
 #: Fields a finished run may differ in and still count as the grid's (they do not change it).
-REUSE_IGNORES = ("threads",)
+REUSE_IGNORES = ("threads", "noise_copies")
 
 GRID_RULES: dict[str, Rule] = {
     "data": Kind(str), "out": Kind(str), "preset": OneOf(tuple(PRESETS)),

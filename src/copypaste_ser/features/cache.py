@@ -96,6 +96,30 @@ class StoreView(Mapping):
         return len(self.ids)
 
 
+class OnTheFlyFeatures(Mapping):
+    """The features of ``utterances`` under a wave ``transform``, computed each time one is read
+    and never stored: equal to what :func:`extract_features` would cache (the same function on
+    the same deterministic transform), for conditions whose cache would not fit the disk.
+    Each read costs an extraction, so it suits data drawn a share at a time (noisy training
+    copies with ``noise_epoch_fraction`` < 1)."""
+
+    def __init__(self, utterances: Sequence[Utterance], cfg: FeatureConfig, transform: WaveTransform,
+                 vad_from: str = "clean"):
+        if vad_from not in VAD_SOURCES:
+            raise ValueError(f"vad_from must be one of {VAD_SOURCES}, not {vad_from!r}")
+        self._utts = {u.id: u for u in utterances}
+        self._cfg, self._transform, self._vad_from = cfg, transform, vad_from
+
+    def __getitem__(self, utt_id: str) -> np.ndarray:
+        return _extract_one((self._utts[utt_id], self._cfg, self._transform, self._vad_from))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._utts)
+
+    def __len__(self) -> int:
+        return len(self._utts)
+
+
 def cache_folder(corpus_dir: Path, cfg: FeatureConfig, condition: str = "clean",
                  vad_from: str = "clean") -> Path:
     """The folder of one condition; a transformed condition whose VAD comes from the

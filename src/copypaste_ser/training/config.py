@@ -42,6 +42,8 @@ from copypaste_ser.validation import (
 BALANCES = ("none", "class", "corpus+class")
 #: TrainConfig.lr_schedule values (model_setup.epoch_lr_factor).
 LR_SCHEDULES = ("constant", "cosine")
+#: Where the noisy training copies' features come from: the disk cache, or computed when drawn.
+NOISE_COPIES = ("cached", "on-the-fly")
 #: TrainConfig.init value that selects the pretrained Resemblyzer speaker encoder.
 RESEMBLYZER = "resemblyzer"
 #: TrainConfig.init value: Resemblyzer's encoder frozen, the paper's attention head on its states.
@@ -77,6 +79,7 @@ class TrainConfig:
     noise_aug: bool = False          # Clean+Noise: six noisy copies of the training set
     noise_root: str | None = None    # MUSAN-layout folder for noise_aug and noisy tests
     noise_epoch_fraction: float = 1.0  # share of each noisy copy drawn per epoch
+    noise_copies: str = "cached"     # cached (features on disk) | on-the-fly (computed when drawn; same values)
     init: str | None = None          # speaker model file to fine-tune from, or "resemblyzer"
     freeze_encoder: bool = False
     encoder_lr_scale: float = 1.0
@@ -162,7 +165,8 @@ TRAIN_RULES: dict[str, Rule] = {
     "copypaste": OneOf(SCHEMES), "copypaste_p": Number(ge=0, le=1), "copypaste_mode": OneOf(MODES),
     "copypaste_piece_seconds": Number(ge=0, le=600, optional=True),  # 0 or None: whole chunks
     "copypaste_order": OneOf(ORDERS), "noise_aug": Kind(bool), "noise_root": Kind(str, optional=True),
-    "noise_epoch_fraction": Number(gt=0, le=1), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
+    "noise_epoch_fraction": Number(gt=0, le=1),
+    "noise_copies": OneOf(NOISE_COPIES), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
     "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
     "encoder_tune_layers": Number(integer=True, ge=0, le=LAYERS),
     "balance": OneOf(BALANCES), "speaker_norm": OneOf(SPEAKER_NORMS), "whisper_model": Kind(str), "whisper_layer": Number(integer=True, ge=0, le=64),

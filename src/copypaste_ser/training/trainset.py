@@ -16,7 +16,7 @@ import numpy as np
 from copypaste_ser.data.manifest import Manifest
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.batches import Item
-from copypaste_ser.features.cache import extract_features
+from copypaste_ser.features.cache import OnTheFlyFeatures, extract_features
 from copypaste_ser.features.mfcc import FeatureConfig
 from copypaste_ser.features.speaker_norm import normalise_speakers
 from copypaste_ser.training.config import TrainConfig
@@ -71,9 +71,12 @@ def load_train_features(cfg: TrainConfig, manifest: Manifest, task: Task, progre
         key, sets = noise_split_for(Path(cfg.noise_root), data_dir)
         for cond in training_copies(sets):
             name = f"{key}-mix{MIXING_VERSION}-{cond.name}"
-            store = extract_features(utts, cfg.feature_config, data_dir, condition=name,
-                                     transform=cond, progress=progress)
-            stores[name] = model_inputs(store.view(train_ids), manifest, train_ids, cfg)
+            if cfg.noise_copies == "on-the-fly":  # computed when drawn: no cache on disk
+                store = OnTheFlyFeatures(utts, cfg.feature_config, cond)
+            else:
+                store = extract_features(utts, cfg.feature_config, data_dir, condition=name,
+                                         transform=cond, progress=progress).view(train_ids)
+            stores[name] = model_inputs(store, manifest, train_ids, cfg)
             noisy += build_items(task, train_ids, name)
     return stores, items, noisy
 
