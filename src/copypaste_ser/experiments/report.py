@@ -239,7 +239,7 @@ def _paper_table(init: str, test: str) -> str:
 
 
 REPORT_FILES = ("report.md", "results.csv", "predictions.json", "confusions.json", "confusions.png",
-                "grid-log.jsonl", "scores_by_scheme.png", "score_vs_snr.png")
+                "grid-log.jsonl", "scores_by_scheme.png", "score_vs_snr.png", "scores_by_fold.png")
 
 
 def write_report(results: Path | list[Path], out_dir: Path, title: str, command: str = "", notes: str = "",

@@ -1,4 +1,4 @@
-"""The report's figures: scores by scheme, score against SNR, confusion matrices."""
+"""The report's figures: scores by scheme, score against SNR, scores per fold, confusion matrices."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from copypaste_ser.metrics import draw_confusion
 
 SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
 DATA_NAMES = {"clean": "Clean", "clean+noise": "Clean+Noise"}
+#: Baselines as short axis labels.
+BASELINE_SHORT = {"egemaps-svm": "eGeMAPS+SVM", "mfcc-lr": "MFCC probe", "rzstates-lr": "Resemblyzer probe",
+                  "whisper-lr": "Whisper probe"}
 
 
 def _index(rows: list[dict]) -> dict:
@@ -66,7 +69,57 @@ def plot_report(rows: list[dict], out_dir: Path) -> list[Path]:
         paths.append(out_dir / "score_vs_snr.png")
         fig.savefig(paths[-1], dpi=100)
         plt.close(fig)
-    return paths
+    folds = plot_folds(rows, out_dir / "scores_by_fold.png")
+    return paths + ([folds] if folds else [])
+
+
+def fold_scores(rows: list[dict], init: str) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """Clean training, clean test: the columns (schemes, then baselines) and, per fold, each
+    column's weighted F1 (%), the mean over its seeds: what a paired test over folds compares."""
+    seeds: dict = defaultdict(list)
+    for r in rows:
+        if r["test"] != "clean" or r.get("training_data") != "clean":
+            continue
+        if r["init"] == init:
+            seeds[(r["fold"], SCHEME_NAMES.get(r["copypaste"], r["copypaste"]))].append(100 * float(r["weighted_f1"]))
+        elif r["init"] in BASELINES:
+            seeds[(r["fold"], BASELINE_SHORT.get(r["init"], r["init"]))].append(100 * float(r["weighted_f1"]))
+    known = (*SCHEME_NAMES.values(), *(BASELINE_SHORT.get(b, b) for b in BASELINES))
+    columns = [c for c in known if any(k[1] == c for k in seeds)]
+    per_fold: dict = defaultdict(dict)
+    for (fold, column), values in sorted(seeds.items()):
+        per_fold[fold][column] = float(np.mean(values))
+    return columns, dict(per_fold)
+
+
+def plot_folds(rows: list[dict], path: Path) -> Path | None:
+    """One panel per init: each fold a line through its columns, the mean over folds in black;
+    None when no init has two folds (nothing to pair)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inits = [i for i in dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES)
+             if len(fold_scores(rows, i)[1]) > 1]
+    if not inits:
+        return None
+    width = max(len(fold_scores(rows, i)[0]) for i in inits)
+    fig, axes = plt.subplots(1, len(inits), figsize=(len(inits) * max(4.5, 1.5 + 0.8 * width), 3.8), squeeze=False)
+    for ax, init in zip(axes[0], inits):
+        columns, per_fold = fold_scores(rows, init)
+        x = np.arange(len(columns))
+        for fold, scores in per_fold.items():
+            ax.plot(x, [scores.get(c, np.nan) for c in columns], color="0.7", marker=".", linewidth=1)
+        means = [np.nanmean([s.get(c, np.nan) for s in per_fold.values()]) for c in columns]
+        ax.plot(x, means, color="black", marker="o", linewidth=2, label=f"mean of {len(per_fold)} folds")
+        ax.set_xticks(x, columns, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"init {init}: each fold (grey), clean test", fontsize=10)
+        ax.set_ylabel("weighted F1 (%)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plot_confusions(confusions: dict, path: Path) -> Path:
