@@ -108,7 +108,7 @@ def plot_folds(rows: list[dict], path: Path) -> Path | None:
     for ax, init in zip(axes[0], inits):
         columns, per_fold = fold_scores(rows, init)
         x = np.arange(len(columns))
-        for fold, scores in per_fold.items():
+        for scores in per_fold.values():
             ax.plot(x, [scores.get(c, np.nan) for c in columns], color="0.7", marker=".", linewidth=1)
         means = [np.nanmean([s.get(c, np.nan) for s in per_fold.values()]) for c in columns]
         ax.plot(x, means, color="black", marker="o", linewidth=2, label=f"mean of {len(per_fold)} folds")
