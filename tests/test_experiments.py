@@ -383,3 +383,26 @@ def test_an_interrupted_egemaps_extraction_resumes_from_its_last_save(synthetic_
     monkeypatch.setattr(B, "load_audio", lambda path, *a, **k: seen.append(path) or real(path, *a, **k))
     feats = B.egemaps(manifest, ids, synthetic_corpus, condition="resume-test", progress=False)
     assert len(seen) == 1 and feats.shape == (5, 88)  # only the fifth was computed again
+
+
+def test_baseline_scores_are_reused_only_for_the_same_corpus_folds_and_tests(tmp_path, synthetic_corpus,
+                                                                             fake_musan, monkeypatch, capsys):
+    from copypaste_ser.evaluation import baselines
+
+    calls = []
+
+    def fake_scores(grid, progress=True):
+        calls.append(list(grid.snrs))
+        return [{"fold": "default", "init": "egemaps-svm", "test": "clean", "weighted_f1": 0.5}], {}
+
+    monkeypatch.setattr(baselines, "score_baselines", fake_scores)
+    grid = _grid(tmp_path, synthetic_corpus, fake_musan, snrs=[10])
+    first = baselines.run_baseline(grid, progress=False)
+    again = baselines.run_baseline(grid, progress=True)  # a later slice of the same grid
+    assert again == first and calls == [[10]]
+    assert "baseline: reusing" in capsys.readouterr().out
+    baselines.run_baseline(_grid(tmp_path, synthetic_corpus, fake_musan, snrs=[10, 0]), progress=False)
+    assert calls == [[10], [10, 0]]  # another test condition: scored again
+    (tmp_path / "grid" / "baseline" / "key.json").unlink()  # a grid made before the key: scored again
+    baselines.run_baseline(grid, progress=False)
+    assert calls == [[10], [10, 0], [10]]

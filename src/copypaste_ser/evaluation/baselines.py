@@ -148,12 +148,42 @@ def fit_in_fold(name: str, manifest: Manifest, fold, corpus_dir: Path, progress:
     return fit_classifier(name, feats["train"], y["train"], feats["dev"], y["dev"], manifest.labels)
 
 
+#: Bump when a change to the baselines changes their scores: older results are then made again.
+BASELINE_VERSION = 1
+
+
+def baseline_key(grid) -> dict:
+    """What a grid's baseline scores depend on: the corpus's manifest and protocol (by content),
+    the folds, the test conditions and the baselines installed."""
+    import hashlib
+
+    data = Path(grid.data)
+    _, protocol = load_corpus(data)
+    digest = {name: hashlib.sha256((data / name).read_bytes()).hexdigest()
+              for name in ("manifest.jsonl", "protocol.json") if (data / name).is_file()}
+    return {"version": BASELINE_VERSION, "corpus": digest,
+            "folds": expand_folds(grid.folds, protocol.names, protocol.default),
+            "tests": [[t, c] for t, c, _ in grid_test_conditions(grid)], "baselines": available_baselines()}
+
+
 def run_baseline(grid, progress: bool = True) -> list[dict]:
     """Score the baseline on every fold of a grid, clean and at each SNR; rows like the grid's
-    in ``out/baseline/results.json``, test predictions in ``out/baseline/predictions.json``."""
+    in ``out/baseline/results.json``, test predictions in ``out/baseline/predictions.json``.
+    Scores made for the same corpus, folds, tests and baselines (``key.json``) are reused, and
+    that is said, so a grid run slice by slice scores them once."""
+    folder = Path(grid.out) / "baseline"
+    key = baseline_key(grid)
+    try:
+        if json.loads((folder / "key.json").read_text()) == key:
+            if progress:
+                print(f"baseline: reusing {folder / 'results.json'} (same corpus, folds, tests and baselines)")
+            return json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        pass  # no key (older grids) or an unreadable one: score again
     rows, preds = score_baselines(grid, progress)
-    atomic_write_text(Path(grid.out) / "baseline" / "results.json", json.dumps(rows, indent=1))
-    write_predictions(Path(grid.out) / "baseline" / "predictions.json", preds)
+    atomic_write_text(folder / "results.json", json.dumps(rows, indent=1))
+    write_predictions(folder / "predictions.json", preds)
+    atomic_write_text(folder / "key.json", json.dumps(key))  # last: the scores above are complete
     return rows
 
 

@@ -239,7 +239,7 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launc
         _run_cells(grid, todo, progress, stale, launcher, launcher_options)
         if grid.baseline:
             from copypaste_ser.evaluation.baselines import run_baseline
-            run_baseline(grid, progress=progress)
+            run_baseline(grid.whole, progress=progress)  # every fold, whatever the slice
         collect(grid.whole)
         status = "complete"
     except KeyboardInterrupt:
