@@ -406,3 +406,16 @@ def test_baseline_scores_are_reused_only_for_the_same_corpus_folds_and_tests(tmp
     (tmp_path / "grid" / "baseline" / "key.json").unlink()  # a grid made before the key: scored again
     baselines.run_baseline(grid, progress=False)
     assert calls == [[10], [10, 0], [10]]
+
+
+def test_a_grid_slice_scores_the_baselines_of_the_whole_grid(tmp_path, synthetic_corpus, fake_musan, monkeypatch):
+    from copypaste_ser.evaluation import baselines
+    from copypaste_ser.experiments import grid as grid_module
+
+    scored = []
+    monkeypatch.setattr(baselines, "run_baseline", lambda g, progress=True: scored.append(g))
+    for name in ("_prefill_features", "_run_cells", "collect"):  # no training: only the baseline call matters
+        monkeypatch.setattr(grid_module, name, lambda *a, **k: None)
+    whole = _grid(tmp_path, synthetic_corpus, fake_musan, seeds=[0, 1], baseline=True)
+    grid_module.run_grid(whole.restricted(seeds=[1]), progress=False)
+    assert len(scored) == 1 and scored[0] is whole
