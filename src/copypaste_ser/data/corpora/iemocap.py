@@ -65,6 +65,30 @@ def read_transcriptions(session_dir: Path) -> dict[str, str]:
     return out
 
 
+def _utterance(fields: tuple, emotion: str, where: str, session_dir: Path, transcripts: dict[str, str]):
+    """The utterance of one evaluation line (start, end, id, label code, valence/activation/dominance)."""
+    start, end, utt_id, code, vad = fields
+    um = UTT_RE.match(utt_id)
+    if not um:
+        raise UserError(f"{where}: cannot read the speaker from utterance id {utt_id!r} "
+                        f"(expected like Ses01F_impro01_M003)")
+    session, gender = int(um.group(1)), um.group(2)
+    dialog = utt_id.rsplit("_", 1)[0]
+    wav = resolve_audio(session_dir / "sentences" / "wav" / dialog / f"{utt_id}.wav")
+    if wav is None:
+        raise UserError(f"{session_dir / 'sentences' / 'wav' / dialog / (utt_id + '.wav')}: "
+                        f"audio of {utt_id} (listed in {where.rsplit(':', 1)[0]}) is missing")
+    extra = {"session": str(session), "gender": "female" if gender == "F" else "male",
+             "start": start, "end": end, "label_code": code.lower()}
+    vals = [v.strip() for v in vad.split(",")]
+    if len(vals) == 3:
+        extra.update(valence=vals[0], activation=vals[1], dominance=vals[2])
+    text = transcripts.get(utt_id)
+    if text is not None:
+        extra["text"] = text
+    return make_utterance(utt_id, wav, f"Ses{session:02d}{gender}", emotion, extra)
+
+
 def prepare(root: Path, merge_excited: bool = False) -> tuple[Manifest, Protocol]:
     root = require_dir(root, "IEMOCAP")
     keep = dict(KEEP, exc="happy") if merge_excited else dict(KEEP)
@@ -84,34 +108,16 @@ def prepare(root: Path, merge_excited: bool = False) -> tuple[Manifest, Protocol
             m = LINE_RE.match(line.strip())
             if not m:
                 continue  # headers, blank lines and per-annotator detail lines
-            start, end, utt_id, code, vad = m.groups()
-            code = code.lower()
+            utt_id, code = m.group(3), m.group(4).lower()
             if code not in keep:
                 if code not in DROPPED and code not in KEEP:
                     raise UserError(f"{path}:{lineno}: unknown IEMOCAP label {code!r} for {utt_id}")
                 n_dropped += 1
                 continue
-            um = UTT_RE.match(utt_id)
-            if not um:
-                raise UserError(f"{path}:{lineno}: cannot read the speaker from utterance id {utt_id!r} "
-                                f"(expected like Ses01F_impro01_M003)")
-            session, gender = int(um.group(1)), um.group(2)
-            dialog = utt_id.rsplit("_", 1)[0]
-            wav = resolve_audio(session_dir / "sentences" / "wav" / dialog / f"{utt_id}.wav")
-            if wav is None:
-                raise UserError(f"{session_dir / 'sentences' / 'wav' / dialog / (utt_id + '.wav')}: "
-                                f"audio of {utt_id} (listed in {path}) is missing")
             if session_dir not in transcripts:
                 transcripts[session_dir] = read_transcriptions(session_dir)
-            extra = {"session": str(session), "gender": "female" if gender == "F" else "male",
-                     "start": start, "end": end, "label_code": code}
-            vals = [v.strip() for v in vad.split(",")]
-            if len(vals) == 3:
-                extra.update(valence=vals[0], activation=vals[1], dominance=vals[2])
-            text = transcripts[session_dir].get(utt_id)
-            if text is not None:
-                extra["text"] = text
-            utts.append(make_utterance(utt_id, wav, f"Ses{session:02d}{gender}", keep[code], extra))
+            utts.append(_utterance(m.groups(), keep[code], f"{path}:{lineno}", session_dir,
+                                   transcripts[session_dir]))
     if not utts:
         raise UserError(f"{root}: no IEMOCAP utterances with labels ang/hap/neu/sad found")
     check_unique_ids(utts, root)

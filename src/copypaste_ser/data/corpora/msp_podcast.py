@@ -61,6 +61,29 @@ def find_labels(root: Path) -> Path | None:
     return None
 
 
+def _utterance(row: dict[str, str], where: str, audio_dir: Path, labels: list[str]):
+    """The utterance of one label-file row; None for a class left out of ``labels``."""
+    name, emo, split_set = row["FileName"], row["EmoClass"], row["Split_Set"]
+    if split_set not in SPLIT_SETS:
+        raise UserError(f"{where}: unknown Split_Set {split_set!r} for {name} (expected {', '.join(SPLIT_SETS)})")
+    if emo not in CLASSES and emo not in ALWAYS_DROPPED:
+        raise UserError(f"{where}: unknown EmoClass {emo!r} for {name} "
+                        f"(expected one of {', '.join([*CLASSES, *ALWAYS_DROPPED])})")
+    emotion = CLASSES.get(emo)
+    if emotion not in labels:
+        return None
+    audio = resolve_audio(audio_dir / name)
+    if audio is None:
+        raise UserError(f"{audio_dir / name}: audio listed in {where} is missing")
+    spk = row["SpkrID"]
+    speaker = f"msp-unknown-{split_set.lower()}" if spk.lower() in ("", "unknown") else f"msp-{spk}"
+    extra = {"split_set": split_set}
+    for col, key in (("Gender", "gender"), ("EmoAct", "arousal"), ("EmoVal", "valence"), ("EmoDom", "dominance")):
+        if row.get(col):
+            extra[key] = row[col].lower() if key == "gender" else row[col]
+    return make_utterance(Path(name).stem, audio, speaker, emotion, extra)
+
+
 def prepare(root: Path, classes: str = "paper5", test_set: str = "Test1") -> tuple[Manifest, Protocol]:
     labels = class_set("MSP-Podcast", CLASS_SETS, classes)
     if test_set not in ("Test1", "Test2"):
@@ -83,31 +106,13 @@ def prepare(root: Path, classes: str = "paper5", test_set: str = "Test1") -> tup
         reader.fieldnames = fields
         for lineno, row in enumerate(reader, 2):
             row = {k: (v or "").strip() for k, v in row.items() if k is not None}
-            name, emo, split_set = row["FileName"], row["EmoClass"], row["Split_Set"]
-            if not name:
+            if not row["FileName"]:
                 continue
-            if split_set not in SPLIT_SETS:
-                raise UserError(f"{label_file}:{lineno}: unknown Split_Set {split_set!r} for {name} "
-                                f"(expected {', '.join(SPLIT_SETS)})")
-            if emo not in CLASSES and emo not in ALWAYS_DROPPED:
-                raise UserError(f"{label_file}:{lineno}: unknown EmoClass {emo!r} for {name} "
-                                f"(expected one of {', '.join([*CLASSES, *ALWAYS_DROPPED])})")
-            emotion = CLASSES.get(emo)
-            if emotion not in labels:
+            utt = _utterance(row, f"{label_file}:{lineno}", audio_dir, labels)
+            if utt is None:
                 n_dropped += 1
-                continue
-            audio = resolve_audio(audio_dir / name)
-            if audio is None:
-                raise UserError(f"{audio_dir / name}: audio listed in {label_file}:{lineno} is missing")
-            spk = row["SpkrID"]
-            speaker = (f"msp-unknown-{split_set.lower()}" if spk.lower() in ("", "unknown")
-                       else f"msp-{spk}")
-            extra = {"split_set": split_set}
-            for col, key in (("Gender", "gender"), ("EmoAct", "arousal"), ("EmoVal", "valence"),
-                             ("EmoDom", "dominance")):
-                if row.get(col):
-                    extra[key] = row[col].lower() if key == "gender" else row[col]
-            utts.append(make_utterance(Path(name).stem, audio, speaker, emotion, extra))
+            else:
+                utts.append(utt)
     if not utts:
         raise UserError(f"{label_file}: no utterances with classes {classes!r}")
     check_unique_ids(utts, label_file)
