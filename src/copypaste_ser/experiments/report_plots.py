@@ -95,21 +95,20 @@ def fold_scores(rows: list[dict], init: str) -> tuple[list[str], dict[str, dict[
 def plot_folds(rows: list[dict], path: Path) -> Path | None:
     """One panel per init: each fold a line through its columns, the mean over folds in black;
     None when no init has two folds (nothing to pair)."""
+    scores = {i: fold_scores(rows, i) for i in dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES)}
+    panels = {i: s for i, s in scores.items() if len(s[1]) > 1}
+    if not panels:
+        return None
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    inits = [i for i in dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES)
-             if len(fold_scores(rows, i)[1]) > 1]
-    if not inits:
-        return None
-    width = max(len(fold_scores(rows, i)[0]) for i in inits)
-    fig, axes = plt.subplots(1, len(inits), figsize=(len(inits) * max(4.5, 1.5 + 0.8 * width), 3.8), squeeze=False)
-    for ax, init in zip(axes[0], inits):
-        columns, per_fold = fold_scores(rows, init)
+    width = max(len(columns) for columns, _ in panels.values())
+    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * max(4.5, 1.5 + 0.8 * width), 3.8), squeeze=False)
+    for ax, (init, (columns, per_fold)) in zip(axes[0], panels.items()):
         x = np.arange(len(columns))
-        for scores in per_fold.values():
-            ax.plot(x, [scores.get(c, np.nan) for c in columns], color="0.7", marker=".", linewidth=1)
+        for fold in per_fold.values():
+            ax.plot(x, [fold.get(c, np.nan) for c in columns], color="0.7", marker=".", linewidth=1)
         means = [np.nanmean([s.get(c, np.nan) for s in per_fold.values()]) for c in columns]
         ax.plot(x, means, color="black", marker="o", linewidth=2, label=f"mean of {len(per_fold)} folds")
         ax.set_xticks(x, columns, rotation=30, ha="right", fontsize=8)
