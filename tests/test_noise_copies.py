@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 
 import numpy as np
+import pytest
 
 from copypaste_ser.data.audio import write_audio
 from copypaste_ser.data.manifest import load_corpus
@@ -56,3 +57,19 @@ def test_a_finished_run_counts_for_the_grid_whatever_its_noise_copies(tmp_path):
     other = dataclasses.replace(cfg, noise_copies="on-the-fly")
     assert config_changes(tmp_path, other) == ["noise_copies cached -> on-the-fly"]
     assert config_changes(tmp_path, other, REUSE_IGNORES) == []
+
+
+def test_an_unfinished_run_resumes_with_the_other_noise_copies(tmp_path):
+    import contextlib
+
+    from copypaste_ser.errors import UserError
+    from copypaste_ser.training.rundir import prepare_run_dir
+
+    cfg = make_config("tiny", data=str(tmp_path), noise_aug=True, noise_root=str(tmp_path))
+    with contextlib.ExitStack() as held:
+        assert prepare_run_dir(tmp_path / "run", cfg, False, held) is False  # a new run
+    (tmp_path / "run" / "last.pt").write_bytes(b"checkpoint")  # cut after an epoch
+    with contextlib.ExitStack() as held:  # the same values either way: it resumes
+        assert prepare_run_dir(tmp_path / "run", dataclasses.replace(cfg, noise_copies="on-the-fly"), False, held)
+    with contextlib.ExitStack() as held, pytest.raises(UserError, match="different config"):
+        prepare_run_dir(tmp_path / "run", dataclasses.replace(cfg, epochs=cfg.epochs + 1), False, held)

@@ -11,7 +11,7 @@ from typing import Any
 from copypaste_ser.augment.copypaste import SCHEMES
 from copypaste_ser.errors import UserError
 from copypaste_ser.training.config import PRESETS, TRAIN_RULES, TrainConfig
-from copypaste_ser.training.rundir import config_changes
+from copypaste_ser.training.rundir import VALUE_NEUTRAL, config_changes
 from copypaste_ser.validation import (
     SEED,
     SNR,
@@ -34,7 +34,7 @@ NAMED_INITS = ("scratch", "resemblyzer", "resemblyzer-attention", "whisper-atten
 CELL_KEYS = ("data", "fold", "copypaste", "seed", "noise_aug", "noise_root", "init")
 
 #: Fields a finished run may differ in and still count as the grid's (they do not change it).
-REUSE_IGNORES = ("threads", "noise_copies")
+REUSE_IGNORES = ("threads", *VALUE_NEUTRAL)
 
 GRID_RULES: dict[str, Rule] = {
     "data": Kind(str), "out": Kind(str), "preset": OneOf(tuple(PRESETS)),

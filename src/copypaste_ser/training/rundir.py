@@ -36,6 +36,9 @@ RUN_FILES = frozenset({"config.yaml", "history.jsonl", "last.pt", "model.pt", "m
                        "curves.png", "run.json", "scores.json"})
 EVAL_FILES = frozenset({"predictions.jsonl", "metrics.json", "confusion.png"})  # eval/<condition>/
 SEED_DIR = re.compile(r"seed-\d+")
+#: Config fields that never change the values a run computes (how noisy copies are obtained):
+#: a run made with another value resumes, and counts as the same run.
+VALUE_NEUTRAL = ("noise_copies",)
 
 
 def run_status(run_dir: str | Path) -> str:
@@ -218,7 +221,7 @@ def prepare_run_dir(out: str | Path, cfg: TrainConfig, force: bool, held: contex
     if not cfg_file.is_file():
         atomic_write_text(cfg_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return False
-    changed = config_changes(out, cfg)
+    changed = config_changes(out, cfg, VALUE_NEUTRAL)
     if changed:
         raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
                         f"pass --force to overwrite it or choose another --out")
