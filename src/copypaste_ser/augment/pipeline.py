@@ -4,6 +4,7 @@ For models on frozen encoder states (feature kinds ``resemblyzer-states``, ``whi
 ``ssl-states``) CopyPaste's
 concatenations are re-encoded (reencode.py) so they are what the model would hear;
 SpecAugment is refused there, since masking mel frames would mean re-encoding every item.
+With ``copypaste_join: cached-states`` the cached states are joined as they are (an approximation).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def training_augmentation(cfg: Any, neutral_index: int | None, source: str) -> A
                            order=cfg.copypaste_order, seed=cfg.seed)
         except ValueError as e:
             raise UserError(f"{source}: bad CopyPaste option: {e}") from None
-        steps.append(reencoding(cp, features) if states else cp)
+        steps.append(reencoding(cp, features) if states and cfg.copypaste_join == "exact" else cp)
     if cfg.spec_augment:
         if states:
             raise UserError(f"{source}: spec_augment works on MFCC inputs, not on encoder states; "

@@ -11,6 +11,10 @@ utterance keeps the context it had there. So after CopyPaste builds its concaten
 their mel halves are run through the frozen encoder again and the states replaced. Items
 CopyPaste left unchanged keep their cached states, so batches that are not augmented cost
 nothing extra (docs/benchmarks.md gives the cost of the re-encoding per epoch).
+
+``copypaste_join: cached-states`` skips the re-encoding and joins the cached rows as they are: an
+approximation, 20-30 times cheaper an epoch for Whisper, named so in run folders and tables
+(``+approx-joins``; docs/results/whisper measures it against the exact joins on dev).
 """
 
 from __future__ import annotations
@@ -22,6 +26,17 @@ import numpy as np
 
 from copypaste_ser.augment.copypaste import CopyPaste, CopyPastePlan
 from copypaste_ser.features.encoders import MEL_DIM, ResemblyzerStates, encode_arrays
+
+#: How CopyPaste joins items of frozen-encoder states: encoded whole (exact) or the cached states
+#: of the pieces side by side (an approximation; frame-local MFCC joins are exact either way).
+JOINS = ("exact", "cached-states")
+#: What a model trained with approximate joins carries in its init name (run folders, tables).
+APPROX_JOIN_SUFFIX = "+approx-joins"
+
+
+def join_suffix(copypaste: str, join: str) -> str:
+    """The init-name suffix of a run with scheme ``copypaste`` and ``join`` (none without joins)."""
+    return APPROX_JOIN_SUFFIX if copypaste != "none" and join == "cached-states" else ""
 
 
 class ReencodeConcatenations:

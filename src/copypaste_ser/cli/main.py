@@ -101,6 +101,9 @@ def train(
     chunk_seconds: Optional[float] = typer.Option(None),
     piece_seconds: Optional[float] = typer.Option(None, help="CopyPaste piece per part (s; default 4 as in "
                                                   "the paper, 0 = whole chunks); independent of the chunk"),
+    copypaste_join: Optional[str] = typer.Option(None, help="exact (default: each join of encoder states encoded "
+                                                 "whole) or cached-states (the pieces' cached states joined: an "
+                                                 "approximation, about No CP's cost; frozen-encoder inits)"),
     width: Optional[int] = typer.Option(None, help="Channels of the first ResNet stage (paper 16, cpu 4, tiny 4)"),
     fold: Optional[str] = typer.Option(None, help="Protocol fold (default: the corpus default); 'all' or a "
                                        "pattern like 'loso-*': every matching fold, into OUT/<fold>"),
@@ -158,7 +161,7 @@ def train(
     check_seeds(seed)  # every option is checked before anything is read or written
     cfg = make_config(preset, config, data=str(data.resolve()), copypaste=copypaste, epochs=epochs,
                       batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds,
-                      copypaste_piece_seconds=piece_seconds, width=width, fold=fold,
+                      copypaste_piece_seconds=piece_seconds, copypaste_join=copypaste_join, width=width, fold=fold,
                       noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
                       noise_epoch_fraction=noise_epoch_fraction, noise_copies=noise_copies,
                       init=_init_option(init),

@@ -19,6 +19,7 @@ from copypaste_ser.data.manifest import load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.pooled import pooled_runs, run_key
 from copypaste_ser.evaluation.predictions_file import write_predictions
+from copypaste_ser.augment.reencode import join_suffix
 from copypaste_ser.features.speaker_norm import norm_suffix
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.training.config import TrainConfig
@@ -104,7 +105,8 @@ def finished_seeds(fold_dir: Path, cfg: TrainConfig) -> list[tuple[int, Path]]:
 
 
 def _result_row(fold: str, seed: int, cfg: TrainConfig, m: dict) -> dict:
-    return {"fold": fold, "init": init_name(cfg.init) + norm_suffix(cfg.speaker_norm),
+    name = init_name(cfg.init) + norm_suffix(cfg.speaker_norm) + join_suffix(cfg.copypaste, cfg.copypaste_join)
+    return {"fold": fold, "init": name,
             "training_data": "clean+noise" if cfg.noise_aug else "clean", "copypaste": cfg.copypaste,
             "seed": seed, "test": "clean", "weighted_f1": m["weighted_f1"], "uar": m["uar"],
             "accuracy": m["accuracy"], "best_epoch": m.get("best_epoch"),

@@ -35,6 +35,7 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
+from copypaste_ser.augment.reencode import join_suffix
 from copypaste_ser.data.manifest import expand_folds, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid_log import Invocation
@@ -126,16 +127,18 @@ class Cell:
     copypaste: str
     seed: int
     speaker_norm: str = "none"
+    copypaste_join: str = "exact"
 
     @property
     def init_name(self) -> str:
-        """The init's name in run folders and results (a speaker-normalised model is named so)."""
+        """The init's name in run folders and results (a speaker-normalised model, and one trained
+        with approximate CopyPaste joins, is named so)."""
         if self.init in NAMED_INITS:
             name = self.init
         else:
             path = Path(self.init)  # runs/speaker-cpu/model.pt -> speaker-cpu
             name = path.parent.name if path.stem == "model" else path.stem
-        return name + norm_suffix(self.speaker_norm)
+        return name + norm_suffix(self.speaker_norm) + join_suffix(self.copypaste, self.copypaste_join)
 
     def path(self, out: Path) -> Path:
         return child_path(out, self.fold, "fold name") / self.init_name / self.training_data / self.copypaste / f"seed-{self.seed}"
@@ -147,8 +150,8 @@ SLICE_KEYS = ("folds", "init", "training_data", "copypaste", "seeds")
 def cells(grid: GridConfig) -> list[Cell]:
     _, protocol = load_corpus(Path(grid.data))
     folds = expand_folds(grid.folds, protocol.names, protocol.default)
-    norm = grid.train.get("speaker_norm", "none")
-    return [Cell(*c, speaker_norm=norm)
+    norm, join = grid.train.get("speaker_norm", "none"), grid.train.get("copypaste_join", "exact")
+    return [Cell(*c, speaker_norm=norm, copypaste_join=join)
             for c in itertools.product(folds, grid.init, grid.training_data, grid.copypaste, grid.seeds)]
 
 
@@ -156,6 +159,8 @@ def cell_config(grid: GridConfig, cell: Cell) -> TrainConfig:
     init = None if cell.init == "scratch" else cell.init
     cfg = make_config(grid.preset, **{**grid.train, "data": grid.data, "fold": cell.fold,
                                       "copypaste": cell.copypaste, "seed": cell.seed,
+                                      # a No CP cell joins nothing: the same run as an exact grid's
+                                      "copypaste_join": "exact" if cell.copypaste == "none" else cell.copypaste_join,
                                       "noise_aug": cell.training_data == "clean+noise",
                                       "noise_root": grid.noise_root, "init": init})
     check_applicable(cfg)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from copypaste_ser.augment.copypaste import MODES, ORDERS, SCHEMES
+from copypaste_ser.augment.reencode import JOINS
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.encoders import LAYERS
 from copypaste_ser.features.mfcc import (
@@ -76,6 +77,9 @@ class TrainConfig:
     copypaste_piece_seconds: float | None = 4.0
     copypaste_mode: str = "replace"  # replace | add (add: no better on dev, 2x cost; docs/results)
     copypaste_order: str = "random"  # random | emotional-first | partner-first
+    # frozen-encoder models: exact (each join encoded whole) | cached-states (an approximation: the
+    # pieces' cached states side by side, about the cost of No CP); MFCC joins are exact anyway
+    copypaste_join: str = "exact"
     noise_aug: bool = False          # Clean+Noise: six noisy copies of the training set
     noise_root: str | None = None    # MUSAN-layout folder for noise_aug and noisy tests
     noise_epoch_fraction: float = 1.0  # share of each noisy copy drawn per epoch
@@ -164,7 +168,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "lr": Number(gt=0, le=10), "chunk_seconds": Number(ge=0.1, le=600),  # >= 10 frames a chunk
     "copypaste": OneOf(SCHEMES), "copypaste_p": Number(ge=0, le=1), "copypaste_mode": OneOf(MODES),
     "copypaste_piece_seconds": Number(ge=0, le=600, optional=True),  # 0 or None: whole chunks
-    "copypaste_order": OneOf(ORDERS), "noise_aug": Kind(bool), "noise_root": Kind(str, optional=True),
+    "copypaste_order": OneOf(ORDERS), "copypaste_join": OneOf(JOINS), "noise_aug": Kind(bool), "noise_root": Kind(str, optional=True),
     "noise_epoch_fraction": Number(gt=0, le=1),
     "noise_copies": OneOf(NOISE_COPIES), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
     "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
@@ -283,6 +287,8 @@ def check_applicable(cfg: TrainConfig) -> None:
                                 f"leave {option} unset")
     if cfg.spec_augment and cfg.feature_config.kind in FROZEN_KINDS:
         raise UserError(f"spec_augment works on MFCC inputs, not on encoder states; leave it off for --init {cfg.init}")
+    if cfg.copypaste_join != "exact":
+        check_approximate_joins(cfg)
     if cfg.speaker_norm != "none":
         check_speaker_norm(cfg)
     preset_width = PRESETS.get(cfg.preset, {}).get("width")
@@ -291,15 +297,28 @@ def check_applicable(cfg: TrainConfig) -> None:
                         f"(its encoder has a fixed size); leave width unset")
 
 
+def check_approximate_joins(cfg: TrainConfig) -> None:
+    """``copypaste_join: cached-states`` where it means something: CopyPaste on frozen encoder states."""
+    if cfg.feature_config.kind not in FROZEN_KINDS:
+        raise UserError(f"copypaste_join: {cfg.copypaste_join} applies to models on frozen encoder states "
+                        f"(init resemblyzer-attention, whisper-attention, ssl-attention), not to "
+                        f"{cfg.init or 'a scratch model'!r}, whose joins are exact already; leave it exact")
+    if cfg.copypaste == "none":
+        raise UserError(f"copypaste_join: {cfg.copypaste_join} changes how CopyPaste joins items, and copypaste "
+                        f"is none; give --copypaste n-cp, se-cp or n+se-cp, or leave copypaste_join exact")
+
+
 def check_speaker_norm(cfg: TrainConfig) -> None:
     """Where speaker normalisation cannot be applied as its statistics assume: refused in one line."""
     if normalised_columns(cfg.feature_config) is None:
         raise UserError(f"speaker_norm: init {cfg.init!r} computes its encoder states inside the model, so they "
                         f"cannot be normalised per speaker; use --init whisper-attention or a scratch model, "
                         f"or leave speaker_norm none")
-    if cfg.copypaste != "none" and cfg.feature_config.kind in (WHISPER_KIND, SSL_KIND):
+    exact = cfg.copypaste != "none" and cfg.copypaste_join == "exact"
+    if exact and cfg.feature_config.kind in (WHISPER_KIND, SSL_KIND):
         raise UserError("speaker_norm: exact CopyPaste encodes each join anew, and a join of two speakers has no "
-                        "speaker's statistics; train with --copypaste none, or leave speaker_norm none")
+                        "speaker's statistics; train with --copypaste none or --copypaste-join cached-states "
+                        "(joins of normalised states, an approximation), or leave speaker_norm none")
     if cfg.task != "emotion":
         raise UserError(f"speaker_norm: applies to emotion training, not to task {cfg.task!r}; leave it none")
 
