@@ -211,3 +211,25 @@ def test_training_reads_only_its_own_utterances_from_a_cache_that_holds_the_whol
     first = task.train[0]
     full = extract_features(manifest.subset([first]), cfg.feature_config, synthetic_corpus, progress=False)
     np.testing.assert_array_equal(stores["clean"][first], full[first])
+
+
+def test_the_same_noise_clips_with_new_file_times_keep_their_cache_names(tmp_path):
+    import os
+
+    import numpy as np
+    import soundfile as sf
+
+    from copypaste_ser.data.corpora.musan import CLIP_HASHES, noise_split_for
+
+    for kind in ("noise", "music"):
+        (tmp_path / "musan" / kind).mkdir(parents=True)
+        for i in range(4):
+            sf.write(tmp_path / "musan" / kind / f"{i}.wav", np.full(1600, 0.1 * (i + 1), np.float32), 16000)
+    key, sets = noise_split_for(tmp_path / "musan", tmp_path / "corpus")
+    memo = next((tmp_path / "corpus" / "noise").iterdir()) / CLIP_HASHES
+    assert memo.is_file()
+    for clip in (tmp_path / "musan").rglob("*.wav"):  # a restored copy: same bytes, new times
+        os.utime(clip, ns=(1_000_000_000, 1_000_000_000))
+    assert noise_split_for(tmp_path / "musan", tmp_path / "corpus")[0] == key
+    memo.write_text("not json")  # a damaged memo costs hashing again, not a wrong name
+    assert noise_split_for(tmp_path / "musan", tmp_path / "corpus")[0] == key

@@ -223,23 +223,45 @@ def noise_split_for(root: Path, corpus_dir: Path) -> tuple[str, dict[str, NoiseS
     condition names, so two noise corpora, or one whose clips changed, never share cached noisy
     features) and its pools.
     """
-    import hashlib
-
     resolved = _resolve_root(Path(root)).resolve()
     key = f"{resolved.name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:6]}"
-    sets = load_or_prepare_musan(resolved, Path(corpus_dir) / "noise" / key / "musan.json")
-    return f"{key}-{pools_fingerprint(sets)}", sets
+    folder = Path(corpus_dir) / "noise" / key
+    sets = load_or_prepare_musan(resolved, folder / "musan.json")
+    return f"{key}-{pools_fingerprint(sets, folder / CLIP_HASHES)}", sets
 
 
-def pools_fingerprint(sets: dict[str, NoiseSet]) -> str:
-    """Six hex digits naming the pools' clips (path, size, mtime): a clip added, replaced or
-    moved between pools gives noisy features a new cache folder instead of stale ones."""
-    import hashlib
+#: Beside musan.json: each clip's content hash by (size, mtime), so a copy of the same clips
+#: (a restored or re-synced folder: new mtimes) keeps its cache names without re-reading much.
+CLIP_HASHES = "clip-hashes.json"
 
-    h = hashlib.sha1()
+
+def pools_fingerprint(sets: dict[str, NoiseSet], memo: Path | None = None) -> str:
+    """Six hex digits naming the pools' clips by name and content: a clip added, replaced or
+    moved between pools gives noisy features a new cache folder instead of stale ones, while
+    the same audio with new file times keeps its folder. ``memo`` stores each clip's hash by
+    (size, mtime) so only changed files are read again."""
+    known: dict = {}
+    if memo is not None and memo.is_file():
+        try:
+            known = json.loads(memo.read_text())
+        except ValueError:
+            known = {}  # a damaged memo only costs hashing again
+    fresh, h = {}, hashlib.sha1()
     for kind in sorted(sets):
         for pool in ("train", "test"):
             for path in sorted(getattr(sets[kind], pool)):
-                st = Path(path).stat() if Path(path).exists() else None
-                h.update(f"{kind}|{pool}|{path}|{st and st.st_size}|{st and st.st_mtime_ns}\n".encode())
+                fresh[path] = _clip_hash(Path(path), known.get(path))
+                h.update(f"{kind}|{pool}|{Path(path).name}|{fresh[path][2]}\n".encode())
+    if memo is not None and fresh != known:
+        atomic_write_text(memo, json.dumps(fresh))
     return h.hexdigest()[:6]
+
+
+def _clip_hash(path: Path, known: list | None) -> list:
+    """[size, mtime_ns, sha1 of the bytes] of one clip, reusing ``known`` when size and mtime match."""
+    if not path.exists():
+        return [None, None, "missing"]
+    st = path.stat()
+    if known and known[:2] == [st.st_size, st.st_mtime_ns]:
+        return list(known)
+    return [st.st_size, st.st_mtime_ns, hashlib.sha1(path.read_bytes()).hexdigest()]
