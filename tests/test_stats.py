@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
+from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.stats import fold_means, fold_test, holm, mean_ci, paired_bootstrap
 
 
@@ -211,3 +212,37 @@ def test_a_model_is_compared_with_a_finished_model_fold_by_fold_on_the_same_utte
     assert float(cells_a[1]) == pytest.approx(100 - 100 / 3, abs=0.01) and cells_a[5].strip() == "60"
     assert float(cells_a[3]) < 0.05 and float(cells_b[1]) == 0.0 and cells_b[5].strip() == "40"
     assert "over the 2 folds" in text
+
+
+def test_an_approximation_is_set_against_its_exact_cell_on_dev_scores(tmp_path):
+    import csv
+
+    from copypaste_ser.cli.main import app
+    from typer.testing import CliRunner
+
+    rows = []
+    for k, fold in enumerate(["f1", "f2", "f3"]):
+        for seed in ("0", "1"):
+            for init, dev, test in (("w", 0.80, 0.70), ("w+approx-joins", 0.79, 0.75)):
+                rows.append({"fold": fold, "init": init, "copypaste": "n-cp", "test": "clean", "training_data": "clean",
+                             "seed": seed, "weighted_f1": test + 0.01 * k, "dev_weighted_f1": dev + 0.02 * k
+                             + (0.004 if seed == "1" and init == "w" else 0)})
+            rows.append({"fold": fold, "init": "w", "copypaste": "none", "test": "clean", "training_data": "clean",
+                         "seed": seed, "weighted_f1": 0.5, "dev_weighted_f1": 0.5})
+    results = tmp_path / "results.csv"
+    with open(results, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    args = ["against-baselines", str(results), "--reference", "w", "--reference-scheme", "n-cp"]
+    dev = CliRunner().invoke(app, [*args, "--score", "dev"])
+    assert dev.exit_code == 0, dev.output
+    line = next(x for x in dev.output.splitlines() if x.startswith("| w+approx-joins | clean | n-cp |"))
+    assert [c.strip() for c in line.strip("|").split("|")][4:6] == ["3", "-1.20"]  # 79 - (80 + 0.2) per fold
+    assert "dev speakers" in dev.output
+    test = CliRunner().invoke(app, args)
+    line = next(x for x in test.output.splitlines() if x.startswith("| w+approx-joins | clean | n-cp |"))
+    assert [c.strip() for c in line.strip("|").split("|")][4:6] == ["3", "+5.00"]
+    refused = CliRunner().invoke(app, ["against-baselines", str(results), "--reference-scheme", "n-cp"])
+    assert isinstance(refused.exception, UserError) and "--reference-scheme: applies with --reference" in str(
+        refused.exception)

@@ -183,6 +183,10 @@ def against_baselines_cmd(
     test: str = typer.Option("clean", help="The test condition: clean, 10dB, 0dB"),
     reference: Optional[str] = typer.Option(None, help="Compare every other model with this init or LABEL (e.g. "
                                             "the same model without speaker normalisation) instead of the baselines"),
+    reference_scheme: str = typer.Option("none", help="The reference's CopyPaste scheme (e.g. n-cp to set "
+                                         "approximate N-CP against exact N-CP)"),
+    score: str = typer.Option("test", help="test (the test split's weighted F1) or dev (each run's dev "
+                              "weighted F1: judge an approximation where choices may look)"),
     out: Optional[Path] = typer.Option(None, help="Also write the table to this markdown file"),
     force: bool = typer.Option(False, help="Replace OUT"),
 ) -> None:
@@ -192,7 +196,7 @@ def against_baselines_cmd(
     from copypaste_ser.files.outputs import check_outputs, record_outputs
 
     files = check_outputs([out], force, "--out") if out else []
-    table = compare_with_baselines(results, test, reference)
+    table = compare_with_baselines(results, test, reference, score, reference_scheme)
     typer.echo(table)
     if out:
         atomic_write_text(out, table + "\n")

@@ -19,27 +19,42 @@ from copypaste_ser.experiments.grid_results import load_rows
 SCHEMES = ("none", "se-cp", "n-cp", "n+se-cp")
 
 
-def _scores(rows: list[dict], init: str, data: str | None, scheme: str, test: str) -> dict:
-    return {(r["fold"], r["seed"]): 100 * float(r["weighted_f1"]) for r in rows
+#: What a comparison scores: the test split's weighted F1, or the dev speakers' (each run's
+#: ``dev_weighted_f1``: the score every choice may see, e.g. to judge an approximation).
+SCORES = {"test": "weighted_f1", "dev": "dev_weighted_f1"}
+
+
+def _scores(rows: list[dict], init: str, data: str | None, scheme: str, test: str, score: str = "test") -> dict:
+    column = SCORES[score]
+    return {(r["fold"], r["seed"]): 100 * float(r[column]) for r in rows
             if r["init"] == init and r["copypaste"] == scheme and r["test"] == test
-            and (data is None or r.get("training_data", "clean") == data)}
+            and (data is None or r.get("training_data", "clean") == data) and _number(r.get(column))}
+
+
+def _number(value) -> bool:
+    try:
+        return not math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False  # a run without a dev score (older results) takes no part
 
 
 def _p(p: float) -> str:
     return "-" if math.isnan(p) else f"{p:.3g}"
 
 
-def comparison_rows(rows: list[dict], models: list[str], baselines: list[str], test: str = "clean") -> list[dict]:
+def comparison_rows(rows: list[dict], models: list[str], baselines: list[str], test: str = "clean",
+                    score: str = "test", reference_scheme: str = "none") -> list[dict]:
     """One dict per (model cell, baseline) with at least two shared folds: the fold test and its
-    Holm-adjusted p over all of them."""
+    Holm-adjusted p over all of them. ``score`` test or dev (SCORES); the baselines' cells are
+    their ``reference_scheme`` runs (a baseline's are none; a trained reference may have others)."""
     cells = sorted({(r["init"], r.get("training_data", "clean"), r["copypaste"]) for r in rows
                     if r["init"] in models and r["test"] == test},
                    key=lambda c: (models.index(c[0]), c[1], SCHEMES.index(c[2]) if c[2] in SCHEMES else 9))
     out = []
     for init, data, scheme in cells:
-        model = _scores(rows, init, data, scheme, test)
+        model = _scores(rows, init, data, scheme, test, score)
         for base in baselines:
-            t = fold_test(_scores(rows, base, None, "none", test), model)
+            t = fold_test(_scores(rows, base, None, reference_scheme, test, score), model)
             if t.n_folds >= 2:
                 out.append({"model": init, "training_data": data, "copypaste": scheme, "baseline": base, "test": t})
     for row, p in zip(out, holm([r["test"].t_p for r in out])):
@@ -48,13 +63,14 @@ def comparison_rows(rows: list[dict], models: list[str], baselines: list[str], t
 
 
 def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, str],
-                      test: str = "clean") -> list[str]:
+                      test: str = "clean", score: str = "test", reference_scheme: str = "none") -> list[str]:
     """Markdown lines: every model cell against every baseline present (``baselines``: name ->
     what to call it); empty when there is nothing to compare."""
-    compared = comparison_rows(rows, models, list(baselines), test)
+    compared = comparison_rows(rows, models, list(baselines), test, score, reference_scheme)
     if not compared:
         return []
-    lines = [f"## Against the baselines, {test} test", "",
+    what = f"{test} test" if score == "test" else "dev speakers (each run's dev weighted F1)"
+    lines = [f"## Against the baselines, {what}", "",
              "Model minus baseline, weighted F1 points over the folds both hold (seeds averaged within a "
              "fold first): mean, 95 % CI (t over folds), paired t p, Wilcoxon p, t p Holm-corrected over "
              f"the {len(compared)} comparisons of this table, folds where the model is better.", "",
@@ -84,10 +100,19 @@ def labelled(arg: str | Path) -> tuple[str | None, Path]:
     return label, Path(rest)
 
 
-def compare_with_baselines(paths: list[Path], test: str = "clean", reference: str | None = None) -> str:
+def compare_with_baselines(paths: list[Path], test: str = "clean", reference: str | None = None,
+                           score: str = "test", reference_scheme: str = "none") -> str:
     """``copypaste-ser against-baselines``: the markdown table for the results files' rows; with
     ``reference`` (an init in them, e.g. the same model without speaker normalisation, or a
-    ``LABEL=`` given to a file), every other model against that one instead of against the baselines."""
+    ``LABEL=`` given to a file), every other model against that one instead of against the baselines
+    (its ``reference_scheme`` cells); ``score`` dev compares the runs' dev scores instead of test."""
+    if score not in SCORES:
+        raise UserError(f"--score {score!r}: choose test or dev")
+    if reference_scheme not in SCHEMES:
+        raise UserError(f"--reference-scheme {reference_scheme!r}: choose one of {', '.join(SCHEMES)}")
+    if reference_scheme != "none" and reference is None:
+        raise UserError("--reference-scheme: applies with --reference (a baseline has no CopyPaste scheme); "
+                        "give --reference INIT")
     rows = []
     for arg in paths:
         label, path = labelled(arg)
@@ -110,7 +135,7 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
     else:
         baselines = {b: BASELINES.get(b, b) for b in sorted(names) if _is_baseline(b)}
     models = sorted(names - set(baselines) - scored - (set(BASELINES) if reference else set())) + sorted(scored)
-    lines = against_baselines(rows, models, baselines, test)
+    lines = against_baselines(rows, models, baselines, test, score, reference_scheme)
     if not lines:
         raise UserError(f"{', '.join(map(str, paths))}: no model and baseline share two folds; run the "
                         f"baselines in the same folds (copypaste-ser baseline DATA --fold ...)")
