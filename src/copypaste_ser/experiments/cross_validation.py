@@ -90,16 +90,15 @@ def train_folds(cfg: TrainConfig, out_dir: str | Path, pattern: str, seeds: list
 def finished_seeds(fold_dir: Path, cfg: TrainConfig) -> list[tuple[int, Path]]:
     """(seed, run folder) of every complete ``seed-N`` run in ``fold_dir`` made with ``cfg``
     (any seed): seeds added by later commands count, runs of another config do not."""
-    import yaml
-
-    from copypaste_ser.training.rundir import SEED_DIR, run_status
+    from copypaste_ser.training.rundir import SEED_DIR, made_with, run_status
 
     found = []
     for run in sorted(fold_dir.iterdir(), key=lambda p: (len(p.name), p.name)):
         if not (SEED_DIR.fullmatch(run.name) and run_status(run) == "complete"):
             continue
         seed = int(run.name.split("-")[1])
-        if yaml.safe_load((run / "config.yaml").read_text()) == dataclasses.replace(cfg, seed=seed).to_dict():
+        # as train's resume compares: a config written before a field was added has its default
+        if made_with(run, dataclasses.replace(cfg, seed=seed)):
             found.append((seed, run))
     return found
 

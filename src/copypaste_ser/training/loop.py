@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from tqdm.auto import tqdm
 
 from copypaste_ser.augment.pipeline import training_augmentation
@@ -66,6 +65,7 @@ from copypaste_ser.training.model_setup import (
 from copypaste_ser.training.reproducible import make_deterministic
 from copypaste_ser.training.rundir import (
     claim,
+    made_with,
     mark_stopped,
     prepare_run_dir,
     run_status,
@@ -346,7 +346,7 @@ def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: list[int], force: 
     for s in seeds:
         run = out / f"seed-{s}"
         scfg = dataclasses.replace(cfg, seed=s)
-        if run_status(run) == "complete" and yaml.safe_load((run / "config.yaml").read_text()) == scfg.to_dict():
+        if run_status(run) == "complete" and made_with(run, scfg):
             m = json.loads((run / "metrics.json").read_text())
         else:  # a cut run resumes; a finished run of another config needs --force (train's message)
             m = train(scfg, run, progress=progress)

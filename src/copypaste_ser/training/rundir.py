@@ -248,6 +248,12 @@ def config_changes(out: str | Path, cfg: TrainConfig, ignore: tuple[str, ...] = 
     return [f"{k} {_short(old.get(k))} -> {_short(new.get(k))}" for k in keys]
 
 
+def made_with(out: str | Path, cfg: TrainConfig) -> bool:
+    """Whether the run in ``out`` was made with ``cfg`` as a resume judges it: fields added since it
+    was written take their defaults, value-neutral ones (VALUE_NEUTRAL) are ignored."""
+    return not config_changes(out, cfg, VALUE_NEUTRAL)
+
+
 def _short(value: object) -> str:
     text = str(value)
     return text if len(text) <= 40 else text[:37] + "..."
