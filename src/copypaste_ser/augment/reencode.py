@@ -14,7 +14,8 @@ nothing extra (docs/benchmarks.md gives the cost of the re-encoding per epoch).
 
 ``copypaste_join: cached-states`` skips the re-encoding and joins the cached rows as they are: an
 approximation, 20-30 times cheaper an epoch for Whisper, named so in run folders and tables
-(``+approx-joins``; docs/results/whisper measures it against the exact joins on dev).
+(``+approx-joins``). Measured on Whisper it trains worse than exact joins and than No CP
+(docs/results/whisper/approximate-joins), so it is never a default.
 """
 
 from __future__ import annotations
