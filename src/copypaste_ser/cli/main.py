@@ -123,7 +123,9 @@ def train(
     encoder_lr_scale: Optional[float] = typer.Option(None),
     head_pooling: Optional[str] = typer.Option(None, help="attention or meanstd (resemblyzer-attention)"),
     encoder_tune_layers: Optional[int] = typer.Option(None, help="resemblyzer-attention: fine-tune the top N "
-                                                      "LSTM layers at --encoder-lr-scale x lr (default 0: frozen)"),
+                                                      "LSTM layers; whisper-attention: the top N blocks up to "
+                                                      "--encoder-layer (the cache holds the block below them); at "
+                                                      "--encoder-lr-scale x lr (default 0: frozen)"),
     encoder_model: Optional[str] = typer.Option(None, help="whisper-/ssl-attention: the frozen encoder, a local "
                                                 "folder or a hub name (e.g. facebook/wav2vec2-base); Whisper: 'base'"),
     encoder_layer: Optional[int] = typer.Option(None, help="whisper-/ssl-attention: the block / layer whose states "

