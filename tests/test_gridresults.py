@@ -45,3 +45,19 @@ def test_clean_confusions_skip_noisy_tests_and_keep_the_label_order():
                                                                      "confusion": [[0, 1], [0, 1]]}}
     # without a known label order the labels are sorted
     assert clean_confusions(preds, {})["scratch|clean|n-cp"]["labels"] == ["happy", "sad"]
+
+
+def test_two_files_naming_one_run_with_other_scores_are_warned_about(tmp_path, capsys):
+    from copypaste_ser.experiments.grid_results import merge_results
+
+    first = _slice(tmp_path / "frozen", 0, {"u1": ["neutral", "neutral"]})
+    same = _slice(tmp_path / "again", 0, {"u1": ["neutral", "neutral"]})
+    merge_results([first, same])  # a slice collected twice: the same scores, nothing to say
+    assert "warning" not in capsys.readouterr().err
+    other = _slice(tmp_path / "tuned", 0, {"u1": ["neutral", "angry"]})
+    text = other.read_text().replace(",0.5,0.5,0.5,", ",0.25,0.5,0.5,")
+    other.write_text(text)
+    rows, _ = merge_results([first, other])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{other} and {first} both hold run loso-1/scratch/clean/none/0/clean" in err
+    assert [r["weighted_f1"] for r in rows] == [0.25]  # the later file's, as before, now said

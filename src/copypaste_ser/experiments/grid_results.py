@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -66,13 +67,23 @@ def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
     scheme, seed, test) or confusion key found in several files is taken from the last
     (:func:`clean_confusions` sums a key's runs again where their predictions exist)."""
     merged: dict[tuple, dict] = {}
+    source: dict[tuple, Path] = {}
     confusions: dict = {}
+    clashes: list[tuple] = []
     for path in results:
         for r in load_rows(Path(path)):
-            merged[tuple(r[k] for k in RUN_KEY)] = r
+            key = tuple(r[k] for k in RUN_KEY)
+            if key in merged and source[key] != Path(path) and merged[key]["weighted_f1"] != r["weighted_f1"]:
+                clashes.append((key, source[key], Path(path)))
+            merged[key], source[key] = r, Path(path)
         f = Path(path).parent / "confusions.json"
         if f.is_file():
             confusions.update(json.loads(f.read_text()))
+    if clashes:  # the same run named in two files with other scores: two models under one name?
+        key, first, second = clashes[0]
+        print(f"warning: {second} and {first} both hold run {'/'.join(map(str, key))} with other scores "
+              f"({len(clashes)} such runs); {second}'s are used. If these are two models, report them apart "
+              f"or compare them with `against-baselines LABEL=FILE ...`", file=sys.stderr)
     return list(merged.values()), confusions
 
 
