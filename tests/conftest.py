@@ -25,6 +25,17 @@ def synthetic_corpus(tmp_path_factory) -> Path:
     return root / "data"
 
 
+def save_tiny_whisper(folder: Path, seed: int, **config) -> Path:
+    """A tiny random-weight transformers Whisper (test_whisper.TINY, ``config`` over it) saved in ``folder``."""
+    import torch
+    transformers = pytest.importorskip("transformers")
+    from test_whisper import TINY
+
+    torch.manual_seed(seed)
+    transformers.WhisperModel(transformers.WhisperConfig(**{**TINY, **config})).eval().save_pretrained(folder)
+    return folder
+
+
 def shared_data(name: str) -> Path:
     path = SHARED_DATA / name
     if not path.is_dir():

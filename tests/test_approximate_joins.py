@@ -21,14 +21,8 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny_whisper(tmp_path_factory):
-    import torch
-
-    from test_whisper import TINY
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-whisper-joins")
-    transformers.WhisperModel(transformers.WhisperConfig(**TINY)).eval().save_pretrained(folder)
-    return folder
+    from conftest import save_tiny_whisper
+    return save_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper-joins"), seed=0)
 
 
 def whisper_config(model, **options):

@@ -178,17 +178,25 @@ def test_the_cache_key_names_the_encoder_weights_not_only_the_encoder(tmp_path, 
     assert local.key() != first and first != base.key()
 
 
+def _noise_folder(tmp_path):
+    """A MUSAN-layout folder of eight short constant clips."""
+    import numpy as np
+    import soundfile as sf
+
+    for kind in ("noise", "music"):
+        (tmp_path / "musan" / kind).mkdir(parents=True)
+        for i in range(4):
+            sf.write(tmp_path / "musan" / kind / f"{i}.wav", np.full(1600, 0.1 * (i + 1), np.float32), 16000)
+    return tmp_path / "musan"
+
+
 def test_noisy_cache_names_change_with_the_noise_pools(tmp_path):
     import numpy as np
     import soundfile as sf
 
     from copypaste_ser.data.corpora.musan import noise_split_for
 
-    for kind in ("noise", "music"):
-        (tmp_path / "musan" / kind).mkdir(parents=True)
-        for i in range(4):
-            sf.write(tmp_path / "musan" / kind / f"{i}.wav", np.full(1600, 0.1 * (i + 1), np.float32), 16000)
-    key, sets = noise_split_for(tmp_path / "musan", tmp_path / "corpus")
+    key, sets = noise_split_for(_noise_folder(tmp_path), tmp_path / "corpus")
     assert noise_split_for(tmp_path / "musan", tmp_path / "corpus")[0] == key
     clip = sets["noise"].test[0]
     sf.write(clip, np.full(3200, 0.5, np.float32), 16000)  # same name, other audio
@@ -216,16 +224,9 @@ def test_training_reads_only_its_own_utterances_from_a_cache_that_holds_the_whol
 def test_the_same_noise_clips_with_new_file_times_keep_their_cache_names(tmp_path):
     import os
 
-    import numpy as np
-    import soundfile as sf
-
     from copypaste_ser.data.corpora.musan import CLIP_HASHES, noise_split_for
 
-    for kind in ("noise", "music"):
-        (tmp_path / "musan" / kind).mkdir(parents=True)
-        for i in range(4):
-            sf.write(tmp_path / "musan" / kind / f"{i}.wav", np.full(1600, 0.1 * (i + 1), np.float32), 16000)
-    key, sets = noise_split_for(tmp_path / "musan", tmp_path / "corpus")
+    key, _ = noise_split_for(_noise_folder(tmp_path), tmp_path / "corpus")
     memo = next((tmp_path / "corpus" / "noise").iterdir()) / CLIP_HASHES
     assert memo.is_file()
     for clip in (tmp_path / "musan").rglob("*.wav"):  # a restored copy: same bytes, new times

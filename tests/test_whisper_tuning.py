@@ -23,24 +23,15 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from test_whisper import TINY
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-whisper-tune")
-    transformers.WhisperModel(transformers.WhisperConfig(**TINY)).eval().save_pretrained(folder)
-    return folder
+    from conftest import save_tiny_whisper
+    return save_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper-tune"), seed=0)
 
 
 @pytest.fixture(scope="module")
 def tiny_30s(tmp_path_factory):
     """With Whisper's 1500 positions (30 s): an ONNX trace holds one encoder window."""
-    from test_whisper import TINY
-
-    torch.manual_seed(2)
-    folder = tmp_path_factory.mktemp("tiny-whisper-tune-30s")
-    transformers.WhisperModel(transformers.WhisperConfig(**{**TINY, "max_source_positions": 1500})).eval() \
-        .save_pretrained(folder)
-    return folder
+    from conftest import save_tiny_whisper
+    return save_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper-tune-30s"), seed=2, max_source_positions=1500)
 
 
 def speech(seconds: float, seed: int) -> np.ndarray:
