@@ -125,6 +125,7 @@ def emotion_model_on_encoder_states(init: str, num_classes: int, feature_config:
     Whisper's top ``tuned_layers`` blocks trained with it, from their pretrained weights, on the
     cached states of the block below them (``feature_config.encoder_layer``)."""
     from copypaste_ser.features import ssl_encoders, whisper_weights
+    from copypaste_ser.features.whisper_states import shared_whisper
     from copypaste_ser.features.mfcc import SSL_KIND, WHISPER_KIND
     from copypaste_ser.models.encoder_head import SSL_ARCH, WHISPER_ARCH, EncoderAttentionEmotion, EncoderHeadConfig
 
@@ -138,7 +139,7 @@ def emotion_model_on_encoder_states(init: str, num_classes: int, feature_config:
     states = f"{unit}s 0-{f.encoder_layer}" if f.encoder_mix else f"{unit} {f.encoder_layer}"
     which = f"{states}, learned weighted sum" if f.encoder_mix else states
     if whisper:
-        from copypaste_ser.features.whisper_states import shared_whisper, whisper_dims
+        from copypaste_ser.features.whisper_states import whisper_dims
         dims = whisper_dims(str(f.encoder_model))
         head = EncoderHeadConfig(num_classes=num_classes, pooling=pooling, encoder="whisper", input_dim=f.dim,
                                  whisper_model=f.encoder_model, whisper_layer=f.encoder_layer + tuned_layers,
@@ -149,10 +150,6 @@ def emotion_model_on_encoder_states(init: str, num_classes: int, feature_config:
             f"; blocks {f.encoder_layer + 1}-{top} fine-tuned"
         name, weights = f"Whisper {f.encoder_model} (frozen, {which}{tuned})", whisper_weights.weights_id
         described = f"Whisper log-mel rows + {states} states"
-        if tuned_layers:
-            model = EncoderAttentionEmotion(head)
-            model.load_tuned_layers(shared_whisper(str(f.encoder_model)))
-            return model, _encoder_provenance(init, WHISPER_ARCH, name, weights(str(f.encoder_model)), described)
     else:
         head = EncoderHeadConfig(num_classes=num_classes, pooling=pooling, encoder="ssl", input_dim=f.dim,
                                  ssl_model=f.encoder_model, ssl_layer=f.encoder_layer, ssl_width=f.encoder_width,
@@ -160,11 +157,9 @@ def emotion_model_on_encoder_states(init: str, num_classes: int, feature_config:
         family = ssl_encoders.shared_ssl(str(f.encoder_model)).family
         name, weights = f"{family} {f.encoder_model} (frozen, {which})", ssl_encoders.weights_id
         described = f"waveform rows ({f.input_dim} samples) + {states} states"
-    provenance = _encoder_provenance(init, WHISPER_ARCH if whisper else SSL_ARCH, name,
-                                     weights(str(f.encoder_model)), described)
-    return EncoderAttentionEmotion(head), provenance
-
-
-def _encoder_provenance(init: str, arch: str, name: str, weights: str, described: str) -> dict:
-    return {"init": init, "init_kind": "speech", "init_arch": arch, "init_corpus": name, "init_weights": weights,
-            "features": described}
+    provenance = {"init": init, "init_kind": "speech", "init_arch": WHISPER_ARCH if whisper else SSL_ARCH,
+                  "init_corpus": name, "init_weights": weights(str(f.encoder_model)), "features": described}
+    model = EncoderAttentionEmotion(head)
+    if tuned_layers:  # Whisper only (check_applicable): the tuned blocks start from the pretrained ones
+        model.load_tuned_layers(shared_whisper(str(f.encoder_model)))
+    return model, provenance
