@@ -3,6 +3,7 @@
 import csv
 import json
 
+from copypaste_ser.evaluation.predictions_file import read_predictions
 from copypaste_ser.experiments.grid_results import clean_confusions
 from copypaste_ser.experiments.report import write_report
 
@@ -61,3 +62,39 @@ def test_two_files_naming_one_run_with_other_scores_are_warned_about(tmp_path, c
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{other} and {first} both hold run loso-1/scratch/clean/none/0/clean" in err
     assert [r["weighted_f1"] for r in rows] == [0.25]  # the later file's, as before, now said
+
+
+def test_labels_report_two_grids_of_one_init_apart(tmp_path, capsys):
+    frozen = _slice(tmp_path / "frozen", 0, {"u1": ["neutral", "neutral"], "u2": ["angry", "neutral"]})
+    tuned = _slice(tmp_path / "tuned", 0, {"u1": ["neutral", "neutral"], "u2": ["angry", "angry"]})
+    tuned.write_text(tuned.read_text().replace(",0.5,0.5,0.5,", ",1.0,1.0,1.0,"))
+    write_report([f"frozen={frozen}", f"tuned={tuned.parent}"], tmp_path / "both", "both")
+    assert "warning" not in capsys.readouterr().err  # two models now, not one run twice
+    with open(tmp_path / "both" / "results.csv", newline="") as f:
+        rows = {r["init"]: r["weighted_f1"] for r in csv.DictReader(f)}
+    assert rows == {"frozen": "0.5", "tuned": "1.0"}
+    preds = read_predictions(tmp_path / "both" / "predictions.json")
+    assert {k.split("|")[1]: v["u2"] for k, v in preds.items()} == {"frozen": ("angry", "neutral"),
+                                                                     "tuned": ("angry", "angry")}
+    confusions = json.loads((tmp_path / "both" / "confusions.json").read_text())
+    assert confusions["tuned|clean|none"]["confusion"] == [[1, 0], [0, 1]]
+    assert confusions["frozen|clean|none"]["confusion"] == [[1, 0], [1, 0]]
+    assert "Init: tuned" in (tmp_path / "both" / "report.md").read_text()
+
+
+def test_a_grids_baseline_predictions_are_merged_for_its_report(tmp_path):
+    from copypaste_ser.evaluation.predictions_file import write_predictions
+    from copypaste_ser.experiments.grid_results import merge_predictions
+
+    grid = tmp_path / "grid"
+    (grid / "baseline").mkdir(parents=True)
+    row = {"fold": "default", "init": "egemaps-svm", "training_data": "clean", "copypaste": "none", "seed": "-",
+           "test": "clean", "weighted_f1": "0.5"}
+    with open(grid / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        w.writeheader()
+        w.writerow(row)
+    key = "default|egemaps-svm|clean|none|-|clean"
+    assert merge_predictions([grid / "results.csv"]) == {}
+    write_predictions(grid / "baseline" / "predictions.json", {key: {"u1": ["sad", "happy"]}})
+    assert merge_predictions([grid / "results.csv"]) == {key: {"u1": ("sad", "happy")}}

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as st
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.evaluation.stats import fold_means, fold_test, holm, mean_ci, paired_bootstrap
+from copypaste_ser.evaluation.stats import fold_means, fold_test, holm, mean_ci, paired_bootstrap, weighted_f1
 
 
 def test_fold_means_average_the_seeds_of_each_fold():
@@ -246,3 +246,56 @@ def test_an_approximation_is_set_against_its_exact_cell_on_dev_scores(tmp_path):
     refused = CliRunner().invoke(app, ["against-baselines", str(results), "--reference-scheme", "n-cp"])
     assert isinstance(refused.exception, UserError) and "--reference-scheme: applies with --reference" in str(
         refused.exception)
+
+
+def test_on_one_split_a_model_is_tested_against_a_baseline_by_the_bootstrap(tmp_path):
+    import csv
+    import json
+
+    from copypaste_ser.cli.main import app
+    from typer.testing import CliRunner
+
+    labels = ["neutral", "angry", "happy", "sad"]
+    truth = {f"u{k}": labels[k % 4] for k in range(80)}
+    # the model is right everywhere; the probe wrong on every fourth utterance
+    runs = {("m", "clean", "none", "0"): {u: (t, t) for u, t in truth.items()},
+            ("m", "clean", "none", "1"): {u: (t, t) for u, t in truth.items()},
+            ("resemblyzer-lr", "-", "none", "-"): {u: (t, "sad" if int(u[1:]) % 4 == 0 else t) for u, t in truth.items()}}
+    rows, preds = [], {}
+    for (init, data, scheme, seed), p in runs.items():
+        rows.append({"fold": "default", "init": init, "training_data": data, "copypaste": scheme, "seed": seed,
+                     "test": "clean", "weighted_f1": weighted_f1([t for t, _ in p.values()], [q for _, q in p.values()])})
+        preds["|".join(["default", init, data, scheme, seed, "clean"])] = {u: list(v) for u, v in p.items()}
+    results = tmp_path / "results.csv"
+    with open(results, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    done = CliRunner().invoke(app, ["against-baselines", str(results)])
+    assert isinstance(done.exception, UserError)  # one shared fold, no predictions: nothing to test
+    assert "share two folds (or one, with per-utterance predictions)" in str(done.exception)
+    (tmp_path / "predictions.json").write_text(json.dumps(preds))
+    done = CliRunner().invoke(app, ["against-baselines", str(results)])
+    line = next(x for x in done.output.splitlines() if x.startswith("| m | clean | none |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    gain = 100 * (1 - rows[2]["weighted_f1"])
+    assert cells[4] == "1" and float(cells[5]) == pytest.approx(gain, abs=0.01)
+    assert float(cells[7]) < 0.01 and cells[8] == "-" and cells[10] == "1/1"
+
+
+def test_the_bootstraps_counted_weighted_f1_is_sklearns():
+    from sklearn.metrics import f1_score
+
+    from copypaste_ser.evaluation.stats import _counted_weighted_f1
+
+    rng = np.random.default_rng(3)
+    metric = _counted_weighted_f1(5)
+    for _ in range(50):
+        y, p = rng.integers(0, 4, 40), rng.integers(0, 5, 40)  # label 4 only ever predicted
+        assert metric(y, p) == pytest.approx(f1_score(y, p, average="weighted", zero_division=0), abs=1e-12)
+    # string labels go through the same counts: the bootstrap of a named-label test equals sklearn's scores
+    y = np.array(list("aabbccdd" * 5))
+    sys_pred = np.where(np.arange(40) % 5 == 0, "a", y)
+    r = paired_bootstrap(y, [np.full(40, "a")], [sys_pred], n_boot=100)
+    assert r.mean_diff == pytest.approx(f1_score(y, sys_pred, average="weighted", zero_division=0)
+                                        - f1_score(y, np.full(40, "a"), average="weighted", zero_division=0))

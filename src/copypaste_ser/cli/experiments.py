@@ -70,7 +70,8 @@ def grid(
 def report_cmd(
     results: list[Path] = typer.Argument(..., help="results.csv of a grid, or a folder holding one (a grid's "
                                          "out, or `train --fold all`'s OUT); several are merged (the last wins "
-                                         "where they hold the same run)"),
+                                         "where they hold the same run); LABEL=FILE names that file's models "
+                                         "LABEL (two grids of one init, e.g. a frozen and a tuned encoder)"),
     out: Path = typer.Option(..., help="Folder for report.md, plots and the merged results.csv"),
     title: str = typer.Option("Results"),
     command: str = typer.Option("", help="The command that made the results, quoted in the report"),
@@ -84,7 +85,6 @@ def report_cmd(
     """Write the Markdown report (paper-style tables, significance, plots) from results.csv files."""
     from copypaste_ser.experiments.report import write_report
 
-    results = [r / "results.csv" if r.is_dir() else r for r in results]
     if paper is not None and paper not in TABLES:
         raise UserError(f"--paper {paper!r}: choose one of {', '.join(TABLES)}")
     typer.echo(str(write_report(results, out, title, command, notes, force=force, rule=rule, paper=paper)))

@@ -95,6 +95,18 @@ def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(f1_score(y_true, y_pred, average="weighted", zero_division=0))
 
 
+def _counted_weighted_f1(n_labels: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    """:func:`weighted_f1` for labels coded 0 .. n_labels - 1, from the confusion counts
+    (2 TP / (support + predicted) per label, weighted by support; 0 where a label is never seen)."""
+    def metric(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        cm = np.bincount(y_true * n_labels + y_pred, minlength=n_labels * n_labels).reshape(n_labels, n_labels)
+        support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+        seen = support + predicted
+        f1 = np.divide(2.0 * np.diag(cm), seen, out=np.zeros(n_labels), where=seen > 0)
+        return float((support * f1).sum() / support.sum())
+    return metric
+
+
 @dataclass(frozen=True)
 class BootstrapTest:
     """Paired bootstrap over test utterances of the seed-averaged metric (system - reference)."""
@@ -118,6 +130,10 @@ def paired_bootstrap(y_true: Sequence[int], reference: Sequence[Sequence[int]], 
     a, b = np.asarray(reference), np.asarray(system)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != len(y) or b.shape[1] != len(y) or len(y) == 0:
         raise ValueError("predictions must be (seeds, utterances) aligned with y_true")
+    if metric is weighted_f1:  # the same score from label counts: a report's bootstraps in seconds, not minutes
+        labels, codes = np.unique(np.concatenate([y, a.ravel(), b.ravel()]), return_inverse=True)
+        y, a, b = codes[: len(y)], codes[len(y): len(y) + a.size].reshape(a.shape), codes[len(y) + a.size:].reshape(b.shape)
+        metric = _counted_weighted_f1(len(labels))
 
     def diff(ix: np.ndarray) -> float:
         return (np.mean([metric(y[ix], s[ix]) for s in b]) - np.mean([metric(y[ix], s[ix]) for s in a]))

@@ -4,7 +4,9 @@ against-baselines``, and the report's "against the baselines" section).
 A cell is (model, training data, CopyPaste scheme). Per fold its seeds are averaged first, then
 the model minus the baseline is tested over the folds both hold: paired t and Wilcoxon, and Holm
 over every comparison of one table (one test condition). The question: does the model beat, fold
-by fold, for example a linear probe on the very encoder it is built on?"""
+by fold, for example a linear probe on the very encoder it is built on? Where the two share one
+fold only (a single split such as CREMA-D's paper split), the paired bootstrap over that fold's
+test utterances answers instead, when both have per-utterance predictions (evaluation.stats.compare)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from pathlib import Path
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.baselines import BASELINES
-from copypaste_ser.evaluation.stats import fold_test, holm
-from copypaste_ser.experiments.grid_results import load_rows
+from copypaste_ser.evaluation.pooled import run_key
+from copypaste_ser.evaluation.stats import FoldTest, compare, fold_test, holm
+from copypaste_ser.experiments.grid_results import is_baseline, labelled, merge_predictions, merge_results
 
 SCHEMES = ("none", "se-cp", "n-cp", "n+se-cp")
 
@@ -24,11 +27,29 @@ SCHEMES = ("none", "se-cp", "n-cp", "n+se-cp")
 SCORES = {"test": "weighted_f1", "dev": "dev_weighted_f1"}
 
 
-def _scores(rows: list[dict], init: str, data: str | None, scheme: str, test: str, score: str = "test") -> dict:
+def _cell_rows(rows: list[dict], init: str, data: str | None, scheme: str, test: str, score: str = "test") -> list:
     column = SCORES[score]
-    return {(r["fold"], r["seed"]): 100 * float(r[column]) for r in rows
-            if r["init"] == init and r["copypaste"] == scheme and r["test"] == test
-            and (data is None or r.get("training_data", "clean") == data) and _number(r.get(column))}
+    return [r for r in rows if r["init"] == init and r["copypaste"] == scheme and r["test"] == test
+            and (data is None or r.get("training_data", "clean") == data) and _number(r.get(column))]
+
+
+def _scores(rows: list[dict], init: str, data: str | None, scheme: str, test: str, score: str = "test") -> dict:
+    return {(r["fold"], r["seed"]): 100 * float(r[SCORES[score]]) for r in _cell_rows(rows, init, data, scheme, test, score)}
+
+
+def _one_fold_bootstrap(rows: list[dict], preds: dict, reference: tuple, system: tuple) -> FoldTest | None:
+    """The paired bootstrap over the one fold two cells share ((init, data, scheme, test) each), as
+    a FoldTest of one "fold" in points (t_p holds the bootstrap p); None without every run's predictions."""
+    sides = [_cell_rows(rows, *cell) for cell in (reference, system)]
+    scores = [{(r["fold"], r["seed"]): float(r["weighted_f1"]) for r in side} for side in sides]
+    found = [{(r["fold"], r["seed"]): preds.get(run_key(r)) for r in side} for side in sides]
+    if any(p is None for side in found for p in side.values()):
+        return None
+    c = compare(scores[0], scores[1], found[0], found[1])
+    if c.method != "bootstrap":
+        return None
+    diff = 100 * c.mean_diff
+    return FoldTest(diff, 100 * c.ci_low, 100 * c.ci_high, c.p, float("nan"), 1, (diff,))
 
 
 def _number(value) -> bool:
@@ -43,10 +64,12 @@ def _p(p: float) -> str:
 
 
 def comparison_rows(rows: list[dict], models: list[str], baselines: list[str], test: str = "clean",
-                    score: str = "test", reference_scheme: str = "none") -> list[dict]:
-    """One dict per (model cell, baseline) with at least two shared folds: the fold test and its
-    Holm-adjusted p over all of them. ``score`` test or dev (SCORES); the baselines' cells are
-    their ``reference_scheme`` runs (a baseline's are none; a trained reference may have others)."""
+                    score: str = "test", reference_scheme: str = "none", preds: dict | None = None) -> list[dict]:
+    """One dict per (model cell, baseline) with at least two shared folds, or one shared fold and
+    every run's test predictions in ``preds`` (run key -> {utt: (true, predicted)}; test scores
+    only): the test and its Holm-adjusted p over all of them. ``score`` test or dev (SCORES); the
+    baselines' cells are their ``reference_scheme`` runs (a baseline's are none; a trained
+    reference may have others)."""
     cells = sorted({(r["init"], r.get("training_data", "clean"), r["copypaste"]) for r in rows
                     if r["init"] in models and r["test"] == test},
                    key=lambda c: (models.index(c[0]), c[1], SCHEMES.index(c[2]) if c[2] in SCHEMES else 9))
@@ -55,26 +78,32 @@ def comparison_rows(rows: list[dict], models: list[str], baselines: list[str], t
         model = _scores(rows, init, data, scheme, test, score)
         for base in baselines:
             t = fold_test(_scores(rows, base, None, reference_scheme, test, score), model)
-            if t.n_folds >= 2:
+            if t.n_folds == 1 and preds and score == "test":
+                t = _one_fold_bootstrap(rows, preds, (base, None, reference_scheme, test), (init, data, scheme, test))
+            elif t.n_folds < 2:
+                t = None
+            if t is not None:
                 out.append({"model": init, "training_data": data, "copypaste": scheme, "baseline": base, "test": t})
     for row, p in zip(out, holm([r["test"].t_p for r in out])):
         row["holm_p"] = p
     return out
 
 
-def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, str],
-                      test: str = "clean", score: str = "test", reference_scheme: str = "none") -> list[str]:
+def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, str], test: str = "clean",
+                      score: str = "test", reference_scheme: str = "none", preds: dict | None = None) -> list[str]:
     """Markdown lines: every model cell against every baseline present (``baselines``: name ->
-    what to call it); empty when there is nothing to compare."""
-    compared = comparison_rows(rows, models, list(baselines), test, score, reference_scheme)
+    what to call it; ``preds`` as :func:`comparison_rows`); empty when there is nothing to compare."""
+    compared = comparison_rows(rows, models, list(baselines), test, score, reference_scheme, preds)
     if not compared:
         return []
     what = f"{test} test" if score == "test" else "dev speakers (each run's dev weighted F1)"
     lines = [f"## Against the baselines, {what}", "",
              "Model minus baseline, weighted F1 points over the folds both hold (seeds averaged within a "
              "fold first): mean, 95 % CI (t over folds), paired t p, Wilcoxon p, t p Holm-corrected over "
-             f"the {len(compared)} comparisons of this table, folds where the model is better.", "",
-             "| model | training data | CopyPaste | baseline | folds | model - baseline | 95 % CI | p (t) "
+             f"the {len(compared)} comparisons of this table, folds where the model is better. Where the two "
+             "share one fold, the CI and p are the paired bootstrap's over that fold's test utterances "
+             "(each side's seeds averaged in every resample).", "",
+             "| model | training data | CopyPaste | baseline | folds | model - baseline | 95 % CI | p (t or bootstrap) "
              "| p (Wilcoxon) | p (Holm) | folds better |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in compared:
@@ -83,21 +112,6 @@ def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, 
                      f"| {t.n_folds} | {t.mean_diff:+.2f} | {t.ci_low:+.2f} to {t.ci_high:+.2f} | {_p(t.t_p)} "
                      f"| {_p(t.wilcoxon_p)} | {_p(r['holm_p'])} | {sum(d > 0 for d in t.diffs)}/{t.n_folds} |")
     return lines + [""]
-
-
-def _is_baseline(init: str) -> bool:
-    return init in BASELINES or init.endswith("-lr")
-
-
-def labelled(arg: str | Path) -> tuple[str | None, Path]:
-    """``LABEL=results.csv`` -> (LABEL, path): the model of that file goes by LABEL (``LABEL:init``
-    where it holds several), so two grids of one init (e.g. Whisper block 3 and the block mix) are
-    told apart; a plain path -> (None, path)."""
-    text = str(arg)
-    label, sep, rest = text.partition("=")
-    if not sep or Path(text).is_file() or not label or "/" in label:
-        return None, Path(text)
-    return label, Path(rest)
 
 
 def compare_with_baselines(paths: list[Path], test: str = "clean", reference: str | None = None,
@@ -113,15 +127,11 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
     if reference_scheme != "none" and reference is None:
         raise UserError("--reference-scheme: applies with --reference (a baseline has no CopyPaste scheme); "
                         "give --reference INIT")
-    rows = []
     for arg in paths:
-        label, path = labelled(arg)
+        path = labelled(arg)[1]
         if not path.is_file():
             raise UserError(f"{path}: no such results file; give a results.csv that a grid or report wrote")
-        found = load_rows(path)
-        models = {r["init"] for r in found if not _is_baseline(r["init"])}
-        rename = {m: label if len(models) == 1 else f"{label}:{m}" for m in models} if label else {}
-        rows += [{**r, "init": rename.get(r["init"], r["init"])} for r in found]
+    rows = merge_results(paths)[0]
     tests = sorted({r["test"] for r in rows})
     if test not in tests:
         raise UserError(f"--test {test!r}: the results hold no such test; choose one of {', '.join(tests)}")
@@ -133,12 +143,13 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
                             f"{', '.join(sorted(names))}")
         baselines = {reference: reference}
     else:
-        baselines = {b: BASELINES.get(b, b) for b in sorted(names) if _is_baseline(b)}
+        baselines = {b: BASELINES.get(b, b) for b in sorted(names) if is_baseline(b)}
     models = sorted(names - set(baselines) - scored - (set(BASELINES) if reference else set())) + sorted(scored)
-    lines = against_baselines(rows, models, baselines, test, score, reference_scheme)
+    lines = against_baselines(rows, models, baselines, test, score, reference_scheme, merge_predictions(paths))
     if not lines:
-        raise UserError(f"{', '.join(map(str, paths))}: no model and baseline share two folds; run the "
-                        f"baselines in the same folds (copypaste-ser baseline DATA --fold ...)")
+        raise UserError(f"{', '.join(map(str, paths))}: no model and baseline share two folds (or one, with "
+                        f"per-utterance predictions); run the baselines in the same folds (copypaste-ser "
+                        f"baseline DATA --fold ...)")
     return "\n".join(lines)
 
 

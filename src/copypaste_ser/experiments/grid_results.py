@@ -62,23 +62,51 @@ def _number(text: str) -> float:
         return float("nan")
 
 
-def merge_results(results: list[Path]) -> tuple[list[dict], dict]:
-    """Rows and clean-test confusions of several grids' results; a run (fold, init, data,
-    scheme, seed, test) or confusion key found in several files is taken from the last
-    (:func:`clean_confusions` sums a key's runs again where their predictions exist)."""
+def is_baseline(init: str) -> bool:
+    """Whether rows of ``init`` are a baseline (eGeMAPS + SVM, a linear probe), not a trained model."""
+    return init in BASELINES or init.endswith("-lr")
+
+
+def labelled(arg: str | Path) -> tuple[str | None, Path]:
+    """``LABEL=results.csv`` -> (LABEL, path): the models of that file go by LABEL (``LABEL:init``
+    where it holds several), so two grids of one init (e.g. a frozen and a tuned encoder) are
+    told apart; a plain path -> (None, path); a folder stands for the results.csv in it."""
+    text = str(arg)
+    label, sep, rest = text.partition("=")
+    if not sep or Path(text).exists() or not label or "/" in label:
+        label, rest = None, text
+    path = Path(rest)
+    return label, path / "results.csv" if path.is_dir() else path
+
+
+def model_renames(rows: list[dict], label: str | None) -> dict[str, str]:
+    """{init: the name it takes under ``label``} for the trained models of ``rows`` (none without a label)."""
+    models = sorted({r["init"] for r in rows if not is_baseline(r["init"])})
+    return {m: label if len(models) == 1 else f"{label}:{m}" for m in models} if label else {}
+
+
+def merge_results(results: list[str | Path]) -> tuple[list[dict], dict]:
+    """Rows and clean-test confusions of several grids' results (each a path or ``LABEL=path``,
+    :func:`labelled`); a run (fold, init, data, scheme, seed, test) or confusion key found in
+    several files is taken from the last (:func:`clean_confusions` sums a key's runs again where
+    their predictions exist)."""
     merged: dict[tuple, dict] = {}
     source: dict[tuple, Path] = {}
     confusions: dict = {}
     clashes: list[tuple] = []
-    for path in results:
-        for r in load_rows(Path(path)):
+    for arg in results:
+        label, path = labelled(arg)
+        found = load_rows(path)
+        rename = model_renames(found, label)
+        for r in found:
+            r["init"] = rename.get(r["init"], r["init"])
             key = tuple(r[k] for k in RUN_KEY)
             if key in merged and source[key] != Path(path) and merged[key]["weighted_f1"] != r["weighted_f1"]:
                 clashes.append((key, source[key], Path(path)))
             merged[key], source[key] = r, Path(path)
-        f = Path(path).parent / "confusions.json"
+        f = path.parent / "confusions.json"
         if f.is_file():
-            confusions.update(json.loads(f.read_text()))
+            confusions.update({_renamed_key(k, rename, 0): v for k, v in json.loads(f.read_text()).items()})
     if clashes:  # the same run named in two files with other scores: two models under one name?
         key, first, second = clashes[0]
         print(f"warning: {second} and {first} both hold run {'/'.join(map(str, key))} with other scores "
@@ -115,20 +143,36 @@ def _run_predictions(results_csv: Path, r: dict) -> dict | None:
     return {p["id"]: (p["true"], p["pred"]) for p in preds} if preds else None
 
 
-def merge_predictions(results: list[Path]) -> dict[str, dict]:
+def _renamed_key(key: str, rename: dict[str, str], position: int) -> str:
+    """A "|"-joined key with its init (at ``position``) renamed."""
+    parts = key.split("|")
+    if len(parts) > position:
+        parts[position] = rename.get(parts[position], parts[position])
+    return "|".join(parts)
+
+
+def merge_predictions(results: list[str | Path]) -> dict[str, dict]:
     """Per-utterance predictions of the runs of several results.csv ("|"-joined run key ->
     {utt id: [true, predicted]}): ``predictions.json`` beside a results.csv, else the grid's
-    run folders there; the last file wins, as in :func:`merge_results`."""
+    run folders and its baselines' predictions (``baseline/predictions.json``) there; the last
+    file wins and labels rename, as in :func:`merge_results`."""
     merged: dict[str, dict] = {}
-    for path in map(Path, results):
+    init_at = RUN_KEY.index("init")
+    for arg in results:
+        label, path = labelled(arg)
+        rows = load_rows(path)
+        rename = model_renames(rows, label)
         f = path.parent / "predictions.json"
         if f.is_file():
-            merged.update(read_predictions(f))
+            merged.update({_renamed_key(k, rename, init_at): v for k, v in read_predictions(f).items()})
             continue
-        for r in load_rows(path):
+        grid_baselines = path.parent / "baseline" / "predictions.json"  # grid.py's run_baseline
+        if grid_baselines.is_file():
+            merged.update(read_predictions(grid_baselines))
+        for r in rows:
             preds = None if r["init"] in BASELINES else _run_predictions(path, r)
             if preds:
-                merged[run_key(r)] = preds
+                merged[_renamed_key(run_key(r), rename, init_at)] = preds
     return merged
 
 

@@ -32,6 +32,7 @@ from copypaste_ser.experiments.grid_log import machine_label
 from copypaste_ser.experiments.grid_log import read_logs as grid_log
 from copypaste_ser.experiments.grid_results import (
     clean_confusions,
+    labelled,
     merge_predictions,
     merge_results,
     refuse_dropped_rows,
@@ -262,7 +263,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     ruled = rule_section(rows, rule, not_ruled) if rule is not None else []  # a bad rule file fails first
     preds = merge_predictions(sources)
     confusions.update(clean_confusions(preds, confusions))
-    log = grid_log(sources)
+    log = grid_log([labelled(s)[1] for s in sources])
     out_dir.mkdir(parents=True, exist_ok=True)
     inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES))
     tests = list(dict.fromkeys(r["test"] for r in rows))
@@ -277,7 +278,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
         parts += lines
         tested += compared
     models = [i for i in inits if i not in finished and not scored_only(i)]
-    parts += against_baselines(rows, models, {**BASELINES, **finished})
+    parts += against_baselines(rows, models, {**BASELINES, **finished}, preds=preds)
     parts += against_finished_models(rows, preds, models, sorted(finished))  # per fold, e.g. per held-out corpus
     parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
     parts += warnings_section(rows)
