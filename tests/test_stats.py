@@ -299,3 +299,34 @@ def test_the_bootstraps_counted_weighted_f1_is_sklearns():
     r = paired_bootstrap(y, [np.full(40, "a")], [sys_pred], n_boot=100)
     assert r.mean_diff == pytest.approx(f1_score(y, sys_pred, average="weighted", zero_division=0)
                                         - f1_score(y, np.full(40, "a"), average="weighted", zero_division=0))
+
+
+def test_a_reference_model_is_met_scheme_by_scheme(tmp_path):
+    import csv
+
+    from copypaste_ser.cli.main import app
+    from typer.testing import CliRunner
+
+    rows = []
+    for k, fold in enumerate(["f1", "f2", "f3"]):
+        for init, lift in (("frozen", 0.0), ("tuned", 0.01)):
+            for scheme, gain in (("none", 0.0), ("n-cp", 0.03)):
+                rows.append({"fold": fold, "init": init, "copypaste": scheme, "test": "clean", "training_data": "clean",
+                             "seed": "0", "weighted_f1": 0.70 + gain + lift + 0.002 * k * (init == "tuned")})
+    results = tmp_path / "results.csv"
+    with open(results, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    same = CliRunner().invoke(app, ["against-baselines", str(results), "--reference", "frozen",
+                                    "--reference-scheme", "same"])
+    lines = [x for x in same.output.splitlines() if x.startswith("| tuned |")]
+    # tuned minus frozen within each scheme: +1 + 0.2 k points, mean +1.20, for No CP and N-CP alike
+    assert [x.split("|")[3].strip() for x in lines] == ["none", "n-cp"]
+    assert all("| frozen | 3 | +1.20 |" in x for x in lines)
+    plain = CliRunner().invoke(app, ["against-baselines", str(results), "--reference", "frozen"])
+    ncp = next(x for x in plain.output.splitlines() if x.startswith("| tuned | clean | n-cp |"))
+    assert "| frozen | 3 | +4.20 |" in ncp  # against frozen No CP
+    bad = CliRunner().invoke(app, ["against-baselines", str(results), "--reference", "frozen",
+                                   "--reference-scheme", "other"])
+    assert "choose one of none, se-cp, n-cp, n+se-cp or same" in str(bad.exception)

@@ -184,7 +184,9 @@ def against_baselines_cmd(
     reference: Optional[str] = typer.Option(None, help="Compare every other model with this init or LABEL (e.g. "
                                             "the same model without speaker normalisation) instead of the baselines"),
     reference_scheme: str = typer.Option("none", help="The reference's CopyPaste scheme (e.g. n-cp to set "
-                                         "approximate N-CP against exact N-CP)"),
+                                         "approximate N-CP against exact N-CP), or same: each cell against "
+                                         "the reference's cell of its own scheme (a tuned model against "
+                                         "the frozen one, scheme by scheme)"),
     score: str = typer.Option("test", help="test (the test split's weighted F1) or dev (each run's dev "
                               "weighted F1: judge an approximation where choices may look)"),
     out: Optional[Path] = typer.Option(None, help="Also write the table to this markdown file"),

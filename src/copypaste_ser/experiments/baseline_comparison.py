@@ -20,6 +20,8 @@ from copypaste_ser.evaluation.stats import FoldTest, compare, fold_test, holm
 from copypaste_ser.experiments.grid_results import is_baseline, labelled, merge_predictions, merge_results
 
 SCHEMES = ("none", "se-cp", "n-cp", "n+se-cp")
+#: ``reference_scheme`` that sets each cell against the reference's cell of the same scheme.
+SAME_SCHEME = "same"
 
 
 #: What a comparison scores: the test split's weighted F1, or the dev speakers' (each run's
@@ -69,17 +71,18 @@ def comparison_rows(rows: list[dict], models: list[str], baselines: list[str], t
     every run's test predictions in ``preds`` (run key -> {utt: (true, predicted)}; test scores
     only): the test and its Holm-adjusted p over all of them. ``score`` test or dev (SCORES); the
     baselines' cells are their ``reference_scheme`` runs (a baseline's are none; a trained
-    reference may have others)."""
+    reference may have others; ``same``: the scheme of the cell compared)."""
     cells = sorted({(r["init"], r.get("training_data", "clean"), r["copypaste"]) for r in rows
                     if r["init"] in models and r["test"] == test},
                    key=lambda c: (models.index(c[0]), c[1], SCHEMES.index(c[2]) if c[2] in SCHEMES else 9))
     out = []
     for init, data, scheme in cells:
         model = _scores(rows, init, data, scheme, test, score)
+        against = scheme if reference_scheme == SAME_SCHEME else reference_scheme
         for base in baselines:
-            t = fold_test(_scores(rows, base, None, reference_scheme, test, score), model)
+            t = fold_test(_scores(rows, base, None, against, test, score), model)
             if t.n_folds == 1 and preds and score == "test":
-                t = _one_fold_bootstrap(rows, preds, (base, None, reference_scheme, test), (init, data, scheme, test))
+                t = _one_fold_bootstrap(rows, preds, (base, None, against, test), (init, data, scheme, test))
             elif t.n_folds < 2:
                 t = None
             if t is not None:
@@ -122,8 +125,9 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
     (its ``reference_scheme`` cells); ``score`` dev compares the runs' dev scores instead of test."""
     if score not in SCORES:
         raise UserError(f"--score {score!r}: choose test or dev")
-    if reference_scheme not in SCHEMES:
-        raise UserError(f"--reference-scheme {reference_scheme!r}: choose one of {', '.join(SCHEMES)}")
+    if reference_scheme not in (*SCHEMES, SAME_SCHEME):
+        raise UserError(f"--reference-scheme {reference_scheme!r}: choose one of {', '.join(SCHEMES)} or "
+                        f"{SAME_SCHEME} (each cell against the reference's cell of its own scheme)")
     if reference_scheme != "none" and reference is None:
         raise UserError("--reference-scheme: applies with --reference (a baseline has no CopyPaste scheme); "
                         "give --reference INIT")
