@@ -42,7 +42,7 @@ def _grid(tmp_path, synthetic_corpus, fake_musan, **kw):
     return GridConfig.load(path)
 
 
-def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, monkeypatch):
+def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, monkeypatch, capsys):
     grid = _grid(tmp_path, synthetic_corpus, fake_musan)
     assert len(cells(grid)) == 4
     import copypaste_ser.experiments.grid as E
@@ -60,8 +60,12 @@ def test_grid_runs_resumes_and_reports(tmp_path, synthetic_corpus, fake_musan, m
     with pytest.raises(Crash):
         run_grid(grid, progress=False)
     calls.clear()
-    results = run_grid(grid, progress=False)
+    capsys.readouterr()
+    results = run_grid(grid, progress=True)
     assert len(calls) == 2 and calls[0] == crashed[0]  # the two finished runs were not redone
+    said = [x for x in capsys.readouterr().out.splitlines() if "runs done;" in x]  # no terminal: a line a run
+    assert [x.split(";")[0] for x in said] == ["grid: 1/2 runs done", "grid: 2/2 runs done"]
+    assert str(tmp_path / "grid") in said[0]
     calls.clear()
     run_grid(grid, progress=False)
     assert calls == []
