@@ -132,7 +132,8 @@ def paired_bootstrap(y_true: Sequence[int], reference: Sequence[Sequence[int]], 
         raise ValueError("predictions must be (seeds, utterances) aligned with y_true")
     if metric is weighted_f1:  # the same score from label counts: a report's bootstraps in seconds, not minutes
         labels, codes = np.unique(np.concatenate([y, a.ravel(), b.ravel()]), return_inverse=True)
-        y, a, b = codes[: len(y)], codes[len(y): len(y) + a.size].reshape(a.shape), codes[len(y) + a.size:].reshape(b.shape)
+        coded_y, coded_a, coded_b = np.split(codes, [len(y), len(y) + a.size])
+        y, a, b = coded_y, coded_a.reshape(a.shape), coded_b.reshape(b.shape)
         metric = _counted_weighted_f1(len(labels))
 
     def diff(ix: np.ndarray) -> float:

@@ -260,15 +260,16 @@ def _run_cells(grid: GridConfig, todo: list[Cell], progress: bool, stale: set[Ce
     """Train and score ``todo`` through ``launcher`` (launchers.py), one job per run (the
     ``stale`` ones again from scratch); the first failure stops the rest."""
     runner = make_launcher(launcher, grid.workers, Path(grid.out) / "submitit", options)
-    finished = []
+    finished = 0
     with tqdm(total=len(todo), desc="grid", disable=None if progress else True, unit="run") as bar:
         def done(job: tuple, result: tuple[Cell, float]) -> None:
+            nonlocal finished
             cell, secs = result
-            finished.append(cell)
+            finished += 1
             bar.update()
             bar.set_postfix_str(f"{cell.copypaste}/{cell.training_data} seed {cell.seed}: {secs:.0f} s")
             if progress and bar.disable:  # no terminal (a grid left running with its output in a log): a line a run
-                print(f"grid: {len(finished)}/{len(todo)} runs done; {cell.path(Path(grid.out))}: {secs:.0f} s",
+                print(f"grid: {finished}/{len(todo)} runs done; {cell.path(Path(grid.out))}: {secs:.0f} s",
                       flush=True)
 
         runner.run(_worker, [(grid, c, c in stale) for c in todo], done)

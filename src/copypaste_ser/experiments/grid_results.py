@@ -101,9 +101,9 @@ def merge_results(results: list[str | Path]) -> tuple[list[dict], dict]:
         for r in found:
             r["init"] = rename.get(r["init"], r["init"])
             key = tuple(r[k] for k in RUN_KEY)
-            if key in merged and source[key] != Path(path) and merged[key]["weighted_f1"] != r["weighted_f1"]:
-                clashes.append((key, source[key], Path(path)))
-            merged[key], source[key] = r, Path(path)
+            if key in merged and source[key] != path and merged[key]["weighted_f1"] != r["weighted_f1"]:
+                clashes.append((key, source[key], path))
+            merged[key], source[key] = r, path
         f = path.parent / "confusions.json"
         if f.is_file():
             confusions.update({_renamed_key(k, rename, 0): v for k, v in json.loads(f.read_text()).items()})
@@ -160,9 +160,9 @@ def merge_predictions(results: list[str | Path]) -> dict[str, dict]:
     init_at = RUN_KEY.index("init")
     for arg in results:
         label, path = labelled(arg)
-        rows = load_rows(path)
-        rename = model_renames(rows, label)
         f = path.parent / "predictions.json"
+        rows = load_rows(path) if label or not f.is_file() else []  # read only to rename or to find run folders
+        rename = model_renames(rows, label)
         if f.is_file():
             merged.update({_renamed_key(k, rename, init_at): v for k, v in read_predictions(f).items()})
             continue
