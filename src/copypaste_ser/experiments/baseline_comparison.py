@@ -17,7 +17,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import run_key
 from copypaste_ser.evaluation.stats import FoldTest, compare, fold_test, holm
-from copypaste_ser.experiments.grid_results import is_baseline, labelled, merge_predictions, merge_results
+from copypaste_ser.experiments.grid_results import as_number, is_baseline, labelled, merge_predictions, merge_results
 
 SCHEMES = ("none", "se-cp", "n-cp", "n+se-cp")
 #: ``reference_scheme`` that sets each cell against the reference's cell of the same scheme.
@@ -30,9 +30,9 @@ SCORES = {"test": "weighted_f1", "dev": "dev_weighted_f1"}
 
 
 def _cell_rows(rows: list[dict], init: str, data: str | None, scheme: str, test: str, score: str = "test") -> list:
-    column = SCORES[score]
+    column = SCORES[score]  # a run without that score (older results: no dev score) takes no part
     return [r for r in rows if r["init"] == init and r["copypaste"] == scheme and r["test"] == test
-            and (data is None or r.get("training_data", "clean") == data) and _number(r.get(column))]
+            and (data is None or r.get("training_data", "clean") == data) and not math.isnan(as_number(r.get(column)))]
 
 
 def _scores(rows: list[dict], init: str, data: str | None, scheme: str, test: str, score: str = "test") -> dict:
@@ -54,11 +54,9 @@ def _one_fold_bootstrap(rows: list[dict], preds: dict, reference: tuple, system:
     return FoldTest(diff, 100 * c.ci_low, 100 * c.ci_high, c.p, float("nan"), 1, (diff,))
 
 
-def _number(value) -> bool:
-    try:
-        return not math.isnan(float(value))
-    except (TypeError, ValueError):
-        return False  # a run without a dev score (older results) takes no part
+def _folds_better(test: FoldTest) -> str:
+    # on one shared fold the sign of the difference is already in the mean; "1/1" read as a count
+    return "-" if test.n_folds < 2 else f"{sum(d > 0 for d in test.diffs)}/{test.n_folds}"
 
 
 def _p(p: float) -> str:
@@ -105,7 +103,7 @@ def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, 
              "fold first): mean, 95 % CI (t over folds), paired t p, Wilcoxon p, t p Holm-corrected over "
              f"the {len(compared)} comparisons of this table, folds where the model is better. Where the two "
              "share one fold, the CI and p are the paired bootstrap's over that fold's test utterances "
-             "(each side's seeds averaged in every resample).", "",
+             "(each side's seeds averaged in every resample) and no fold count is shown.", "",
              "| model | training data | CopyPaste | baseline | folds | model - baseline | 95 % CI | p (t or bootstrap) "
              "| p (Wilcoxon) | p (Holm) | folds better |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -113,7 +111,7 @@ def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, 
         t = r["test"]
         lines.append(f"| {r['model']} | {r['training_data']} | {r['copypaste']} | {baselines[r['baseline']]} "
                      f"| {t.n_folds} | {t.mean_diff:+.2f} | {t.ci_low:+.2f} to {t.ci_high:+.2f} | {_p(t.t_p)} "
-                     f"| {_p(t.wilcoxon_p)} | {_p(r['holm_p'])} | {sum(d > 0 for d in t.diffs)}/{t.n_folds} |")
+                     f"| {_p(t.wilcoxon_p)} | {_p(r['holm_p'])} | {_folds_better(t)} |")
     return lines + [""]
 
 

@@ -37,7 +37,7 @@ def load_rows(results_csv: Path) -> list[dict]:
             raise UserError(f"{results_csv}:{line}: more values than the header has columns; fix or drop that row")
         for k in RUN_KEY:  # a run's key names its folder beside results.csv (_run_predictions)
             check_name(r[k], k, f"{results_csv}:{line}")
-        if r.get("train_seconds") not in ("", None) and not 0.0 <= _number(r["train_seconds"]) < math.inf:
+        if r.get("train_seconds") not in ("", None) and not 0.0 <= as_number(r["train_seconds"]) < math.inf:
             raise UserError(f"{results_csv}:{line}: train_seconds is {r['train_seconds']!r}, not a number of "
                             f"seconds >= 0; fix or drop that row")
         for k, v in r.items():
@@ -55,7 +55,8 @@ def load_rows(results_csv: Path) -> list[dict]:
     return rows
 
 
-def _number(text: str) -> float:
+def as_number(text) -> float:
+    """A results.csv cell as a float; NaN where it is empty or not a number (older results)."""
     try:
         return float(text)
     except (TypeError, ValueError):
