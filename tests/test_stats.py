@@ -330,3 +330,17 @@ def test_a_reference_model_is_met_scheme_by_scheme(tmp_path):
     bad = CliRunner().invoke(app, ["against-baselines", str(results), "--reference", "frozen",
                                    "--reference-scheme", "other"])
     assert "choose one of none, se-cp, n-cp, n+se-cp or same" in str(bad.exception)
+    # the frozen model and a probe at once: the probe's No CP cells for every scheme, Holm over all four
+    with open(results, "a", newline="") as f:
+        csv.DictWriter(f, list(rows[0])).writerows(
+            {**r, "init": "w-lr", "seed": "-", "weighted_f1": 0.69} for r in rows if r["init"] == "frozen"
+            and r["copypaste"] == "none")
+    both = CliRunner().invoke(app, ["against-baselines", str(results), "--reference", "frozen", "--reference",
+                                    "w-lr", "--reference-scheme", "same"])
+    lines = [x.split("|") for x in both.output.splitlines() if x.startswith("| tuned |")]
+    assert [(x[3].strip(), x[4].strip(), x[6].strip()) for x in lines] == [
+        ("none", "frozen", "+1.20"), ("none", "w-lr", "+2.20"), ("n-cp", "frozen", "+1.20"), ("n-cp", "w-lr", "+5.20")]
+    from copypaste_ser.evaluation.stats import holm
+    raw = [float(x[8]) for x in lines]
+    assert [float(x[10]) for x in lines] == pytest.approx(holm(raw), rel=1e-2)  # over the four, not two
+    assert "| frozen |" not in "".join(x for x in both.output.splitlines() if not x.startswith("| tuned |"))

@@ -181,8 +181,10 @@ def against_baselines_cmd(
     results: list[Path] = typer.Argument(..., help="results.csv files of grids, baselines or `score` (merged); "
                                          "LABEL=FILE names that file's models LABEL"),
     test: str = typer.Option("clean", help="The test condition: clean, 10dB, 0dB"),
-    reference: Optional[str] = typer.Option(None, help="Compare every other model with this init or LABEL (e.g. "
-                                            "the same model without speaker normalisation) instead of the baselines"),
+    reference: Optional[list[str]] = typer.Option(None, help="Compare every other model with this init or LABEL "
+                                                  "(e.g. the same model without speaker normalisation) instead of the "
+                                                  "baselines; repeat for several (e.g. the frozen model and whisper-lr), "
+                                                  "Holm over all"),
     reference_scheme: str = typer.Option("none", help="The reference's CopyPaste scheme (e.g. n-cp to set "
                                          "approximate N-CP against exact N-CP), or same: each cell against "
                                          "the reference's cell of its own scheme (a tuned model against "

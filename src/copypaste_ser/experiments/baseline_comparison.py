@@ -76,8 +76,9 @@ def comparison_rows(rows: list[dict], models: list[str], baselines: list[str], t
     out = []
     for init, data, scheme in cells:
         model = _scores(rows, init, data, scheme, test, score)
-        against = scheme if reference_scheme == SAME_SCHEME else reference_scheme
         for base in baselines:
+            # a baseline (eGeMAPS, a probe) has only No CP runs, whatever the trained reference's scheme
+            against = "none" if is_baseline(base) else scheme if reference_scheme == SAME_SCHEME else reference_scheme
             t = fold_test(_scores(rows, base, None, against, test, score), model)
             if t.n_folds == 1 and preds and score == "test":
                 t = _one_fold_bootstrap(rows, preds, (base, None, against, test), (init, data, scheme, test))
@@ -115,18 +116,20 @@ def against_baselines(rows: list[dict], models: list[str], baselines: dict[str, 
     return lines + [""]
 
 
-def compare_with_baselines(paths: list[Path], test: str = "clean", reference: str | None = None,
+def compare_with_baselines(paths: list[Path], test: str = "clean", reference: str | list[str] | None = None,
                            score: str = "test", reference_scheme: str = "none") -> str:
     """``copypaste-ser against-baselines``: the markdown table for the results files' rows; with
     ``reference`` (an init in them, e.g. the same model without speaker normalisation, or a
-    ``LABEL=`` given to a file), every other model against that one instead of against the baselines
-    (its ``reference_scheme`` cells); ``score`` dev compares the runs' dev scores instead of test."""
+    ``LABEL=`` given to a file; or several, e.g. the frozen model and the probe), every other model
+    against those instead of against the baselines (a trained reference's ``reference_scheme``
+    cells), Holm over all of it; ``score`` dev compares the runs' dev scores instead of test."""
+    references = [reference] if isinstance(reference, str) else list(reference or [])
     if score not in SCORES:
         raise UserError(f"--score {score!r}: choose test or dev")
     if reference_scheme not in (*SCHEMES, SAME_SCHEME):
         raise UserError(f"--reference-scheme {reference_scheme!r}: choose one of {', '.join(SCHEMES)} or "
                         f"{SAME_SCHEME} (each cell against the reference's cell of its own scheme)")
-    if reference_scheme != "none" and reference is None:
+    if reference_scheme != "none" and not references:
         raise UserError("--reference-scheme: applies with --reference (a baseline has no CopyPaste scheme); "
                         "give --reference INIT")
     for arg in paths:
@@ -139,14 +142,15 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
         raise UserError(f"--test {test!r}: the results hold no such test; choose one of {', '.join(tests)}")
     scored = {r["init"] for r in rows if r.get("training_data") == "-"}  # `score` rows: finished models
     names = {r["init"] for r in rows}
-    if reference is not None:
-        if reference not in names:
-            raise UserError(f"--reference {reference!r}: no such init in the results; choose one of "
+    for ref in references:
+        if ref not in names:
+            raise UserError(f"--reference {ref!r}: no such init in the results; choose one of "
                             f"{', '.join(sorted(names))}")
-        baselines = {reference: reference}
+    if references:
+        baselines = {ref: ref for ref in references}
     else:
         baselines = {b: BASELINES.get(b, b) for b in sorted(names) if is_baseline(b)}
-    models = sorted(names - set(baselines) - scored - (set(BASELINES) if reference else set())) + sorted(scored)
+    models = sorted(names - set(baselines) - scored - (set(BASELINES) if references else set())) + sorted(scored)
     lines = against_baselines(rows, models, baselines, test, score, reference_scheme, merge_predictions(paths))
     if not lines:
         raise UserError(f"{', '.join(map(str, paths))}: no model and baseline share two folds (or one, with "
