@@ -344,3 +344,5 @@ def test_a_reference_model_is_met_scheme_by_scheme(tmp_path):
     raw = [float(x[8]) for x in lines]
     assert [float(x[10]) for x in lines] == pytest.approx(holm(raw), rel=1e-2)  # over the four, not two
     assert "| frozen |" not in "".join(x for x in both.output.splitlines() if not x.startswith("| tuned |"))
+    alone = CliRunner().invoke(app, ["against-baselines", str(results), "--reference", "frozen"])
+    assert "| w-lr |" not in alone.output  # a probe is never compared as a model (any `-lr`, not only the known four)

@@ -150,7 +150,8 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
         baselines = {ref: ref for ref in references}
     else:
         baselines = {b: BASELINES.get(b, b) for b in sorted(names) if is_baseline(b)}
-    models = sorted(names - set(baselines) - scored - (set(BASELINES) if references else set())) + sorted(scored)
+    unreferenced = {n for n in names if is_baseline(n)} if references else set()  # not models either
+    models = sorted(names - set(baselines) - scored - unreferenced) + sorted(scored)
     lines = against_baselines(rows, models, baselines, test, score, reference_scheme, merge_predictions(paths))
     if not lines:
         raise UserError(f"{', '.join(map(str, paths))}: no model and baseline share two folds (or one, with "
