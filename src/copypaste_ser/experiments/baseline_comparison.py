@@ -150,8 +150,8 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
         baselines = {ref: ref for ref in references}
     else:
         baselines = {b: BASELINES.get(b, b) for b in sorted(names) if is_baseline(b)}
-    unreferenced = {n for n in names if is_baseline(n)} if references else set()  # not models either
-    models = sorted(names - set(baselines) - scored - unreferenced) + sorted(scored)
+    trained = {n for n in names if not is_baseline(n)}  # a probe is never a model, referenced or not
+    models = sorted(trained - set(baselines) - scored) + sorted(scored)
     lines = against_baselines(rows, models, baselines, test, score, reference_scheme, merge_predictions(paths))
     if not lines:
         raise UserError(f"{', '.join(map(str, paths))}: no model and baseline share two folds (or one, with "
