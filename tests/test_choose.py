@@ -127,3 +127,76 @@ def test_test_configs_keep_a_linked_data_folder_as_written(corpus, tmp_path):
     raw = yaml.safe_load(text["test-a.yaml"])
     assert raw["data"] == "../../data/corpus" and raw["out"] == "../../runs/a.test-choice"
     assert raw["folds"] == [fold]
+
+
+def test_a_candidate_joining_an_earlier_choice_gets_the_choice_over_all_without_its_runs(corpus, tmp_path):
+    import shutil
+
+    f = _folds(corpus)
+    a = _candidate(tmp_path, corpus, "a", {(k, s): (0.80 if i == 0 else 0.50, 0.1) for i, k in enumerate(f) for s in (0, 1)})
+    b = _candidate(tmp_path, corpus, "b", {(k, s): (0.60, 0.9) for k in f for s in (0, 1)})
+    # c beats both in fold 1 only on seed 0; its lucky extra seed 2 must not count
+    c = _candidate(tmp_path, corpus, "c", {**{(k, s): (0.55, 0.5) for k in f for s in (0, 1)},
+                                           (f[1], 0): (0.95, 0.5), (f[2], 2): (1.0, 0.5)})
+    all_at_once = choose_per_fold({n: GridConfig.load(p) for n, p in (("a.yaml", a), ("b.yaml", b), ("c.yaml", c))})
+    write_choice([a, b], tmp_path / "first")
+    shutil.rmtree(tmp_path / "runs-a"), shutil.rmtree(tmp_path / "runs-b")  # the earlier runs are gone
+    joined, tests = write_choice([c], tmp_path / "joined", earlier=tmp_path / "first")
+    assert joined == all_at_once
+    assert [x.chosen for x in joined] == ["a.yaml", "c.yaml", "b.yaml", "b.yaml"]
+    assert joined[1].dev == {"a.yaml": 0.5, "b.yaml": 0.6, "c.yaml": (0.95 + 0.55) / 2}
+    assert [t.name for t in tests] == ["test-c.yaml"] and yaml.safe_load(tests[0].read_text())["folds"] == [f[1]]
+    record = json.loads((tmp_path / "joined" / "choice.json").read_text())
+    assert list(record["candidates"]) == ["a.yaml", "b.yaml", "c.yaml"] and record["earlier"] == str(tmp_path / "first")
+
+
+def test_joining_an_earlier_choice_refuses_what_would_make_it_another_choice(corpus, tmp_path):
+    f = _folds(corpus)
+    a = _candidate(tmp_path, corpus, "a", {(k, s): (0.7, 0.5) for k in f for s in (0, 1)})
+    b = _candidate(tmp_path, corpus, "b", {(k, s): (0.6, 0.5) for k in f for s in (0, 1)})
+    short = _candidate(tmp_path, corpus, "short", {(k, 0): (0.9, 0.5) for k in f})  # never ran seed 1
+    write_choice([a, b], tmp_path / "first")
+    with pytest.raises(UserError, match=rf"short.yaml has not finished the run clean/none/seed 1 of fold '{f[0]}'"):
+        write_choice([short], tmp_path / "joined", earlier=tmp_path / "first")
+    with pytest.raises(UserError, match="two candidates are named a.yaml"):
+        write_choice([a], tmp_path / "joined", earlier=tmp_path / "first")
+    with pytest.raises(UserError, match="that is the --earlier folder"):
+        write_choice([short], tmp_path / "first", force=True, earlier=tmp_path / "first")
+    with pytest.raises(UserError, match="no choice.json there"):
+        write_choice([short], tmp_path / "joined", earlier=tmp_path)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "choice.json").write_text('{"folds": [{"fold": "x"}]}')
+    with pytest.raises(UserError, match="not a choice.json written by"):
+        write_choice([short], tmp_path / "joined", earlier=tmp_path / "broken")
+    assert not (tmp_path / "joined").exists()
+
+
+def test_an_extended_choice_reports_the_earlier_test_rows_where_that_choice_stands(corpus, tmp_path):
+    from copypaste_ser.experiments.choose import run_tests
+    from copypaste_ser.experiments.grid import run_grid
+
+    configs = {}
+    for name, lr in (("lr-low", 0.001), ("lr-high", 0.01), ("lr-mid", 0.003)):
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(yaml.safe_dump({"data": str(corpus), "out": str(tmp_path / f"runs-{name}"), "preset": "tiny",
+                                       "train": {"epochs": 1, "threads": 1, "lr": lr}, "copypaste": ["none"],
+                                       "training_data": ["clean"], "seeds": [0], "folds": ["loso-*"], "snrs": []}))
+        run_grid(GridConfig.load(cfg), progress=False)
+        configs[name] = cfg
+    choices, tests = write_choice([configs["lr-low"], configs["lr-high"]], tmp_path / "first")
+    first = run_tests(choices, [configs["lr-low"], configs["lr-high"]], tests, tmp_path / "first", progress=False)
+    f = _folds(corpus)
+    for i, fold in enumerate(f):  # make lr-mid win on dev in folds 0-1 and lose in 2-3, whatever training gave
+        metrics = tmp_path / "runs-lr-mid" / fold / "scratch" / "clean" / "none" / "seed-0" / "metrics.json"
+        metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "dev_weighted_f1": 2.0 if i < 2 else -1.0}))
+    joined, tests = write_choice([configs["lr-mid"]], tmp_path / "joined", earlier=tmp_path / "first")
+    report = run_tests(joined, [configs["lr-mid"]], tests, tmp_path / "joined", progress=False, earlier=tmp_path / "first")
+
+    def scores(path: Path) -> dict[str, str]:
+        return {r["fold"]: r["weighted_f1"] for r in csv.DictReader(open(path)) if r["init"] == "scratch"}
+
+    got, before = scores(report.parent / "results.csv"), scores(first.parent / "results.csv")
+    mid = {fold: str(json.loads((tmp_path / "runs-lr-mid" / fold / "scratch" / "clean" / "none" / "seed-0"
+                                 / "metrics.json").read_text())["weighted_f1"]) for fold in f[:2]}
+    assert {k: float(v) for k, v in got.items()} == {**{k: float(before[k]) for k in f[2:]},
+                                                     **{k: float(v) for k, v in mid.items()}}

@@ -127,15 +127,18 @@ def choose(
     out: Path = typer.Option(..., help="Folder for choice.json, the test grid configs and (--run) the report"),
     run: bool = typer.Option(False, help="Then run the chosen test grids and write OUT/report"),
     force: bool = typer.Option(False, help="Replace an earlier choice in OUT"),
+    earlier: Optional[Path] = typer.Option(None, help="The OUT folder of an earlier choice for CONFIGS to join: "
+                                           "its candidates keep their recorded dev scores and test rows, so "
+                                           "their run folders are not needed"),
 ) -> None:
     """Choose per fold on dev speakers only (nested selection), then optionally run the test grids."""
     from copypaste_ser.experiments.choose import describe, run_tests, write_choice
 
-    choices, tests = write_choice(configs, out, force=force)
+    choices, tests = write_choice(configs, out, force=force, earlier=earlier)
     typer.echo(describe(choices))
-    typer.echo(f"-> {out / 'choice.json'}; test grids: {', '.join(str(t) for t in tests)}")
+    typer.echo(f"-> {out / 'choice.json'}; test grids: {', '.join(str(t) for t in tests) or 'none'}")
     if run:
-        typer.echo(f"report: {run_tests(choices, configs, tests, out)}")
+        typer.echo(f"report: {run_tests(choices, configs, tests, out, earlier=earlier)}")
 
 
 @app.command()

@@ -13,7 +13,8 @@ The choice is written before any test score is read: ``choice.json`` (per fold: 
 config, every candidate's dev score and the runs compared) and one test grid config per chosen
 candidate, restricted to the folds that chose it, whose runs are the candidate's own (same
 ``out``), so the test grid reuses them. ``copypaste-ser choose ... --run`` then runs those test
-grids and their report in the same command.
+grids and their report in the same command. ``--earlier DIR`` lets a later candidate join a choice
+already written (:class:`EarlierChoice`) without that choice's run folders.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import yaml
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid import GridConfig, cells
-from copypaste_ser.files.atomic import atomic_write_text
+from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 
 #: (training data, scheme, seed): one run of a fold, as compared across candidates.
@@ -42,6 +43,34 @@ class FoldChoice:
     chosen: str                        # the candidate config's file name
     dev: dict[str, float]              # candidate -> mean dev weighted F1 over the matched runs
     runs: list[RunKey]                 # the runs every candidate finished in this fold
+
+
+@dataclass(frozen=True)
+class EarlierChoice:
+    """The choice an earlier ``choose`` wrote (its ``--out`` folder): a new candidate can join it
+    without its candidates' run folders, which need not outlive their test report."""
+    folder: Path
+    candidates: dict[str, str]         # name -> config path, as that choice recorded them
+    folds: list[FoldChoice]
+
+
+def load_earlier(folder: Path) -> EarlierChoice:
+    """The choice in ``folder`` (``choice.json``); anything else is a one-line error."""
+    path = Path(folder) / "choice.json"
+    if not path.is_file():
+        raise UserError(f"--earlier {folder}: no choice.json there; give the --out folder of an earlier "
+                        f"`copypaste-ser choose`")
+    try:
+        record = json.loads(path.read_text())
+        folds = [FoldChoice(f["fold"], f["chosen"], {n: float(v) for n, v in f["dev_weighted_f1"].items()},
+                            [(str(d), str(s), int(seed)) for d, s, seed in f["runs"]]) for f in record["folds"]]
+        candidates = {str(n): str(p) for n, p in record["candidates"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"{path}: not a choice.json written by `copypaste-ser choose` ({type(e).__name__}: {e})")
+    if not folds or any(f.chosen not in f.dev or not f.runs for f in folds):
+        raise UserError(f"{path}: a fold without runs or whose chosen config has no dev score; "
+                        f"choose again with `copypaste-ser choose ... --out {folder} --force`")
+    return EarlierChoice(Path(folder), candidates, folds)
 
 
 def dev_scores(grid: GridConfig) -> dict[str, dict[RunKey, float]]:
@@ -60,9 +89,12 @@ def dev_scores(grid: GridConfig) -> dict[str, dict[RunKey, float]]:
     return dict(out)
 
 
-def choose_per_fold(candidates: dict[str, GridConfig]) -> list[FoldChoice]:
+def choose_per_fold(candidates: dict[str, GridConfig], earlier: EarlierChoice | None = None) -> list[FoldChoice]:
     """One :class:`FoldChoice` per fold that every candidate has matched runs in; ties go to
-    the candidate listed first. A fold without matched runs is a one-line error."""
+    the candidate listed first. A fold without matched runs is a one-line error. With ``earlier``
+    (an earlier choice over other candidates, :func:`load_earlier`) its folds are the folds, its
+    candidates come first with their recorded dev scores, and the new candidates are scored on
+    the same runs that choice compared, so the result is the choice over all of them at once."""
     if len(candidates) < 1:
         raise UserError("choose: give at least one dev grid config")
     data = {str(Path(g.data).resolve()) for g in candidates.values()}
@@ -70,6 +102,8 @@ def choose_per_fold(candidates: dict[str, GridConfig]) -> list[FoldChoice]:
         raise UserError(f"choose: the candidates use different corpora ({', '.join(sorted(data))}); "
                         f"compare configs of one corpus")
     scores = {name: dev_scores(g) for name, g in candidates.items()}
+    if earlier is not None:
+        return [_extend(before, scores) for before in earlier.folds]
     folds = sorted(set().union(*(s.keys() for s in scores.values())))
     if not folds:
         raise UserError("choose: no candidate has a finished run; run the dev grids first")
@@ -82,10 +116,27 @@ def choose_per_fold(candidates: dict[str, GridConfig]) -> list[FoldChoice]:
                             f"({', '.join(missing) or 'their runs differ'}); finish the dev grids first")
         runs = sorted(matched)
         dev = {name: float(np.mean([s[fold][k] for k in runs])) for name, s in scores.items()}
-        best = max(dev.values())
-        chosen = next(name for name in candidates if dev[name] == best)
-        choices.append(FoldChoice(fold, chosen, dev, runs))
+        choices.append(FoldChoice(fold, _best(dev), dev, runs))
     return choices
+
+
+def _best(dev: dict[str, float]) -> str:
+    """The candidate with the best dev score, the first listed on a tie."""
+    return max(dev, key=lambda name: (dev[name], -list(dev).index(name)))
+
+
+def _extend(before: FoldChoice, scores: dict[str, dict[str, dict[RunKey, float]]]) -> FoldChoice:
+    """``before`` (an earlier choice in one fold) with the new candidates' dev scores over the runs it compared."""
+    dev = dict(before.dev)
+    for name, by_fold in scores.items():
+        lacking = [k for k in before.runs if k not in by_fold.get(before.fold, {})]
+        if lacking:
+            data, scheme, seed = lacking[0]
+            raise UserError(f"choose: {name} has not finished the run {data}/{scheme}/seed {seed} of fold "
+                            f"{before.fold!r} that the earlier choice compared ({len(lacking)} such runs); "
+                            f"finish its dev grid first (`copypaste-ser grid {name} --seed {seed}`)")
+        dev[name] = float(np.mean([by_fold[before.fold][k] for k in before.runs]))
+    return FoldChoice(before.fold, _best(dev), dev, before.runs)
 
 
 def test_configs(choices: list[FoldChoice], configs: dict[str, Path], out_dir: Path) -> dict[str, str]:
@@ -118,22 +169,32 @@ def _relative_to(folder: Path, path: Path) -> str:
     return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
 
 
-def write_choice(configs: list[Path], out_dir: Path, force: bool = False) -> tuple[list[FoldChoice], list[Path]]:
-    """Choose per fold and write ``choice.json`` and the test grid configs into ``out_dir``."""
-    if len(configs) < 2:  # one candidate leaves nothing to choose
+def write_choice(configs: list[Path], out_dir: Path, force: bool = False,
+                 earlier: Path | None = None) -> tuple[list[FoldChoice], list[Path]]:
+    """Choose per fold and write ``choice.json`` and the test grid configs into ``out_dir``.
+    ``earlier``: the folder of an earlier choice that ``configs`` join (:func:`choose_per_fold`);
+    test grids are written only for the new candidates, where they win."""
+    before = load_earlier(earlier) if earlier is not None else None
+    if len(configs) < (1 if before else 2):  # one candidate leaves nothing to choose
         raise UserError(f"choose: {len(configs)} candidate config given; give two or more dev grid configs to "
                         f"choose between (a single config's test grid is run with `copypaste-ser grid`)")
     named = {}
     for path in configs:
-        if path.name in named:
+        if path.name in named or (before and path.name in before.candidates):
             raise UserError(f"{path}: two candidates are named {path.name}; give each config its own file name")
         named[path.name] = path
     candidates = {name: GridConfig.load(path) for name, path in named.items()}
-    choices = choose_per_fold(candidates)
-    tests = test_configs(choices, named, out_dir)
+    if before is not None:
+        if Path(out_dir).resolve() == before.folder.resolve():
+            raise UserError(f"--out {out_dir}: that is the --earlier folder; give the extended choice a folder "
+                            f"of its own so the earlier one stays as it was")
+        _check_same_corpus(before, candidates)
+    choices = choose_per_fold(candidates, before)
+    tests = test_configs([c for c in choices if c.chosen in named], named, out_dir)
     files = check_outputs([out_dir / "choice.json", *(out_dir / n for n in tests)], force, "--out")
     record = {"rule": "per outer fold, the best mean dev weighted F1 over the runs every candidate finished",
-              "candidates": {n: str(p) for n, p in named.items()},
+              "candidates": {**(before.candidates if before else {}), **{n: str(p) for n, p in named.items()}},
+              **({"earlier": str(before.folder)} if before else {}),
               "folds": [{"fold": c.fold, "chosen": c.chosen, "dev_weighted_f1": c.dev,
                          "runs": [list(k) for k in c.runs]} for c in choices]}
     atomic_write_text(out_dir / "choice.json", json.dumps(record, indent=1))
@@ -143,15 +204,28 @@ def write_choice(configs: list[Path], out_dir: Path, force: bool = False) -> tup
     return choices, [out_dir / n for n in tests]
 
 
+def _check_same_corpus(before: EarlierChoice, candidates: dict[str, GridConfig]) -> None:
+    """The earlier candidates' configs, where they can be read from here, use the new candidates' corpus."""
+    new = {str(Path(g.data).resolve()) for g in candidates.values()}
+    for name, path in before.candidates.items():
+        if Path(path).is_file() and str(Path(GridConfig.load(Path(path)).data).resolve()) not in new:
+            raise UserError(f"--earlier {before.folder}: its candidate {name} uses another corpus than "
+                            f"{', '.join(candidates)}; extend a choice made on the same corpus")
+
+
 def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[Path], out_dir: Path,
-              progress: bool = True) -> Path:
+              progress: bool = True, earlier: Path | None = None) -> Path:
     """Link each chosen candidate's finished runs of its folds into the test grid's folder, run
-    the test grids (finishing any cell the dev round lacked) and write one report from them."""
+    the test grids (finishing any cell the dev round lacked) and write one report from them.
+    ``earlier``: the folds where an earlier choice stands keep the test rows of its report."""
     from copypaste_ser.experiments.grid import claim_grid_folder, run_grid
     from copypaste_ser.experiments.report import write_report
 
     named = {p.name: p for p in configs}
     results = []
+    if earlier is not None:
+        standing = {c.fold for c in choices if c.chosen not in named}
+        results.append(standing_results(Path(earlier), standing, {c.fold for c in choices}, out_dir / "earlier"))
     for test_file in test_files:
         test = GridConfig.load(test_file)
         source = GridConfig.load(named[next(n for n in named if f"test-{Path(n).stem}.yaml" == test_file.name)])
@@ -160,10 +234,40 @@ def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[P
             _link_tree(Path(source.out) / fold, Path(test.out) / fold)
         run_grid(test, progress=progress)
         results.append(Path(test.out) / "results.csv")
+    extra = f" --earlier {earlier}" if earlier is not None else ""
     return write_report(results, out_dir / "report", "Test runs of the configs chosen on dev speakers",
-                        command="copypaste-ser choose " + " ".join(str(p) for p in configs) + f" --out {out_dir} --run",
+                        command="copypaste-ser choose " + " ".join(str(p) for p in configs) + f"{extra} --out {out_dir} --run",
                         notes="Per fold, the config was chosen on that fold's dev speakers only (choice.json).",
                         update=True)
+
+
+def standing_results(earlier: Path, standing: set[str], folds: set[str], out: Path) -> Path:
+    """``out``/results.csv (+ predictions.json): the earlier choice's test report, its models' rows
+    only in the ``standing`` folds (where its choice still wins), its baselines' in all ``folds``."""
+    from copypaste_ser.evaluation.pooled import RUN_KEY
+    from copypaste_ser.evaluation.predictions_file import read_predictions, write_predictions
+    from copypaste_ser.experiments.grid_results import is_baseline, load_rows
+
+    source = earlier / "report" / "results.csv"
+    if not source.is_file():
+        raise UserError(f"--earlier {earlier}: no report/results.csv; run that choice's test grids first "
+                        f"(`copypaste-ser choose ... --out {earlier} --run`)")
+
+    def kept(fold: str, init: str) -> bool:
+        return fold in folds if is_baseline(init) else fold in standing
+
+    rows = [r for r in load_rows(source) if kept(r["fold"], r["init"])]
+    has_preds = (earlier / "report" / "predictions.json").is_file()
+    files = check_outputs([out / "results.csv", *([out / "predictions.json"] if has_preds else [])], True, "--out")
+    out.mkdir(parents=True, exist_ok=True)
+    if has_preds:
+        at = RUN_KEY.index("fold"), RUN_KEY.index("init")
+        preds = read_predictions(earlier / "report" / "predictions.json")
+        write_predictions(out / "predictions.json", {k: v for k, v in preds.items()
+                                                     if kept(k.split("|")[at[0]], k.split("|")[at[1]])})
+    atomic_write_csv(out / "results.csv", rows)
+    record_outputs(files)
+    return out / "results.csv"
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -194,4 +298,4 @@ def describe(choices: list[FoldChoice]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["FoldChoice", "dev_scores", "choose_per_fold", "test_configs", "write_choice", "run_tests", "describe"]
+__all__ = ["FoldChoice", "EarlierChoice", "load_earlier", "standing_results", "dev_scores", "choose_per_fold", "test_configs", "write_choice", "run_tests", "describe"]
