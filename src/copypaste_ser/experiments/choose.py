@@ -253,18 +253,17 @@ def standing_results(earlier: Path, standing: set[str], folds: set[str], out: Pa
         raise UserError(f"--earlier {earlier}: no report/results.csv; run that choice's test grids first "
                         f"(`copypaste-ser choose ... --out {earlier} --run`)")
 
-    def kept(fold: str, init: str) -> bool:
-        return fold in folds if is_baseline(init) else fold in standing
+    def kept(run: dict) -> bool:
+        return run["fold"] in (folds if is_baseline(run["init"]) else standing)
 
-    rows = [r for r in load_rows(source) if kept(r["fold"], r["init"])]
+    rows = [r for r in load_rows(source) if kept(r)]
     has_preds = (earlier / "report" / "predictions.json").is_file()
     files = check_outputs([out / "results.csv", *([out / "predictions.json"] if has_preds else [])], True, "--out")
     out.mkdir(parents=True, exist_ok=True)
-    if has_preds:
-        at = RUN_KEY.index("fold"), RUN_KEY.index("init")
+    if has_preds:  # keyed by the "|"-joined run key
         preds = read_predictions(earlier / "report" / "predictions.json")
-        write_predictions(out / "predictions.json", {k: v for k, v in preds.items()
-                                                     if kept(k.split("|")[at[0]], k.split("|")[at[1]])})
+        write_predictions(out / "predictions.json",
+                          {k: v for k, v in preds.items() if kept(dict(zip(RUN_KEY, k.split("|"))))})
     atomic_write_csv(out / "results.csv", rows)
     record_outputs(files)
     return out / "results.csv"
