@@ -121,8 +121,8 @@ def choose_per_fold(candidates: dict[str, GridConfig], earlier: EarlierChoice | 
 
 
 def _best(dev: dict[str, float]) -> str:
-    """The candidate with the best dev score, the first listed on a tie."""
-    return max(dev, key=lambda name: (dev[name], -list(dev).index(name)))
+    """The candidate with the best dev score, the first listed on a tie (``max`` keeps the first)."""
+    return max(dev, key=dev.__getitem__)
 
 
 def _extend(before: FoldChoice, scores: dict[str, dict[str, dict[RunKey, float]]]) -> FoldChoice:
