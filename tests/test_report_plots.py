@@ -34,3 +34,41 @@ def test_plot_folds_needs_two_folds(tmp_path):
     assert not (tmp_path / "one.png").exists()
     path = plot_folds(ROWS, tmp_path / "two.png")
     assert path == tmp_path / "two.png" and path.stat().st_size > 1000
+
+
+def test_cell_score_is_the_mean_over_folds_of_seed_means_with_the_within_fold_seed_spread():
+    from copypaste_ser.experiments.report_plots import cell_score
+
+    runs = {("f1", "0"): 0.60, ("f1", "1"): 0.70, ("f1", "2"): 0.80, ("f2", "0"): 0.50}
+    mean, spread = cell_score(runs)
+    assert mean == pytest.approx((70.0 + 50.0) / 2)  # not the mean over the four runs (65.0)
+    assert spread == pytest.approx(10.0)  # f1's std over seeds; f2 has one seed and no spread
+
+
+def test_every_baseline_gets_a_level_the_whisper_probe_included():
+    from copypaste_ser.experiments.report_plots import baseline_levels
+
+    rows = [_row("f1", b, "none", "-", f1) for b, f1 in
+            [("egemaps-svm", 0.40), ("mfcc-lr", 0.30), ("rzstates-lr", 0.50), ("whisper-lr", 0.80)]]
+    rows += [_row("f2", "whisper-lr", "none", "-", 0.70), _row("f1", "whisper-lr", "none", "-", 0.1, test="0dB")]
+    levels = baseline_levels(rows)
+    assert len(levels) == 4  # the plot once drew only the first three
+    assert levels["Whisper-base block 3 mean+std + logistic regression"] == pytest.approx(75.0)
+
+
+def test_paper_scores_follow_the_papers_tables():
+    from copypaste_ser.experiments.report_plots import paper_scores
+
+    assert paper_scores("crema-d", "scratch", "clean", "clean", ["none", "n-cp"]) == [71.46, 74.34]  # Table 2
+    assert paper_scores("crema-d", "resemblyzer", "0dB", "clean+noise", ["se-cp"]) == [76.38]      # Table 6
+    assert paper_scores("crema-d", "scratch", "10dB", "clean", ["none"]) is None  # no scratch noisy table
+    assert paper_scores(None, "resemblyzer", "clean", "clean", ["none"]) is None
+
+
+def test_the_report_figures_are_drawn_with_the_papers_numbers(tmp_path):
+    from copypaste_ser.experiments.report_plots import plot_report
+
+    rows = ROWS + [_row("f2", "scratch", "none", "0", 0.3, test="10dB")]
+    paths = plot_report(rows, tmp_path, paper="crema-d")
+    assert [p.name for p in paths] == ["scores_by_scheme.png", "score_vs_snr.png", "scores_by_fold.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)

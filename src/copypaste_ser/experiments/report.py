@@ -283,7 +283,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
     parts += warnings_section(rows)
     parts += _statistics_section(tested)
-    plots = plot_report(rows, out_dir)
+    plots = plot_report(rows, out_dir, paper)
     if confusions:
         plots.append(plot_confusions(confusions, out_dir / "confusions.png"))
         atomic_write_text(out_dir / "confusions.json", json.dumps(confusions))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from copypaste_ser.evaluation.baselines import BASELINES
+from copypaste_ser.experiments.paper import SCHEMES as PAPER_SCHEMES
+from copypaste_ser.experiments.paper import TABLES, table_number
 from copypaste_ser.metrics import draw_confusion
 
+#: Line styles of the baselines' levels, cycled when there are more baselines than styles.
+BASELINE_STYLES = (":", "--", "-.", (0, (6, 2, 1, 2, 1, 2)))
 SCHEME_NAMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
 DATA_NAMES = {"clean": "Clean", "clean+noise": "Clean+Noise"}
 #: Baselines as short axis labels.
@@ -26,51 +31,110 @@ def _index(rows: list[dict]) -> dict:
     return idx
 
 
-def plot_report(rows: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def cell_score(runs: dict) -> tuple[float, float]:
+    """(mean, +-) of one cell's {(fold, seed): weighted F1} in %, as the report's tables give them:
+    the mean over folds of the seed means, and the std over seeds within a fold averaged over folds."""
+    by_fold: dict = defaultdict(list)
+    for (fold, _seed), value in runs.items():
+        by_fold[fold].append(100 * float(value))
+    if not by_fold:
+        return float("nan"), 0.0
+    spreads = [np.std(v, ddof=1) for v in by_fold.values() if len(v) > 1]
+    return float(np.mean([np.mean(v) for v in by_fold.values()])), float(np.mean(spreads)) if spreads else 0.0
 
+
+def baseline_levels(rows: list[dict], test: str = "clean") -> dict[str, float]:
+    """{baseline label: weighted F1 (%) on ``test``, mean over folds} for every baseline in ``rows``."""
+    levels = {}
+    for name, label in BASELINES.items():
+        by_fold: dict = defaultdict(list)
+        for r in rows:
+            if r["init"] == name and r["test"] == test:
+                by_fold[r["fold"]].append(100 * float(r["weighted_f1"]))
+        if by_fold:
+            levels[label] = float(np.mean([np.mean(v) for v in by_fold.values()]))
+    return levels
+
+
+def paper_scores(paper: str | None, init: str, test: str, data: str, schemes: list[str]) -> list[float] | None:
+    """The paper's numbers for these schemes (Table 2 / 3 / 5 / 6, as the score tables), or None."""
+    scores = TABLES.get(paper or "", {}).get(table_number(init, test) or 0, {}).get(data)
+    return [dict(zip(PAPER_SCHEMES, scores))[s] for s in schemes] if scores else None
+
+
+def plot_report(rows: list[dict], out_dir: Path, paper: str | None = None) -> list[Path]:
+    """The report's figures in ``out_dir``: scores by scheme, score against SNR, scores per fold;
+    with ``paper`` (e.g. "crema-d") the paper's published numbers are drawn beside ours."""
     idx = _index(rows)
-    paths = []
+    paths = [plot_scores_by_scheme(rows, idx, out_dir / "scores_by_scheme.png", paper)]
+    snr = plot_score_vs_snr(idx, out_dir / "score_vs_snr.png", paper)
+    folds = plot_folds(rows, out_dir / "scores_by_fold.png")
+    return paths + [p for p in (snr, folds) if p]
+
+
+def plot_scores_by_scheme(rows: list[dict], idx: dict, path: Path, paper: str | None = None) -> Path:
+    """One panel per init: each training data's clean-test score per scheme (mean, +- seed std),
+    every baseline as a horizontal line, and the paper's Table 2 / 3 cell as a black diamond."""
+    plt = _pyplot()
     inits = list(dict.fromkeys(k[0] for k in idx))
-    fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.8), squeeze=False)
     for ax, init in zip(axes[0], inits):
         datas = [d for d in DATA_NAMES if any(k[:2] == (init, d) for k in idx)]
         schemes = [s for s in SCHEME_NAMES if any(k[0] == init and k[2] == s for k in idx)]
-        width = 0.8 / max(1, len(datas))
+        x = np.arange(len(schemes))
+        offset = 0.3 / max(1, len(datas) - 1) if len(datas) > 1 else 0.0
         for j, d in enumerate(datas):
-            vals = [np.array(list(idx.get((init, d, s, "clean"), {0: np.nan}).values())) * 100 for s in schemes]
-            ax.bar(np.arange(len(schemes)) + j * width, [v.mean() for v in vals], width,
-                   yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3, label=DATA_NAMES[d])
-        for (name, label), style in zip(BASELINES.items(), (":", "--", "-.")):
-            base = [r["weighted_f1"] for r in rows if r["init"] == name and r["test"] == "clean"]
-            if base:
-                ax.axhline(100 * np.mean(base), color="gray", linestyle=style, label=label)
-        ax.set_xticks(np.arange(len(schemes)) + width * (len(datas) - 1) / 2, [SCHEME_NAMES[s] for s in schemes])
+            at = x + (j - (len(datas) - 1) / 2) * offset
+            means, spreads = zip(*(cell_score(idx.get((init, d, s, "clean"), {})) for s in schemes))
+            ax.errorbar(at, means, yerr=spreads, fmt="o", capsize=3, color=f"C{j}", label=f"ours, {DATA_NAMES[d]}")
+            published = paper_scores(paper, init, "clean", d, schemes)
+            if published:
+                ax.plot(at, published, "D", markerfacecolor="none", color="black" if j == 0 else "0.45",
+                        label=f"the paper, Table {table_number(init, 'clean')}, {DATA_NAMES[d]}")
+        for (label, level), style in zip(baseline_levels(rows).items(), itertools.cycle(BASELINE_STYLES)):
+            ax.axhline(level, color="gray", linestyle=style, linewidth=1, label=label)
+        ax.set_xticks(x, [SCHEME_NAMES[s] for s in schemes])
         ax.set(title=f"init {init}, clean test", ylabel="weighted F1 (%)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out_dir / "scores_by_scheme.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
 
+
+def plot_score_vs_snr(idx: dict, path: Path, paper: str | None = None) -> Path | None:
+    """One panel per init: each cell's score on clean, 10 / 5 / 0 dB tests (None with one test);
+    with ``paper``, the paper's Tables 3 / 5 / 6 as dotted lines in each scheme's colour."""
     tests = [t for t in ("clean", "10dB", "5dB", "0dB") if any(k[3] == t for k in idx)]
-    if len(tests) > 1:
-        fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.6), squeeze=False)
-        for ax, init in zip(axes[0], inits):
-            for (i, d, s, _t) in sorted({k[:3] + (None,) for k in idx if k[0] == init}):
-                ys = [np.mean(list(idx.get((i, d, s, t), {0: np.nan}).values())) * 100 for t in tests]
-                ax.plot(tests, ys, marker="o", label=f"{SCHEME_NAMES[s]}, {DATA_NAMES[d]}",
-                        color=f"C{list(SCHEME_NAMES).index(s)}", linestyle="-" if d == "clean" else "--")
-            ax.set(title=f"init {init}", xlabel="test condition", ylabel="weighted F1 (%)")
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(out_dir / "score_vs_snr.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
-    folds = plot_folds(rows, out_dir / "scores_by_fold.png")
-    return paths + ([folds] if folds else [])
+    if len(tests) < 2:
+        return None
+    plt = _pyplot()
+    inits = list(dict.fromkeys(k[0] for k in idx))
+    fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.8), squeeze=False)
+    for ax, init in zip(axes[0], inits):
+        cells = sorted({k[:3] for k in idx if k[0] == init}, key=lambda c: (c[1], list(SCHEME_NAMES).index(c[2])))
+        for (i, d, s) in cells:
+            color = f"C{list(SCHEME_NAMES).index(s)}"
+            ax.plot(tests, [cell_score(idx.get((i, d, s, t), {}))[0] for t in tests], marker="o", color=color,
+                    label=f"{SCHEME_NAMES[s]}, {DATA_NAMES[d]}", linestyle="-" if d == "clean" else "--")
+            published = [paper_scores(paper, init, t, d, [s]) for t in tests]
+            if all(published):
+                ax.plot(tests, [p[0] for p in published], linestyle=":", marker="D", markerfacecolor="none",
+                        color=color, label=f"the paper, {SCHEME_NAMES[s]}, {DATA_NAMES[d]}")
+        ax.set(title=f"init {init}", xlabel="test condition", ylabel="weighted F1 (%)")
+        ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
 
 
 def fold_scores(rows: list[dict], init: str) -> tuple[list[str], dict[str, dict[str, float]]]:
@@ -99,9 +163,7 @@ def plot_folds(rows: list[dict], path: Path) -> Path | None:
     panels = {i: s for i, s in scores.items() if len(s[1]) > 1}
     if not panels:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     width = max(len(columns) for columns, _ in panels.values())
     fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * max(4.5, 1.5 + 0.8 * width), 3.8), squeeze=False)
@@ -123,9 +185,7 @@ def plot_folds(rows: list[dict], path: Path) -> Path | None:
 
 def plot_confusions(confusions: dict, path: Path) -> Path:
     """One row-normalised confusion matrix per init/data/scheme (clean test, summed over runs)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     keys = sorted(confusions, key=lambda k: (k.split("|")[0], k.split("|")[1],
                                              list(SCHEME_NAMES).index(k.split("|")[2])))
