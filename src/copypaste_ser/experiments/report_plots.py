@@ -77,10 +77,10 @@ def plot_scores_by_scheme(rows: list[dict], idx: dict, path: Path, paper: str | 
     every baseline as a horizontal line, and the paper's Table 2 / 3 cell as a black diamond."""
     plt = _pyplot()
     inits = list(dict.fromkeys(k[0] for k in idx))
-    fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.8), squeeze=False, sharey=True)
+    schemes = [s for s in SCHEME_NAMES if any(k[2] == s for k in idx)]  # the same columns in every panel
     for ax, init in zip(axes[0], inits):
         datas = [d for d in DATA_NAMES if any(k[:2] == (init, d) for k in idx)]
-        schemes = [s for s in SCHEME_NAMES if any(k[0] == init and k[2] == s for k in idx)]
         x = np.arange(len(schemes))
         offset = 0.3 / max(1, len(datas) - 1) if len(datas) > 1 else 0.0
         for j, d in enumerate(datas):
@@ -90,12 +90,14 @@ def plot_scores_by_scheme(rows: list[dict], idx: dict, path: Path, paper: str | 
             published = paper_scores(paper, init, "clean", d, schemes)
             if published:
                 ax.plot(at, published, "D", markerfacecolor="none", color="black" if j == 0 else "0.45",
-                        label=f"the paper, Table {table_number(init, 'clean')}, {DATA_NAMES[d]}")
+                        label=f"the paper, {DATA_NAMES[d]}")
         for (label, level), style in zip(baseline_levels(rows).items(), itertools.cycle(BASELINE_STYLES)):
             ax.axhline(level, color="gray", linestyle=style, linewidth=1, label=label)
         ax.set_xticks(x, [SCHEME_NAMES[s] for s in schemes])
-        ax.set(title=f"init {init}, clean test", ylabel="weighted F1 (%)")
-        ax.legend(fontsize=7)
+        table = table_number(init, "clean") if paper_scores(paper, init, "clean", "clean", schemes) else None
+        ax.set_title(f"init {init}, clean test" + (f" (the paper: Table {table})" if table else ""))
+    axes[0][0].set_ylabel("weighted F1 (%)")
+    axes[0][0].legend(fontsize=7)  # the same entries in every panel
     return _save(fig, path)
 
 
