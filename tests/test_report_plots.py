@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from copypaste_ser.experiments.report_plots import fold_scores, plot_folds
+from copypaste_ser.experiments.report_plots import (
+    baseline_levels,
+    cell_score,
+    fold_scores,
+    paper_scores,
+    plot_folds,
+    plot_report,
+)
 
 
 def _row(fold, init, scheme, seed, f1, test="clean", data="clean"):
@@ -37,8 +44,6 @@ def test_plot_folds_needs_two_folds(tmp_path):
 
 
 def test_cell_score_is_the_mean_over_folds_of_seed_means_with_the_within_fold_seed_spread():
-    from copypaste_ser.experiments.report_plots import cell_score
-
     runs = {("f1", "0"): 0.60, ("f1", "1"): 0.70, ("f1", "2"): 0.80, ("f2", "0"): 0.50}
     mean, spread = cell_score(runs)
     assert mean == pytest.approx((70.0 + 50.0) / 2)  # not the mean over the four runs (65.0)
@@ -46,8 +51,6 @@ def test_cell_score_is_the_mean_over_folds_of_seed_means_with_the_within_fold_se
 
 
 def test_every_baseline_gets_a_level_the_whisper_probe_included():
-    from copypaste_ser.experiments.report_plots import baseline_levels
-
     rows = [_row("f1", b, "none", "-", f1) for b, f1 in
             [("egemaps-svm", 0.40), ("mfcc-lr", 0.30), ("rzstates-lr", 0.50), ("whisper-lr", 0.80)]]
     rows += [_row("f2", "whisper-lr", "none", "-", 0.70), _row("f1", "whisper-lr", "none", "-", 0.1, test="0dB")]
@@ -57,8 +60,6 @@ def test_every_baseline_gets_a_level_the_whisper_probe_included():
 
 
 def test_paper_scores_follow_the_papers_tables():
-    from copypaste_ser.experiments.report_plots import paper_scores
-
     assert paper_scores("crema-d", "scratch", "clean", "clean", ["none", "n-cp"]) == [71.46, 74.34]  # Table 2
     assert paper_scores("crema-d", "resemblyzer", "0dB", "clean+noise", ["se-cp"]) == [76.38]      # Table 6
     assert paper_scores("crema-d", "scratch", "10dB", "clean", ["none"]) is None  # no scratch noisy table
@@ -66,8 +67,6 @@ def test_paper_scores_follow_the_papers_tables():
 
 
 def test_the_report_figures_are_drawn_with_the_papers_numbers(tmp_path):
-    from copypaste_ser.experiments.report_plots import plot_report
-
     rows = ROWS + [_row("f2", "scratch", "none", "0", 0.3, test="10dB")]
     paths = plot_report(rows, tmp_path, paper="crema-d")
     assert [p.name for p in paths] == ["scores_by_scheme.png", "score_vs_snr.png", "scores_by_fold.png"]
