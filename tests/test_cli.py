@@ -1,6 +1,7 @@
 """The command line: every subcommand has help; user errors are one line, not a traceback."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -52,10 +53,12 @@ def test_sigterm_stops_a_parallel_grid_like_ctrl_c(tmp_path, synthetic_corpus):
         data=str(synthetic_corpus), out=str(tmp_path / "grid"), preset="tiny", train={"epochs": 200, "threads": 1},
         copypaste=["none", "n-cp"], training_data=["clean"], seeds=[0, 1], snrs=[], workers=2)))
     proc = subprocess.Popen([sys.executable, "-m", "copypaste_ser", "grid", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300  # a loaded machine may take minutes to start two workers
     while not list((tmp_path / "grid").rglob("history.jsonl")):  # workers are training
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)  # never leave a 200-epoch grid and its workers behind
+            pytest.fail(f"no worker started training within 300 s: {proc.communicate()[1]}")
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
