@@ -1,5 +1,6 @@
 """The command line: every subcommand has help; user errors are one line, not a traceback."""
 
+import contextlib
 import json
 import os
 import signal
@@ -57,7 +58,8 @@ def test_sigterm_stops_a_parallel_grid_like_ctrl_c(tmp_path, synthetic_corpus):
     deadline = time.monotonic() + 300  # a loaded machine may take minutes to start two workers
     while not list((tmp_path / "grid").rglob("history.jsonl")):  # workers are training
         if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)  # never leave a 200-epoch grid and its workers behind
+            with contextlib.suppress(ProcessLookupError):  # never leave a 200-epoch grid and its workers behind
+                os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f"no worker started training within 300 s: {proc.communicate()[1]}")
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
