@@ -6,11 +6,11 @@ import pytest
 
 from copypaste_ser.experiments.report_plots import (
     baseline_levels,
-    cell_score,
     fold_scores,
     paper_scores,
     plot_folds,
     plot_report,
+    seed_spread,
 )
 
 
@@ -43,11 +43,12 @@ def test_plot_folds_needs_two_folds(tmp_path):
     assert path == tmp_path / "two.png" and path.stat().st_size > 1000
 
 
-def test_cell_score_is_the_mean_over_folds_of_seed_means_with_the_within_fold_seed_spread():
+def test_a_figures_cell_is_the_tables_mean_over_folds_of_seed_means_and_seed_spread():
     runs = {("f1", "0"): 0.60, ("f1", "1"): 0.70, ("f1", "2"): 0.80, ("f2", "0"): 0.50}
-    mean, spread = cell_score(runs)
+    mean, spread = seed_spread(runs)
     assert mean == pytest.approx((70.0 + 50.0) / 2)  # not the mean over the four runs (65.0)
-    assert spread == pytest.approx(10.0)  # f1's std over seeds; f2 has one seed and no spread
+    assert spread == pytest.approx((10.0 + 0.0) / 2)  # f1's std over seeds; f2, one seed, spreads 0
+    assert seed_spread({}) == (pytest.approx(float("nan"), nan_ok=True), 0.0)  # a scheme not run: no point
 
 
 def test_every_baseline_gets_a_level_the_whisper_probe_included():

@@ -13,7 +13,6 @@ corpus, a section pools the test predictions over folds (pooling.py).
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +44,10 @@ from copypaste_ser.experiments.report_plots import (
     DATA_NAMES,
     SCHEME_NAMES,
     _index,
+    baseline_levels,
     plot_confusions,
     plot_report,
+    seed_spread,
 )
 from copypaste_ser.experiments.reporting_rule import rule_section
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
@@ -80,17 +81,6 @@ PLUS_MINUS = ("± is the standard deviation over seeds within a fold, averaged o
               "noise of one cell); the spread over folds is in the per-fold table")
 
 
-def seed_spread(values: dict) -> tuple[float, float]:
-    """(mean over folds of the seed means, mean over folds of the std over seeds) x 100, from
-    {(fold, seed): score}."""
-    by_fold: dict = defaultdict(list)
-    for (fold, _seed), v in values.items():
-        by_fold[fold].append(100 * float(v))
-    means = [np.mean(v) for v in by_fold.values()]
-    stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in by_fold.values()]
-    return float(np.mean(means)), float(np.mean(stds))
-
-
 def _cell(values: dict, tested: tuple[Comparison, float] | None) -> str:
     mean, spread = seed_spread(values)
     text = f"{mean:.2f} ± {spread:.2f}"
@@ -117,11 +107,8 @@ def score_table(rows: list[dict], init: str, test: str, comparisons: dict | None
         published = paper_row(paper, init, test, data, schemes)
         if published:
             lines.append(published)
-    for name, label in BASELINES.items():
-        baseline = [r for r in rows if r["init"] == name and r["test"] == test]
-        if baseline:  # deterministic: one value per fold, no seeds to spread over
-            v = np.array([r["weighted_f1"] for r in baseline]) * 100
-            lines.append(f"| {label} baseline (clean training) | {v.mean():.2f} |" + " |" * (len(schemes) - 1))
+    for label, level in baseline_levels(rows, test).items():
+        lines.append(f"| {label} baseline (clean training) | {level:.2f} |" + " |" * (len(schemes) - 1))
     uar = {s: _mean_over_folds(rows, init, "clean", s, test, "uar") for s in schemes}
     uar_cells = [f"{SCHEME_NAMES[s]} {v:.2f}" for s in schemes if (v := uar.get(s)) is not None]
     if uar_cells:

@@ -31,28 +31,27 @@ def _index(rows: list[dict]) -> dict:
     return idx
 
 
-def cell_score(runs: dict) -> tuple[float, float]:
-    """(mean, +-) of one cell's {(fold, seed): weighted F1} in %, as the report's tables give them:
-    the mean over folds of the seed means, and the std over seeds within a fold averaged over folds."""
+def seed_spread(values: dict) -> tuple[float, float]:
+    """(mean over folds of the seed means, mean over folds of the std over seeds) x 100, from
+    {(fold, seed): score}: a cell as the report's tables and figures give it (nan without runs)."""
     by_fold: dict = defaultdict(list)
-    for (fold, _seed), value in runs.items():
-        by_fold[fold].append(100 * float(value))
+    for (fold, _seed), v in values.items():
+        by_fold[fold].append(100 * float(v))
     if not by_fold:
         return float("nan"), 0.0
-    spreads = [np.std(v, ddof=1) for v in by_fold.values() if len(v) > 1]
-    return float(np.mean([np.mean(v) for v in by_fold.values()])), float(np.mean(spreads)) if spreads else 0.0
+    means = [np.mean(v) for v in by_fold.values()]
+    stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in by_fold.values()]
+    return float(np.mean(means)), float(np.mean(stds))
 
 
 def baseline_levels(rows: list[dict], test: str = "clean") -> dict[str, float]:
-    """{baseline label: weighted F1 (%) on ``test``, mean over folds} for every baseline in ``rows``."""
+    """{baseline label: weighted F1 (%) on ``test``} for every baseline in ``rows``: the mean of its
+    rows (deterministic, one per fold, so no seeds to spread over)."""
     levels = {}
     for name, label in BASELINES.items():
-        by_fold: dict = defaultdict(list)
-        for r in rows:
-            if r["init"] == name and r["test"] == test:
-                by_fold[r["fold"]].append(100 * float(r["weighted_f1"]))
-        if by_fold:
-            levels[label] = float(np.mean([np.mean(v) for v in by_fold.values()]))
+        scores = [100 * float(r["weighted_f1"]) for r in rows if r["init"] == name and r["test"] == test]
+        if scores:
+            levels[label] = float(np.mean(scores))
     return levels
 
 
@@ -85,7 +84,7 @@ def plot_scores_by_scheme(rows: list[dict], idx: dict, path: Path, paper: str | 
         offset = 0.3 / max(1, len(datas) - 1) if len(datas) > 1 else 0.0
         for j, d in enumerate(datas):
             at = x + (j - (len(datas) - 1) / 2) * offset
-            means, spreads = zip(*(cell_score(idx.get((init, d, s, "clean"), {})) for s in schemes))
+            means, spreads = zip(*(seed_spread(idx.get((init, d, s, "clean"), {})) for s in schemes))
             ax.errorbar(at, means, yerr=spreads, fmt="o", capsize=3, color=f"C{j}", label=f"ours, {DATA_NAMES[d]}")
             published = paper_scores(paper, init, "clean", d, schemes)
             if published:
@@ -114,7 +113,7 @@ def plot_score_vs_snr(idx: dict, path: Path, paper: str | None = None) -> Path |
         cells = sorted({k[:3] for k in idx if k[0] == init}, key=lambda c: (c[1], list(SCHEME_NAMES).index(c[2])))
         for (i, d, s) in cells:
             color = f"C{list(SCHEME_NAMES).index(s)}"
-            ax.plot(tests, [cell_score(idx.get((i, d, s, t), {}))[0] for t in tests], marker="o", color=color,
+            ax.plot(tests, [seed_spread(idx.get((i, d, s, t), {}))[0] for t in tests], marker="o", color=color,
                     label=f"{SCHEME_NAMES[s]}, {DATA_NAMES[d]}", linestyle="-" if d == "clean" else "--")
             published = [paper_scores(paper, init, t, d, [s]) for t in tests]
             if all(published):
