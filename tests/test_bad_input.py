@@ -533,8 +533,10 @@ CASES += [
     Case("cfg-train-not-mapping", CFG, "cfg.yaml:train: expected a mapping of training options",
          {"cfg.yaml": "train: 3\nout: x\n"}),
     # ---- predict: every file and option before the model is read
-    Case("predict-folder-as-audio", "predict @RUN @TMP", "is a folder, not an audio file"),
-    Case("predict-folder-after-audio", "predict @RUN @WAV @BAD", "bad: is a folder, not an audio file"),
+    Case("predict-folder-without-audio", "predict @RUN @TMP/notes", "notes: no .wav or .flac files in this folder",
+         {"notes/a.txt": "x"}),
+    Case("predict-folder-with-bad-audio", "predict @RUN @BAD", "empty.wav: audio file is empty"),
+    Case("predict-run-folder-as-audio", "predict @RUN @WAV @RUN", "is a model folder, not audio; give the model first"),
     Case("predict-missing-after-audio", "predict @RUN @WAV @TMP/none.wav", "none.wav: audio file is missing"),
     Case("predict-truncated-flac", "predict @RUN @TMP/cut.flac", "cut.flac: cannot read audio after 0.0 s",
          {"cut.flac": flac_bytes(3000)}),

@@ -74,6 +74,13 @@ def test_empty_root(tmp_path, name, what):
     assert str(tmp_path) in str(e.value) and "\n" not in str(e.value)
 
 
+def test_crema_d_root_above_the_corpus_says_so(tmp_path):
+    (tmp_path / "music").mkdir()
+    sf.write(tmp_path / "music" / "song.wav", np.zeros(1600, np.float32), 16000)
+    with pytest.raises(UserError, match="song.wav: not a CREMA-D file name.*has no AudioWAV/ folder"):
+        prepare_corpus("crema-d", tmp_path)
+
+
 def test_unknown_option(tmp_path):
     with pytest.raises(UserError, match="no option 'colour'.*classes"):
         prepare_corpus("ravdess", tmp_path, colour="red")

@@ -262,6 +262,23 @@ def test_predict_writes_rows_csv_and_plot(tmp_path: Path, tiny_model_file: Path)
     assert float(table[-1]["p_angry"]) == pytest.approx(onnx_file, abs=0.05)  # other windows, same model
 
 
+def test_a_folder_stands_for_its_audio_files(tmp_path: Path, tiny_model_file: Path):
+    from test_bad_input import run_cli
+
+    folder = tmp_path / "calls"
+    (folder / "day2").mkdir(parents=True)
+    for k, name in enumerate(("b.wav", "a.WAV", "day2/c.flac")):
+        sf.write(folder / name, _speechish(2.0 + k, k), RATE)
+    (folder / "notes.txt").write_text("not audio")
+    (folder / "._a.wav").write_bytes(b"AppleDouble debris")
+    code, by_folder = run_cli(["predict", str(tiny_model_file), str(folder)])
+    assert code == 0, by_folder
+    files = [folder / "a.WAV", folder / "b.wav", folder / "day2" / "c.flac"]
+    code, by_name = run_cli(["predict", str(tiny_model_file), *map(str, files)])
+    assert code == 0 and by_folder == by_name
+    assert [line.split(":")[0] for line in by_folder.splitlines()] == [str(f) for f in files]
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--hop", "5", "--window", "2"], "--hop: must be at most the window"),
     (["--engine", "tf"], "--engine: must be one of auto, torch, onnx"),

@@ -260,7 +260,8 @@ def evaluate(
 @app.command()
 def predict(
     paths: list[Path] = typer.Argument(..., help="[RUN] FILES: a run folder, model.pt, model folder or .onnx "
-                                       "file, then audio files; without a model, the shipped default model"),
+                                       "file, then audio files or folders (their .wav/.flac files); without a model, "
+                                       "the shipped default model"),
     model: Optional[Path] = typer.Option(None, "--model", help="The model (instead of a first argument)"),
     window: Optional[float] = typer.Option(None, help="Seconds per window (default 4); windows cover the "
                                            "whole file, and are printed one by one when given"),

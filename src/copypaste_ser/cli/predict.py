@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from copypaste_ser.data.audio import audio_files
 from copypaste_ser.errors import UserError
 from copypaste_ser.files.outputs import check_output, check_outputs, record_outputs
 from copypaste_ser.inference.predict import EmotionPredictor, check_options
@@ -14,19 +15,45 @@ from copypaste_ser.inference.timeline import FORMATS, RowWriter, plot_path, plot
 from copypaste_ser.validation import Number, check
 
 
+#: Files that make a folder a model (a run folder, its best model, a model folder in the shipped format).
+MODEL_MARKERS = ("model.pt", "model.json", ".copypaste-ser-run")
+
+
+def is_model_folder(folder: Path) -> bool:
+    return any((folder / name).exists() for name in MODEL_MARKERS)
+
+
+def audio_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder stands for its .wav/.flac files (recursive, sorted by path)."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        if is_model_folder(path):
+            raise UserError(f"{path}: is a model folder, not audio; give the model first (copypaste-ser "
+                            f"predict {path} FILE.wav)")
+        found = audio_files(path)
+        if not found:
+            raise UserError(f"{path}: no .wav or .flac files in this folder; give other formats by file name")
+        files.extend(found)
+    return files
+
+
 def model_and_files(paths: list[Path], model: Path | None) -> tuple[Path | None, list[Path]]:
-    """``predict RUN a.wav`` or ``predict a.wav``: the first path is the model when it looks like
-    one (a folder, .pt, .onnx, or a name without an extension) and audio files follow; with
-    no model, the shipped default model answers."""
+    """``predict RUN a.wav``, ``predict a.wav`` or ``predict FOLDER``: the first path is the model
+    when it looks like one (a run or model folder, .pt, .onnx, or a name without an extension)
+    and audio files or folders follow; with no model, the shipped default model answers."""
     if model is not None:
-        return model, paths
+        return model, audio_inputs(paths)
     first = paths[0]
-    looks_like_model = first.is_dir() or first.suffix in (".pt", ".onnx") or (not first.exists() and not first.suffix)
+    looks_like_model = (is_model_folder(first) if first.is_dir() else
+                        first.suffix in (".pt", ".onnx") or (not first.exists() and not first.suffix))
     if not looks_like_model:
-        return None, paths
+        return None, audio_inputs(paths)
     if len(paths) == 1:
         raise UserError(f"{first}: is a model; give audio files after it (copypaste-ser predict {first} FILE.wav)")
-    return first, paths[1:]
+    return first, audio_inputs(paths[1:])
 
 
 def line(r: dict) -> str:
@@ -49,6 +76,7 @@ def run_predict(paths: list[Path], model: Path | None, *, window: float | None, 
     if out is not None and out.suffix.lower() not in FORMATS:
         raise UserError(f"--out: {out}: the file name must end in .jsonl or .csv")
     source, files = model_and_files(paths, model)
+    enrol = audio_inputs(enrol) if enrol else enrol
     for f in [*files, *(enrol or [])]:  # every file before the model is read: no answer for some, then an error
         check_audio_path(Path(f))
     if out is not None:

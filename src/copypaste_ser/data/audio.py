@@ -11,6 +11,8 @@ import soxr
 from copypaste_ser.errors import UserError
 
 SAMPLE_RATE = 16000
+#: The audio files recipes and folder inputs pick up (other formats soundfile reads are taken by name).
+AUDIO_SUFFIXES = (".wav", ".flac")
 #: One analysis frame (features.FeatureConfig.frame_length_ms): shorter audio cannot be framed.
 MIN_SECONDS = 0.025
 #: Peak-to-peak range below which a recording holds no signal: about 3 steps of 16-bit audio,
@@ -73,3 +75,15 @@ def audio_duration(path: str | Path) -> float:
 def write_audio(path: str | Path, wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), np.clip(wav, -1, 1), sample_rate, subtype="PCM_16")
+
+
+def is_audio_file(path: Path) -> bool:
+    """A .wav/.flac file that is not hidden (skips macOS '._x.wav' AppleDouble debris)."""
+    return (path.suffix.lower() in AUDIO_SUFFIXES and not path.name.startswith(".")
+            and path.is_file())
+
+
+def audio_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """All .wav/.flac files under ``folder`` (any letter case), sorted by path."""
+    it = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(p for p in it if is_audio_file(p))

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from copypaste_ser.data.audio import audio_duration
+from copypaste_ser.data.audio import AUDIO_SUFFIXES, audio_duration, audio_files, is_audio_file  # noqa: F401 (re-exported to the recipes)
 from copypaste_ser.data.manifest import Fold, Manifest, Protocol, Utterance, folds_by_speaker, validate
 from copypaste_ser.errors import UserError
 
-AUDIO_SUFFIXES = (".wav", ".flac")
 
 #: Every label a recipe may emit, in the order used for label lists.
 CANONICAL_LABELS = ("neutral", "angry", "happy", "sad", "fear", "disgust", "boredom", "calm",
@@ -57,18 +56,6 @@ def class_set(corpus: str, class_sets: dict[str, list[str]], classes: str) -> li
     if classes not in class_sets:
         raise UserError(f"{corpus} option classes={classes!r}: choose one of {', '.join(class_sets)}")
     return class_sets[classes]
-
-
-def is_audio_file(path: Path) -> bool:
-    """A .wav/.flac file that is not hidden (skips macOS '._x.wav' AppleDouble debris)."""
-    return (path.suffix.lower() in AUDIO_SUFFIXES and not path.name.startswith(".")
-            and path.is_file())
-
-
-def audio_files(folder: Path, recursive: bool = True) -> list[Path]:
-    """All .wav/.flac files under ``folder`` (any letter case), sorted by path."""
-    it = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(p for p in it if is_audio_file(p))
 
 
 def resolve_audio(path: Path) -> Path | None:

@@ -122,8 +122,9 @@ def prepare(root: Path, classes: str = "paper4") -> tuple[Manifest, Protocol]:
     for path in files:
         m = NAME_RE.match(path.stem)
         if not m:
+            hint = "" if folder != root else f"; {root} has no AudioWAV/ folder: is --root the CREMA-D folder?"
             raise UserError(f"{path}: not a CREMA-D file name (expected AAAA_SSS_EEE_LL like "
-                            f"1001_DFA_ANG_XX)")
+                            f"1001_DFA_ANG_XX){hint}")
         actor, sentence, emo, level = m.groups()
         if emo not in EMOTIONS or level not in LEVELS:
             raise UserError(f"{path}: CREMA-D file name has unknown emotion {emo!r} or level "
