@@ -785,7 +785,8 @@ def test_predict_says_no_speech_for_silence_and_dc(world: dict[str, Path], tmp_p
     write_audio(tmp_path / "mixed.wav", quiet_then_loud)
     code, output = run_cli(["predict", str(world["RUN"]), str(world["BAD"] / "silent.wav"), str(tmp_path / "dc.wav")])
     assert code == 0 and output.splitlines() == [f"{world['BAD'] / 'silent.wav'}: no speech",
-                                                   f"{tmp_path / 'dc.wav'}: no speech"], output
+                                                   f"{tmp_path / 'dc.wav'}: no speech",
+                                                   "2 files: no speech 2 (100 %)"], output
     code, output = run_cli(["predict", str(world["RUN"]), str(tmp_path / "mixed.wav"), "--window", "0.5"])
     assert code == 0 and "[0.0-0.5 s]: no speech" in output and any(
         "no speech" not in line for line in output.splitlines()), output

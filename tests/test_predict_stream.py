@@ -276,7 +276,12 @@ def test_a_folder_stands_for_its_audio_files(tmp_path: Path, tiny_model_file: Pa
     files = [folder / "a.WAV", folder / "b.wav", folder / "day2" / "c.flac"]
     code, by_name = run_cli(["predict", str(tiny_model_file), *map(str, files)])
     assert code == 0 and by_folder == by_name
-    assert [line.split(":")[0] for line in by_folder.splitlines()] == [str(f) for f in files]
+    *answers, count = by_folder.splitlines()
+    assert [line.split(":")[0] for line in answers] == [str(f) for f in files]
+    emotions = [line.split(": ")[1].split()[0] for line in answers]
+    assert count == "3 files: " + ", ".join(f"{e} {emotions.count(e)} ({100 * emotions.count(e) / 3:.0f} %)"
+                                            for e in sorted(set(emotions), key=lambda e: (-emotions.count(e),
+                                                                                          emotions.index(e))))
 
 
 @pytest.mark.parametrize("args, expected", [
