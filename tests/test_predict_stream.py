@@ -284,6 +284,16 @@ def test_a_folder_stands_for_its_audio_files(tmp_path: Path, tiny_model_file: Pa
                                                                                           emotions.index(e))))
 
 
+def test_timeline_names_keep_files_of_one_stem_apart(tmp_path: Path):
+    from copypaste_ser.inference.timeline import plot_paths
+
+    plots = tmp_path / "plots"
+    assert plot_paths(tmp_path / "t.png", ["x/a.wav"]) == [tmp_path / "t.png"]
+    assert plot_paths(plots, ["x/a.wav", "x/b.flac"]) == [plots / "a.png", plots / "b.png"]
+    files = [tmp_path / "calls" / "b.wav", tmp_path / "calls" / "day2" / "b.wav", tmp_path / "calls" / "c.wav"]
+    assert plot_paths(plots, files) == [plots / "b.png", plots / "day2__b.png", plots / "c.png"]
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--hop", "5", "--window", "2"], "--hop: must be at most the window"),
     (["--engine", "tf"], "--engine: must be one of auto, torch, onnx"),

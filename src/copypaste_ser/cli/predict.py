@@ -12,7 +12,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.files.outputs import check_output, check_outputs, record_outputs
 from copypaste_ser.inference.predict import EmotionPredictor, check_options
 from copypaste_ser.inference.stream import check_audio_path
-from copypaste_ser.inference.timeline import FORMATS, RowWriter, plot_path, plot_timeline
+from copypaste_ser.inference.timeline import FORMATS, RowWriter, plot_paths, plot_timeline
 from copypaste_ser.validation import Number, check
 
 
@@ -91,7 +91,7 @@ def run_predict(paths: list[Path], model: Path | None, *, window: float | None, 
     if out is not None:
         check_output(out, force, "--out")
     if plot is not None:
-        check_outputs([plot_path(plot, f, len(files) > 1) for f in files], force, "--plot")
+        check_outputs(plot_paths(plot, files), force, "--plot")
     predictor = EmotionPredictor(source, engine=engine, device=device, batch_size=batch_size, vad=vad, threads=threads,
                                  min_confidence=min_confidence, enrol=enrol)
     writer = RowWriter(out, predictor.labels) if out is not None else None
@@ -109,15 +109,15 @@ def run_predict(paths: list[Path], model: Path | None, *, window: float | None, 
     ok = False
     answers: list[str | None] = []
     try:
-        for f in files:
+        pngs = plot_paths(plot, files) if plot is not None else []
+        for k, f in enumerate(files):
             rows, summary = predictor.predict_file(f, window, hop, on_row=on_row)
             if writer is not None:
                 writer.write(summary)
             show(summary)
             answers.append(summary["emotion"])
             if plot is not None:
-                written.append(plot_timeline(rows, predictor.labels, plot_path(plot, f, len(files) > 1),
-                                             Path(f).name, summary))
+                written.append(plot_timeline(rows, predictor.labels, pngs[k], Path(f).name, summary))
         ok = True
         if len(files) > 1 and not as_json:  # JSON lines stay one object per line
             echo(tally(answers))

@@ -61,11 +61,17 @@ class RowWriter:
         self.close(keep=exc_type is None)
 
 
-def plot_path(plot: Path, file: str | Path, several: bool) -> Path:
-    """``--plot``: the PNG itself for one file; for several, a folder of ``<stem>.png``."""
-    if several or plot.suffix.lower() != ".png":
-        return plot / f"{Path(file).stem}.png"
-    return plot
+def plot_paths(plot: Path, files: Sequence[str | Path]) -> list[Path]:
+    """``--plot``: the PNG itself for one file; for several, a folder of ``<stem>.png``, or of
+    ``<sub>__<folder>__<stem>.png`` (the path below the files' common folder) where stems repeat."""
+    if len(files) == 1 and plot.suffix.lower() == ".png":
+        return [plot]
+    paths = [Path(f) for f in files]
+    stems = [p.stem for p in paths]
+    if len(set(stems)) < len(stems):
+        common = Path(os.path.commonpath([p.parent.resolve() for p in paths]))
+        stems = ["__".join(p.resolve().with_suffix("").relative_to(common).parts) for p in paths]
+    return [plot / f"{stem}.png" for stem in stems]
 
 
 def plot_timeline(rows: Sequence[dict], labels: Sequence[str], path: str | Path, title: str = "",
