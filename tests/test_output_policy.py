@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -130,11 +131,17 @@ def test_predict_on_bad_audio_leaves_out_as_it_was(corpus, tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
 
 
-def test_predict_refuses_two_inputs_sharing_one_plot_file(corpus, tmp_path):
+def test_predict_keeps_same_named_inputs_apart_and_refuses_one_plot_twice(corpus, tmp_path):
     twin = tmp_path / "b" / corpus["wav"].name
     twin.parent.mkdir()
     shutil.copy(corpus["wav"], twin)
-    refused(["predict", corpus["run"], corpus["wav"], twin, "--plot", tmp_path / "plots"],
+    code, output = run_cli([str(a) for a in ["predict", corpus["run"], corpus["wav"], twin, "--plot", tmp_path / "plots"]])
+    assert code == 0, output
+    parts = [corpus["wav"].resolve(), twin.resolve()]
+    common = Path(os.path.commonpath([p.parent for p in parts]))
+    expected = {"__".join(p.with_suffix("").relative_to(common).parts) + ".png" for p in parts}
+    assert {p.name for p in (tmp_path / "plots").glob("*.png")} == expected and len(expected) == 2
+    refused(["predict", corpus["run"], corpus["wav"], corpus["wav"], "--plot", tmp_path / "again"],
             "two outputs of this command would share this file", tmp_path)
     png = tmp_path / "mine.png"
     png.write_bytes(b"\x89PNG my picture")
