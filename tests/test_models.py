@@ -238,3 +238,23 @@ def test_config_defaults_are_the_paper():
     assert dataclasses.asdict(cfg) | {"num_classes": 4} == dataclasses.asdict(_cfg("paper")) | {"dropout": 0.0}
     assert isinstance(build_model(cfg), EmotionResNet)
     assert isinstance(build_model(cfg).encoder, ThinResNet34)
+
+
+def test_channels_last_on_cpu_gives_the_same_scores_and_gradients():
+    from copypaste_ser.models.placement import place
+
+    torch.manual_seed(0)
+    standard = build_model(ModelConfig(num_classes=4, width=8, blocks=(1, 1, 1, 1), heads=4, embed_dim=32))
+    fast = place(build_model(ModelConfig(num_classes=4, width=8, blocks=(1, 1, 1, 1), heads=4, embed_dim=32)))
+    fast.load_state_dict(standard.state_dict())
+    convs = [m.weight for m in fast.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert any(not w.is_contiguous() for w in convs)
+    x, y = torch.randn(3, 150, 23), torch.tensor([0, 2, 3])
+    outs = []
+    for model in (standard, fast):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        outs.append((model(x).detach(), [p.grad.clone() for p in model.parameters()]))
+    assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(outs[0][1], outs[1][1]))  # gradients up to 1.8

@@ -145,3 +145,15 @@ def test_frozen_encoder_keeps_weights_and_norm_statistics(synthetic_corpus, tmp_
     for k in encoder:
         assert torch.equal(start[k], after[k]), k
     assert not torch.equal(start["output.weight"], after["output.weight"])
+
+
+def test_a_run_saves_its_weights_in_the_standard_layout(synthetic_corpus, tmp_path):
+    """Training runs channels-last on CPU (models/placement.py); model.pt keeps the usual layout,
+    which safetensors (the shipped-model format) requires."""
+    from copypaste_ser.training.config import make_config
+    from copypaste_ser.training.loop import train
+
+    train(make_config("tiny", data=str(synthetic_corpus), epochs=1, threads=1), tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["state_dict"]
+    assert any(v.dim() == 4 for v in state.values())
+    assert all(v.is_contiguous() for v in state.values())

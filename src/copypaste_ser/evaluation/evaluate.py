@@ -23,6 +23,7 @@ from copypaste_ser.features.mfcc import FROZEN_KINDS, FeatureConfig, encode_inpu
 from copypaste_ser.files.atomic import atomic_write_text
 from copypaste_ser.metrics import plot_confusion
 from copypaste_ser.models.checkpoint import load_model_file, resolve_model_path
+from copypaste_ser.models.placement import place
 from copypaste_ser.models.scoring import model_from_file, predict_proba
 from copypaste_ser.training.config import TrainConfig
 from copypaste_ser.training.held_out import evaluate_ids, evaluate_speaker  # noqa: F401 (evaluate_speaker: API)
@@ -43,7 +44,7 @@ def noisy_condition(noise_root: str | Path, corpus_dir: Path, snr_db: float, see
 def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict, TrainConfig]:
     path = resolve_model_path(run_dir)
     obj = load_model_file(path, kind="emotion")
-    return model_from_file(obj, str(path)), obj, TrainConfig.from_dict(obj["train"], str(path))
+    return place(model_from_file(obj, str(path))), obj, TrainConfig.from_dict(obj["train"], str(path))
 
 
 def evaluate_run(run_dir: str | Path, snr: float | None = None, noise_root: str | None = None,

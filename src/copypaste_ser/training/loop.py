@@ -51,6 +51,7 @@ from copypaste_ser.metrics import (
     score,
 )
 from copypaste_ser.models.checkpoint import FORMAT, load_checkpoint, save_atomic
+from copypaste_ser.models.placement import place
 from copypaste_ser.models.scoring import predict_proba
 from copypaste_ser.training.config import TrainConfig
 from copypaste_ser.training.distributed import dist_setup, global_mean_loss, wrap_model
@@ -114,7 +115,7 @@ def _train(cfg: TrainConfig, out: Path, force: bool, progress: bool, held: ExitS
     if hasattr(model, "fit_input_stats"):  # standardise with training-set statistics (resume reloads them)
         # a generator: models without statistics to fit (most) never normalise a copy of the set
         model.fit_input_stats(mean_normalize(x) if mean_norm else x for x in stores["clean"].values())
-    model.to(device)
+    place(model, device)
     loop = _EpochLoop(cfg, out, manifest, task, model, make_optimizer(model, cfg),
                       ModelSelection(cfg.select, cfg.epochs, cfg.average_fraction, cfg.smooth_epochs),
                       device, provenance, dev_x, [task.targets[i] for i in task.dev], show)
@@ -287,7 +288,7 @@ def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, stat
     from copypaste_ser.models.scoring import model_from_file
     from copypaste_ser.training.held_out import evaluate_ids, evaluate_speaker
 
-    best = model_from_file(load_checkpoint(out / "model.pt"), str(out / "model.pt")).to(device)
+    best = place(model_from_file(load_checkpoint(out / "model.pt"), str(out / "model.pt")), device)
     if task.kind == "speaker":
         metrics = evaluate_speaker(best, manifest, task, cfg, device=device)
     else:

@@ -111,4 +111,6 @@ def model_file(model: torch.nn.Module, manifest: Manifest, cfg: TrainConfig, pro
             "labels": list(labels if labels is not None else manifest.labels), "corpus": manifest.name,
             "neutral": manifest.neutral, "features": dict(cfg.features), "train": cfg.to_dict(),
             "provenance": provenance,
-            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}})
+            # the standard layout whatever the model trained in (models/placement.py): safetensors needs it
+            "state_dict": {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+                           for k, v in model.state_dict().items()}})
