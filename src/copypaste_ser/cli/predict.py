@@ -36,7 +36,8 @@ def audio_inputs(paths: list[Path]) -> list[Path]:
                             f"predict {path} FILE.wav)")
         found = audio_files(path)
         if not found:
-            raise UserError(f"{path}: no .wav or .flac files in this folder; give other formats by file name")
+            raise UserError(f"{path}: no .wav or .flac files in this folder, and no model.pt; give audio files "
+                            f"(other formats by file name) or a run folder")
         files.extend(found)
     return files
 

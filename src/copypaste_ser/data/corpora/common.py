@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from copypaste_ser.data.audio import AUDIO_SUFFIXES, audio_duration, audio_files, is_audio_file  # noqa: F401 (re-exported to the recipes)
+# the recipes import the audio-file helpers from here with the rest
+from copypaste_ser.data.audio import AUDIO_SUFFIXES, audio_duration, audio_files, is_audio_file  # noqa: F401
 from copypaste_ser.data.manifest import Fold, Manifest, Protocol, Utterance, folds_by_speaker, validate
 from copypaste_ser.errors import UserError
 
