@@ -28,3 +28,28 @@ def test_a_features_option_on_top_of_a_config_merges_too(tmp_path):
     config.write_text("features: {vad: false}\n")
     cfg = make_config("small", config, features={"num_ceps": 20, "num_mel_bins": 20})
     assert (cfg.feature_config.vad, cfg.feature_config.mean_norm, cfg.feature_config.num_ceps) == (False, False, 20)
+
+
+@pytest.mark.parametrize("name", ["default-model", "default-model.yaml", "train/default-model.yaml"])
+def test_a_shipped_training_config_is_found_by_name(name, tmp_path, monkeypatch):
+    from copypaste_ser import configs_dir
+
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here, as for an installed wheel
+    by_name = make_config("cpu", name)
+    by_path = make_config("cpu", configs_dir() / "train" / "default-model.yaml")
+    assert by_name == by_path and by_name.epochs == 20 and by_name.weight_decay == 0.01
+
+
+def test_a_file_beside_the_user_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default-model").write_text("epochs: 3\n")
+    assert make_config("cpu", "default-model").epochs == 3
+
+
+def test_an_unknown_config_name_lists_the_shipped_ones(tmp_path, monkeypatch):
+    from copypaste_ser.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"^defualt-model: no such file, nor a shipped training config "
+                                        r"\(shipped: across-corpora, default-model\)$"):
+        make_config("cpu", "defualt-model")

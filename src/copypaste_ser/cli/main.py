@@ -92,8 +92,9 @@ def train(
     preset: Optional[str] = typer.Option(None, help="paper (GPU; width 16, 4 s, 50 epochs), cpu (default; width 4, "
                                          "2 s, 30 epochs), small (scratch model for small corpora: ResNet-10, "
                                          "regularised) or tiny (tests); a grid config's preset if not given"),
-    config: Optional[Path] = typer.Option(None, help="YAML of training options (over the preset), or a grid "
-                                          "config (its preset and train: mapping)"),
+    config: Optional[Path] = typer.Option(None, help="YAML of training options (over the preset), a grid "
+                                          "config (its preset and train: mapping), or a shipped one by name: "
+                                          "default-model, across-corpora"),
     copypaste: Optional[str] = typer.Option(None, help="none, n-cp, se-cp or n+se-cp"),
     epochs: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),

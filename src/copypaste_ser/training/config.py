@@ -340,10 +340,29 @@ def check_speaker_norm(cfg: TrainConfig) -> None:
 GRID_ONLY_KEYS = frozenset({"train", "out", "training_data", "seeds", "folds", "snrs", "workers", "baseline"})
 
 
+def shipped_train_config(path: str | Path) -> Path:
+    """``path`` where it exists, else the shipped training-options file it names
+    (``default-model`` or ``train/default-model.yaml``: ``configs/train/`` in the package, so an
+    installed wheel finds it too); a name that is neither lists the shipped ones."""
+    from copypaste_ser import configs_dir
+
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    folder = configs_dir() / "train"
+    name = path.name if path.parent in (Path("."), Path("train"), Path("configs/train")) else None
+    for candidate in ([folder / name, folder / f"{name}.yaml"] if name else []):
+        if candidate.is_file():
+            return candidate
+    shipped = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+    raise UserError(f"{path}: no such file, nor a shipped training config (shipped: {shipped})")
+
+
 def read_config_file(path: str | Path) -> tuple[dict, str]:
     """(training options, the prefix naming their source) of a training-options YAML file, or
-    of a grid config's ``train:`` mapping (its ``preset`` included)."""
-    path = Path(path)
+    of a grid config's ``train:`` mapping (its ``preset`` included); a shipped training config
+    may be given by name (:func:`shipped_train_config`)."""
+    path = shipped_train_config(path)
     loaded = load_yaml(path) or {}
     if not isinstance(loaded, dict):
         raise UserError(f"{path}: expected a mapping of training options (or a grid config with train:)")
