@@ -344,12 +344,10 @@ def shipped_train_config(path: str | Path) -> Path:
     """``path`` where it exists, else the shipped training-options file it names
     (``default-model`` or ``train/default-model.yaml``: ``configs/train/`` in the package, so an
     installed wheel finds it too); a name that is neither lists the shipped ones."""
-    from copypaste_ser import configs_dir
-
     path = Path(path)
     if path.exists() or path.is_absolute():
         return path
-    folder = configs_dir() / "train"
+    folder = Path(__file__).resolve().parents[1] / "configs" / "train"  # copypaste_ser.configs_dir(), from below
     name = path.name if path.parent in (Path("."), Path("train"), Path("configs/train")) else None
     for candidate in ([folder / name, folder / f"{name}.yaml"] if name else []):
         if candidate.is_file():
