@@ -284,6 +284,13 @@ def test_a_folder_stands_for_its_audio_files(tmp_path: Path, tiny_model_file: Pa
                                                                                           emotions.index(e))))
 
 
+def test_predict_knows_a_run_folder_by_the_files_training_writes():
+    from copypaste_ser.cli.predict import RUN_FILES
+    from copypaste_ser.training.rundir import MARKER
+
+    assert MARKER in RUN_FILES  # predict names the marker rather than importing training/ (torch)
+
+
 def test_timeline_names_keep_files_of_one_stem_apart(tmp_path: Path):
     from copypaste_ser.inference.timeline import plot_paths
 

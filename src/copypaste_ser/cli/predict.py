@@ -11,17 +11,20 @@ from copypaste_ser.data.audio import audio_files
 from copypaste_ser.errors import UserError
 from copypaste_ser.files.outputs import check_output, check_outputs, record_outputs
 from copypaste_ser.inference.predict import EmotionPredictor, check_options
+from copypaste_ser.inference.pretrained import is_model_dir
 from copypaste_ser.inference.stream import check_audio_path
 from copypaste_ser.inference.timeline import FORMATS, RowWriter, plot_paths, plot_timeline
 from copypaste_ser.validation import Number, check
 
 
-#: Files that make a folder a model (a run folder, its best model, a model folder in the shipped format).
-MODEL_MARKERS = ("model.pt", "model.json", ".copypaste-ser-run")
+#: Files that make a folder a run: its best model, and training/rundir.MARKER (named here, not
+#: imported: training/ needs torch, which predict does without).
+RUN_FILES = ("model.pt", ".copypaste-ser-run")
 
 
 def is_model_folder(folder: Path) -> bool:
-    return any((folder / name).exists() for name in MODEL_MARKERS)
+    """A run folder, or a model folder in the shipped format."""
+    return is_model_dir(folder) or any((folder / name).exists() for name in RUN_FILES)
 
 
 def audio_inputs(paths: list[Path]) -> list[Path]:
