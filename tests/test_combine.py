@@ -95,3 +95,20 @@ def test_balanced_epochs_weigh_every_corpus_and_class_alike_and_repeat_after_a_r
     assert abs(by_class[0] - by_class[1]) < 0.1 * len(items)
     assert balanced_items(items, manifest, "corpus+class", 0, 1) == drawn
     assert balanced_items(items, manifest, "corpus+class", 0, 2) != drawn
+
+
+def test_within_keeps_one_corpus_folds_and_adds_the_others_to_training(tmp_path):
+    a = corpus(tmp_path, "alpha", ["neutral", "angry", "happy", "fear"], [f"a{i}" for i in range(4)])
+    b = corpus(tmp_path, "beta", ["neutral", "angry", "happy"], ["b0", "b1", "b2"])
+    manifest, protocol = combine_corpora([a, b], within="alpha")
+    own = load_corpus(a)[1].fold("default")
+    assert protocol.names == ["default"] and protocol.default == "default"
+    fold = protocol.fold("default")
+    # alpha's test speaker is tested, on the kept labels only (no fear), and never trained on
+    assert fold.test == [f"alpha-{i}" for i in own.test if "_fear_" not in i]
+    assert {manifest[i].speaker for i in fold.test} == {"alpha-a3"}
+    assert not {manifest[i].speaker for i in fold.train} & {"alpha-a3"}
+    corpora = Counter(manifest[i].extra["corpus"] for i in fold.train)
+    assert corpora == {"alpha": 27, "beta": 27}  # alpha's three training speakers x 3 labels x 3, all of beta
+    with pytest.raises(UserError, match="--within: 'gamma' is not one of the corpora given"):
+        combine_corpora([a, b], within="gamma")

@@ -423,3 +423,17 @@ def test_a_grid_slice_scores_the_baselines_of_the_whole_grid(tmp_path, synthetic
     whole = _grid(tmp_path, synthetic_corpus, fake_musan, seeds=[0, 1], baseline=True)
     grid_module.run_grid(whole.restricted(seeds=[1]), progress=False)
     assert len(scored) == 1 and scored[0] is whole
+
+
+def test_baseline_method_scores_only_that_baseline_and_refuses_an_unknown_one(tmp_path, synthetic_corpus):
+    import csv
+
+    from copypaste_ser.errors import UserError
+    from copypaste_ser.experiments.baseline_folds import run_baselines
+
+    out = run_baselines(synthetic_corpus, tmp_path / "b", fold="default", methods=["mfcc-lr"], progress=False)
+    rows = list(csv.DictReader(open(out)))
+    assert {r["init"] for r in rows} == {"mfcc-lr"} and {r["fold"] for r in rows} == {"default"}
+    with pytest.raises(UserError, match="--method: unknown baseline 'svm'; choose from egemaps-svm, mfcc-lr"):
+        run_baselines(synthetic_corpus, tmp_path / "c", methods=["svm"], progress=False)
+    assert not (tmp_path / "c").exists()  # refused before anything was written

@@ -97,12 +97,14 @@ def baseline(
     fold: str = typer.Option("all", help="all, a fold name or a pattern such as 'loso-*'"),
     snr: Optional[list[float]] = typer.Option(None, help="Also test at this SNR (dB; repeatable)"),
     noise_root: Optional[Path] = typer.Option(None, help="Noise for --snr (a folder with noise/ and music/)"),
+    method: Optional[list[str]] = typer.Option(None, help="Only this baseline (repeatable): egemaps-svm, mfcc-lr, "
+                                               "rzstates-lr or whisper-lr; default all installed"),
     force: bool = typer.Option(False, help="Replace results an earlier `baseline` wrote in OUT"),
 ) -> None:
     """eGeMAPS + SVM and linear probes in the corpus's folds; `report RUNS OUT` pools them beside your runs."""
     from copypaste_ser.experiments.baseline_folds import run_baselines
 
-    typer.echo(f"-> {run_baselines(data, out, fold, snr, noise_root, force=force)}")
+    typer.echo(f"-> {run_baselines(data, out, fold, snr, noise_root, force=force, methods=method)}")
 
 
 @app.command("score")

@@ -61,13 +61,17 @@ def combine(
     labels: Optional[str] = typer.Option(None, help="Comma-separated labels every corpus has (default: "
                                          "all the labels they share)"),
     seed: int = typer.Option(0, help="Seed of the dev speakers drawn from each corpus"),
+    within: Optional[str] = typer.Option(None, help="Keep this corpus's own folds (named by its folder) and add "
+                                         "the other corpora to their training sets, instead of "
+                                         "leave-one-corpus-out folds"),
     force: bool = typer.Option(False, help="Overwrite an existing combined corpus"),
 ) -> None:
-    """Several prepared corpora as one: shared labels, leave-one-corpus-out folds (loco-NAME)."""
+    """Several prepared corpora as one: shared labels, leave-one-corpus-out folds (loco-NAME), or
+    with --within NAME that corpus's folds trained on all the corpora."""
     from copypaste_ser.data.prepare import combine_to_dir
 
     wanted = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
-    manifest, protocol = combine_to_dir(data, out, wanted, seed, force)
+    manifest, protocol = combine_to_dir(data, out, wanted, seed, force, within)
     typer.echo(manifest.summary())
     typer.echo(f"folds: {', '.join(protocol.names)} -> {out}")
     typer.echo("test utterances per fold: " + ", ".join(f"{f.name} {len(f.test)}" for f in protocol.folds))

@@ -5,8 +5,9 @@ ones asked for), prefixes utterance and speaker ids with the corpus name (so two
 share a speaker), records each utterance's corpus in ``extra["corpus"]``, and writes a protocol of
 leave-one-corpus-out folds: fold ``loco-<name>`` tests on all of corpus ``name``, develops on a
 seeded share of the other corpora's speakers (corpora of one or two speakers give them all to
-training) and trains on the rest. Within-corpus folds stay with each corpus's own prepared folder.
-``train --balance corpus+class`` then draws each epoch's items so every corpus and class weighs
+training) and trains on the rest. With ``within="ravdess"`` the folds are instead that corpus's own
+(same names, same dev and test speakers) with every other corpus added to training: a within-corpus
+test of a model trained across corpora. ``train --balance corpus+class`` then draws each epoch's items so every corpus and class weighs
 the same (training/trainset.py).
 """
 
@@ -64,13 +65,15 @@ def replace_name(manifest: Manifest, name: str) -> Manifest:
 
 
 def combine_corpora(folders: list[str | Path], labels: list[str] | None = None, seed: int = 0,
-                    name: str = "combined") -> tuple[Manifest, Protocol]:
-    """The union of prepared corpora with a shared label set and leave-one-corpus-out folds."""
+                    name: str = "combined", within: str | None = None) -> tuple[Manifest, Protocol]:
+    """The union of prepared corpora with a shared label set and leave-one-corpus-out folds
+    (or, with ``within``, that corpus's own folds with the others added to training)."""
     if len(folders) < 2:
         raise UserError("combine: give at least two prepared corpora")
     check("--seed", seed, SEED)
     # each corpus is named by its prepared folder (data/nemo -> nemo): CSV corpora are all "list"
-    manifests = [replace_name(load_corpus(Path(f))[0], Path(f).name or Path(f).resolve().name) for f in folders]
+    loaded = [load_corpus(Path(f)) for f in folders]
+    manifests = [replace_name(m, Path(f).name or Path(f).resolve().name) for (m, _), f in zip(loaded, folders)]
     names = [m.name for m in manifests]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -86,7 +89,12 @@ def combine_corpora(folders: list[str | Path], labels: list[str] | None = None, 
                                       extra={**u.extra, "corpus": m.name}))
     neutral = "neutral" if "neutral" in keep else None
     combined = Manifest(name, keep, utterances, neutral=neutral)
-    return combined, loco_protocol(combined, names, seed)
+    if within is None:
+        return combined, loco_protocol(combined, names, seed)
+    if within not in names:
+        raise UserError(f"--within: {within!r} is not one of the corpora given ({', '.join(names)}); "
+                        f"name it by its folder's name")
+    return combined, within_protocol(combined, within, loaded[names.index(within)][1])
 
 
 def loco_protocol(manifest: Manifest, corpora: list[str], seed: int = 0) -> Protocol:
@@ -107,6 +115,22 @@ def loco_protocol(manifest: Manifest, corpora: list[str], seed: int = 0) -> Prot
                    f"trains on the rest; fold '{ALL_FOLD}' (for a final model) trains on every corpus but those dev "
                    f"speakers, which it splits alternately into dev and a held-out test (not a cross-corpus test)")
     return Protocol(folds, folds[0].name, description)
+
+
+def within_protocol(manifest: Manifest, within: str, own: Protocol) -> Protocol:
+    """Each fold of corpus ``within``'s own protocol, its dev and test kept, every utterance of
+    the other corpora added to its training set."""
+    present = {u.id for u in manifest}
+
+    def ids(own_ids: list[str]) -> list[str]:  # the combined ids of kept labels, in the fold's order
+        return [f"{within}-{i}" for i in own_ids if f"{within}-{i}" in present]
+
+    others = [u.id for u in manifest if u.extra["corpus"] != within]
+    folds = [Fold(f.name, ids(f.train) + others, ids(f.dev), ids(f.test)) for f in own.folds]
+    corpora = sorted({u.extra["corpus"] for u in manifest} - {within})
+    description = (f"the folds of {within} (its own dev and test speakers) with all of {', '.join(corpora)} "
+                   f"added to training, on labels {', '.join(manifest.labels)}")
+    return Protocol(folds, own.default, description)
 
 
 def all_corpora_fold(manifest: Manifest, dev: set[str]) -> Fold:

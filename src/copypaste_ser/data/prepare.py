@@ -41,13 +41,13 @@ def write_prepared(out: Path, manifest: Manifest, protocol: Protocol) -> None:
 
 
 def combine_to_dir(folders: list[str | Path], out: str | Path, labels: list[str] | None = None, seed: int = 0,
-                   force: bool = False) -> tuple[Manifest, Protocol]:
+                   force: bool = False, within: str | None = None) -> tuple[Manifest, Protocol]:
     """``data.combine.combine_corpora`` written as a prepared corpus folder."""
     from copypaste_ser.data.combine import combine_corpora
 
     out = Path(out)
     check_prepared_out(out, force)
-    manifest, protocol = combine_corpora(folders, labels, seed)
+    manifest, protocol = combine_corpora(folders, labels, seed, within=within)
     write_prepared(out, manifest, protocol)
     return manifest, protocol
 

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from copypaste_ser.data.audio import load_audio
 from copypaste_ser.data.manifest import Manifest, expand_folds, load_corpus
+from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.features.cache import extract_features
 from copypaste_ser.features.encoders import resemblyzer_available
@@ -129,6 +130,20 @@ def available_baselines() -> list[str]:
     return [b for b in BASELINES if installed.get(b, True)]
 
 
+def chosen_baselines(methods: list[str] | None) -> list[str]:
+    """``methods`` checked against the baselines (all installed ones when None)."""
+    available = available_baselines()
+    if not methods:
+        return available
+    for m in methods:
+        if m not in BASELINES:
+            raise UserError(f"--method: unknown baseline {m!r}; choose from {', '.join(BASELINES)}")
+        if m not in available:
+            raise UserError(f"--method: {m} needs its encoder's weights, which are not installed here; "
+                            f"run `make install` or choose from {', '.join(available)}")
+    return list(dict.fromkeys(methods))
+
+
 def grid_test_conditions(grid) -> list[tuple[str, str, WaveTransform | None]]:
     """(test name, feature-cache condition, transform) of a grid's tests: clean, then each SNR."""
     from copypaste_ser.evaluation.evaluate import noisy_condition
@@ -199,7 +214,7 @@ def score_baselines(grid, progress: bool = True) -> tuple[list[dict], dict]:
     for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
         fold = protocol.fold(fold_name)
         y_test = [manifest.label_index(manifest[i].emotion) for i in fold.test]
-        for name in available_baselines():
+        for name in chosen_baselines(getattr(grid, "methods", None)):
             clf, dev_f1 = fit_in_fold(name, manifest, fold, data, progress)
             for test_name, cond_name, transform in conditions:
                 x = baseline_features(name, manifest, fold.test, data, cond_name, transform, progress=progress)

@@ -28,12 +28,15 @@ class BaselineSet:
     folds: list[str]
     snrs: list[float] = field(default_factory=list)
     noise_root: str | None = None
+    methods: list[str] | None = None  # None: every installed baseline
 
 
 def run_baselines(data: str | Path, out: str | Path, fold: str = "all", snrs: list[float] | None = None,
-                  noise_root: str | Path | None = None, force: bool = False, progress: bool = True) -> Path:
-    """Score every baseline in the folds matching ``fold``; returns ``out/results.csv``."""
-    from copypaste_ser.evaluation.baselines import score_baselines
+                  noise_root: str | Path | None = None, force: bool = False, progress: bool = True,
+                  methods: list[str] | None = None) -> Path:
+    """Score the baselines (``methods``, default all installed) in the folds matching ``fold``;
+    returns ``out/results.csv``."""
+    from copypaste_ser.evaluation.baselines import chosen_baselines, score_baselines
     from copypaste_ser.experiments.cross_validation import matching_folds
 
     snrs = list(snrs or [])
@@ -44,11 +47,12 @@ def run_baselines(data: str | Path, out: str | Path, fold: str = "all", snrs: li
     if snrs:  # the noise corpus's layout before any feature is extracted
         from copypaste_ser.data.corpora.musan import prepare_musan
         prepare_musan(Path(noise_root))
+    methods = chosen_baselines(methods)  # a bad name is refused before any feature is made
     load_corpus(Path(data))  # a bad corpus is refused before anything is written
     folds = matching_folds(fold, data)
     out = Path(out)
     files = check_outputs([out / "results.csv", out / "predictions.json"], force, "--out")
-    spec = BaselineSet(str(data), str(out), folds, snrs, str(noise_root) if noise_root else None)
+    spec = BaselineSet(str(data), str(out), folds, snrs, str(noise_root) if noise_root else None, methods)
     rows, preds = score_baselines(spec, progress=progress)
     atomic_write_csv(out / "results.csv", rows)
     write_predictions(out / "predictions.json", preds)
