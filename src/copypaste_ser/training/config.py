@@ -22,6 +22,7 @@ from copypaste_ser.features.mfcc import (
     whisper_states_features,
 )
 from copypaste_ser.features.speaker_norm import SPEAKER_NORMS, normalised_columns
+from copypaste_ser.files.shipped import configs_dir
 from copypaste_ser.files.textio import load_yaml
 from copypaste_ser.models.classifier import PRESETS as MODEL_PRESETS
 from copypaste_ser.models.encoder_head import POOLINGS
@@ -347,7 +348,7 @@ def shipped_train_config(path: str | Path) -> Path:
     path = Path(path)
     if path.exists() or path.is_absolute():
         return path
-    folder = Path(__file__).resolve().parents[1] / "configs" / "train"  # copypaste_ser.configs_dir(), from below
+    folder = configs_dir() / "train"
     name = path.name if path.parent in (Path("."), Path("train"), Path("configs/train")) else None
     for candidate in ([folder / name, folder / f"{name}.yaml"] if name else []):
         if candidate.is_file():
