@@ -66,8 +66,7 @@ def combine(
                                          "leave-one-corpus-out folds"),
     force: bool = typer.Option(False, help="Overwrite an existing combined corpus"),
 ) -> None:
-    """Several prepared corpora as one: shared labels, leave-one-corpus-out folds (loco-NAME), or
-    with --within NAME that corpus's folds trained on all the corpora."""
+    """Several prepared corpora as one: shared labels, leave-one-corpus-out folds (or --within NAME's own)."""
     from copypaste_ser.data.prepare import combine_to_dir
 
     wanted = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
