@@ -98,3 +98,23 @@ def test_a_grids_baseline_predictions_are_merged_for_its_report(tmp_path):
     assert merge_predictions([grid / "results.csv"]) == {}
     write_predictions(grid / "baseline" / "predictions.json", {key: {"u1": ["sad", "happy"]}})
     assert merge_predictions([grid / "results.csv"]) == {key: {"u1": ("sad", "happy")}}
+
+
+def test_a_label_on_a_file_of_baselines_keeps_them_apart_and_baselines(tmp_path, capsys):
+    from copypaste_ser.experiments.grid_results import is_baseline, merge_results
+
+    def probe(folder, f1):
+        folder.mkdir()
+        row = {"fold": "cv-1", "init": "whisper-lr", "training_data": "clean", "copypaste": "none", "seed": "-",
+               "test": "clean", "weighted_f1": f1}
+        with open(folder / "results.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            w.writeheader()
+            w.writerow(row)
+        return folder / "results.csv"
+
+    own, plus = probe(tmp_path / "own", "0.8"), probe(tmp_path / "plus", "0.9")
+    rows, _ = merge_results([own, f"plus={plus}"])
+    assert {r["init"]: r["weighted_f1"] for r in rows} == {"whisper-lr": 0.8, "plus:whisper-lr": 0.9}
+    assert is_baseline("plus:whisper-lr") and not is_baseline("plus")
+    assert "warning" not in capsys.readouterr().err

@@ -65,7 +65,7 @@ def as_number(text) -> float:
 
 def is_baseline(init: str) -> bool:
     """Whether rows of ``init`` are a baseline (eGeMAPS + SVM, a linear probe), not a trained model."""
-    return init in BASELINES or init.endswith("-lr")
+    return init.rpartition(":")[2] in BASELINES or init.endswith("-lr")
 
 
 def labelled(arg: str | Path) -> tuple[str | None, Path]:
@@ -81,9 +81,15 @@ def labelled(arg: str | Path) -> tuple[str | None, Path]:
 
 
 def model_renames(rows: list[dict], label: str | None) -> dict[str, str]:
-    """{init: the name it takes under ``label``} for the trained models of ``rows`` (none without a label)."""
+    """{init: the name it takes under ``label``} for the trained models of ``rows`` (none without a
+    label); a file of baselines only (a probe on other training data, say) names them ``LABEL:init``,
+    which stay baselines."""
+    if not label:
+        return {}
     models = sorted({r["init"] for r in rows if not is_baseline(r["init"])})
-    return {m: label if len(models) == 1 else f"{label}:{m}" for m in models} if label else {}
+    if not models:
+        return {b: f"{label}:{b}" for b in sorted({r["init"] for r in rows})}
+    return {m: label if len(models) == 1 else f"{label}:{m}" for m in models}
 
 
 def merge_results(results: list[str | Path]) -> tuple[list[dict], dict]:
