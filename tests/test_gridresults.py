@@ -118,3 +118,20 @@ def test_a_label_on_a_file_of_baselines_keeps_them_apart_and_baselines(tmp_path,
     assert {r["init"]: r["weighted_f1"] for r in rows} == {"whisper-lr": 0.8, "plus:whisper-lr": 0.9}
     assert is_baseline("plus:whisper-lr") and not is_baseline("plus")
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_labelled_probe_is_reported_as_a_baseline_beside_the_plain_one(tmp_path):
+    model = _slice(tmp_path / "model", 0, {"u1": ["neutral", "neutral"], "u2": ["angry", "neutral"]})
+    for name, f1 in (("own", "0.4"), ("plus", "0.7")):
+        (tmp_path / name).mkdir()
+        row = {"fold": "loso-1", "init": "whisper-lr", "training_data": "clean", "copypaste": "none", "seed": "-",
+               "test": "clean", "weighted_f1": f1, "uar": f1, "accuracy": f1, "best_epoch": "", "train_seconds": "0"}
+        with open(tmp_path / name / "results.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            w.writeheader()
+            w.writerow(row)
+    report = write_report([model, tmp_path / "own" / "results.csv", f"plus={tmp_path / 'plus' / 'results.csv'}"],
+                          tmp_path / "out", "probes").read_text()
+    assert "## Init: plus" not in report and "## Init: scratch" in report
+    assert "| Whisper-base block 3 mean+std + logistic regression (plus) baseline (clean training) | 70.00 |" in report
+    assert "| Whisper-base block 3 mean+std + logistic regression baseline (clean training) | 40.00 |" in report

@@ -14,10 +14,16 @@ import math
 from pathlib import Path
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import run_key
 from copypaste_ser.evaluation.stats import FoldTest, compare, fold_test, holm
-from copypaste_ser.experiments.grid_results import as_number, is_baseline, labelled, merge_predictions, merge_results
+from copypaste_ser.experiments.grid_results import (
+    as_number,
+    baseline_name,
+    is_baseline,
+    labelled,
+    merge_predictions,
+    merge_results,
+)
 
 SCHEMES = ("none", "se-cp", "n-cp", "n+se-cp")
 #: ``reference_scheme`` that sets each cell against the reference's cell of the same scheme.
@@ -149,7 +155,7 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
     if references:
         baselines = {ref: ref for ref in references}
     else:
-        baselines = {b: BASELINES.get(b, b) for b in sorted(names) if is_baseline(b)}
+        baselines = {b: baseline_name(b) for b in sorted(names) if is_baseline(b)}
     trained = {n for n in names if not is_baseline(n)}  # a probe is never a model, referenced or not
     models = sorted(trained - set(baselines) - scored) + sorted(scored)
     lines = against_baselines(rows, models, baselines, test, score, reference_scheme, merge_predictions(paths))

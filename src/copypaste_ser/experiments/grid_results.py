@@ -68,6 +68,20 @@ def is_baseline(init: str) -> bool:
     return init.rpartition(":")[2] in BASELINES or init.endswith("-lr")
 
 
+def baselines_of(rows: list[dict]) -> list[str]:
+    """The baselines of ``rows``: the known ones in their usual order, then labelled ones."""
+    present = dict.fromkeys(r["init"] for r in rows if is_baseline(r["init"]))
+    return [b for b in BASELINES if b in present] + [b for b in present if b not in BASELINES]
+
+
+def baseline_name(init: str, short: dict[str, str] | None = None) -> str:
+    """What a table calls a baseline (``short`` for axis labels): ``LABEL:whisper-lr`` (a probe
+    named by ``LABEL=FILE``) reads "<its name> (LABEL)"."""
+    label, _, base = init.rpartition(":")
+    name = (short or BASELINES).get(base, base)
+    return f"{name} ({label})" if label else name
+
+
 def labelled(arg: str | Path) -> tuple[str | None, Path]:
     """``LABEL=results.csv`` -> (LABEL, path): the models of that file go by LABEL (``LABEL:init``
     where it holds several), so two grids of one init (e.g. a frozen and a tuned encoder) are
@@ -177,7 +191,7 @@ def merge_predictions(results: list[str | Path]) -> dict[str, dict]:
         if grid_baselines.is_file():
             merged.update(read_predictions(grid_baselines))
         for r in rows:
-            preds = None if r["init"] in BASELINES else _run_predictions(path, r)
+            preds = None if is_baseline(r["init"]) else _run_predictions(path, r)
             if preds:
                 merged[_renamed_key(run_key(r), rename, init_at)] = preds
     return merged
@@ -189,7 +203,7 @@ def clean_confusions(preds: dict[str, dict], known: dict) -> dict:
     pairs: dict[str, list] = defaultdict(list)
     for key, utts in preds.items():
         run = dict(zip(RUN_KEY, key.split("|")))
-        if run["test"] == "clean" and run["init"] not in BASELINES:
+        if run["test"] == "clean" and not is_baseline(run["init"]):
             pairs[f"{run['init']}|{run['training_data']}|{run['copypaste']}"] += [tuple(p) for p in utts.values()]
     fallback = next((v["labels"] for v in known.values()), None)
     out = {}

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import pooled_section
 from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.evaluation.stats import (
@@ -30,7 +29,10 @@ from copypaste_ser.experiments.baseline_comparison import against_baselines
 from copypaste_ser.experiments.grid_log import machine_label
 from copypaste_ser.experiments.grid_log import read_logs as grid_log
 from copypaste_ser.experiments.grid_results import (
+    baseline_name,
+    baselines_of,
     clean_confusions,
+    is_baseline,
     labelled,
     merge_predictions,
     merge_results,
@@ -188,13 +190,13 @@ def fold_table(rows: list[dict], init: str, data: str = "clean", test: str = "cl
     """Per test fold: each scheme's mean over seeds, the baselines and the ``finished`` models
     (``score`` rows); empty for one fold."""
     sel = [r for r in rows if r["test"] == test and ((r["training_data"] == data and (
-        r["init"] == init or r["init"] in BASELINES)) or r["init"] in finished)]
+        r["init"] == init or is_baseline(r["init"]))) or r["init"] in finished)]
     folds = sorted({r["fold"] for r in sel if r["init"] == init})
     if len(folds) < 2:
         return ""
     schemes = [s for s in SCHEME_NAMES if any(r["copypaste"] == s and r["init"] == init for r in sel)]
-    bases = [b for b in [*BASELINES, *finished] if any(r["init"] == b for r in sel)]
-    lines = ["| Test fold | " + " | ".join([SCHEME_NAMES[s] for s in schemes] + [BASELINES.get(b, b) for b in bases]) + " |",
+    bases = [b for b in [*baselines_of(sel), *finished] if any(r["init"] == b for r in sel)]
+    lines = ["| Test fold | " + " | ".join([SCHEME_NAMES[s] for s in schemes] + [baseline_name(b) for b in bases]) + " |",
              "|---|" + "---|" * (len(schemes) + len(bases))]
     for fold in folds:
         vals = [[r["weighted_f1"] for r in sel if r["fold"] == fold and r["init"] == init and r["copypaste"] == s]
@@ -246,13 +248,13 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     if not force:
         refuse_dropped_rows(out_dir / "results.csv", rows)
     finished = {r["init"]: r["init"] for r in rows if r.get("training_data") == "-"}  # `score` rows
-    not_ruled = (*BASELINES, *finished)  # baselines and finished models are not cells the rule governs
+    not_ruled = (*baselines_of(rows), *finished)  # baselines and finished models are not cells the rule governs
     ruled = rule_section(rows, rule, not_ruled) if rule is not None else []  # a bad rule file fails first
     preds = merge_predictions(sources)
     confusions.update(clean_confusions(preds, confusions))
     log = grid_log([labelled(s)[1] for s in sources])
     out_dir.mkdir(parents=True, exist_ok=True)
-    inits = list(dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES))
+    inits = list(dict.fromkeys(r["init"] for r in rows if not is_baseline(r["init"])))
     tests = list(dict.fromkeys(r["test"] for r in rows))
     trained = [r for r in rows if r["init"] not in not_ruled and not scored_only(r["init"])]
     parts = _header_lines(title, command, rows, trained, log, notes)
@@ -265,7 +267,8 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
         parts += lines
         tested += compared
     models = [i for i in inits if i not in finished and not scored_only(i)]
-    parts += against_baselines(rows, models, {**BASELINES, **finished}, preds=preds)
+    parts += against_baselines(rows, models, {**{b: baseline_name(b) for b in baselines_of(rows)}, **finished},
+                               preds=preds)
     parts += against_finished_models(rows, preds, models, sorted(finished))  # per fold, e.g. per held-out corpus
     parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
     parts += warnings_section(rows)
@@ -291,7 +294,7 @@ def _header_lines(title: str, command: str, rows: list[dict], trained: list[dict
     runs = {(r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"]) for r in trained}
     folds = sorted({r["fold"] for r in rows})
     seeds = sorted({r["seed"] for r in trained})
-    secs = sum(float(r.get("train_seconds") or 0) for r in rows if r["test"] == "clean" and r["init"] not in BASELINES)
+    secs = sum(float(r.get("train_seconds") or 0) for r in rows if r["test"] == "clean" and not is_baseline(r["init"]))
     parts = [f"# {title}", ""]
     if command:
         parts += ["Made with:", "", "```", command, "```", ""]

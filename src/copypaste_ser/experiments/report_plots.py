@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from copypaste_ser.evaluation.baselines import BASELINES
+from copypaste_ser.experiments.grid_results import baseline_name, baselines_of, is_baseline
 from copypaste_ser.experiments.paper import SCHEMES as PAPER_SCHEMES
 from copypaste_ser.experiments.paper import TABLES, table_number
 from copypaste_ser.metrics import draw_confusion
@@ -26,7 +26,7 @@ def _index(rows: list[dict]) -> dict:
     """(init, data, scheme, test) -> {(fold, seed): weighted F1}."""
     idx: dict = defaultdict(dict)
     for r in rows:
-        if r["init"] not in BASELINES:
+        if not is_baseline(r["init"]):
             idx[(r["init"], r["training_data"], r["copypaste"], r["test"])][(r["fold"], r["seed"])] = r["weighted_f1"]
     return idx
 
@@ -48,7 +48,8 @@ def baseline_levels(rows: list[dict], test: str = "clean") -> dict[str, float]:
     """{baseline label: weighted F1 (%) on ``test``} for every baseline in ``rows``: the mean of its
     rows (deterministic, one per fold, so no seeds to spread over)."""
     levels = {}
-    for name, label in BASELINES.items():
+    for name in baselines_of(rows):
+        label = baseline_name(name)
         scores = [100 * float(r["weighted_f1"]) for r in rows if r["init"] == name and r["test"] == test]
         if scores:
             levels[label] = float(np.mean(scores))
@@ -147,9 +148,9 @@ def fold_scores(rows: list[dict], init: str) -> tuple[list[str], dict[str, dict[
             continue
         if r["init"] == init:
             seeds[(r["fold"], SCHEME_NAMES.get(r["copypaste"], r["copypaste"]))].append(100 * float(r["weighted_f1"]))
-        elif r["init"] in BASELINES:
-            seeds[(r["fold"], BASELINE_SHORT.get(r["init"], r["init"]))].append(100 * float(r["weighted_f1"]))
-    known = (*SCHEME_NAMES.values(), *(BASELINE_SHORT.get(b, b) for b in BASELINES))
+        elif is_baseline(r["init"]):
+            seeds[(r["fold"], baseline_name(r["init"], BASELINE_SHORT))].append(100 * float(r["weighted_f1"]))
+    known = (*SCHEME_NAMES.values(), *(baseline_name(b, BASELINE_SHORT) for b in baselines_of(rows)))
     columns = [c for c in known if any(k[1] == c for k in seeds)]
     per_fold: dict = defaultdict(dict)
     for (fold, column), values in sorted(seeds.items()):
@@ -160,7 +161,7 @@ def fold_scores(rows: list[dict], init: str) -> tuple[list[str], dict[str, dict[
 def plot_folds(rows: list[dict], path: Path) -> Path | None:
     """One panel per init: each fold a line through its columns, the mean over folds in black;
     None when no init has two folds (nothing to pair)."""
-    scores = {i: fold_scores(rows, i) for i in dict.fromkeys(r["init"] for r in rows if r["init"] not in BASELINES)}
+    scores = {i: fold_scores(rows, i) for i in dict.fromkeys(r["init"] for r in rows if not is_baseline(r["init"]))}
     panels = {i: s for i, s in scores.items() if len(s[1]) > 1}
     if not panels:
         return None
