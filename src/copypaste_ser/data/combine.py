@@ -7,8 +7,8 @@ leave-one-corpus-out folds: fold ``loco-<name>`` tests on all of corpus ``name``
 seeded share of the other corpora's speakers (corpora of one or two speakers give them all to
 training) and trains on the rest. With ``within="ravdess"`` the folds are instead that corpus's own
 (same names, same dev and test speakers) with every other corpus added to training: a within-corpus
-test of a model trained across corpora. ``train --balance corpus+class`` then draws each epoch's items so every corpus and class weighs
-the same (training/trainset.py).
+test of a model trained across corpora. ``train --balance corpus+class`` then draws each epoch's
+items so every corpus and class weighs the same (training/trainset.py).
 """
 
 from __future__ import annotations
