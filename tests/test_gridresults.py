@@ -135,3 +135,11 @@ def test_a_labelled_probe_is_reported_as_a_baseline_beside_the_plain_one(tmp_pat
     assert "## Init: plus" not in report and "## Init: scratch" in report
     assert "| Whisper-base block 3 mean+std + logistic regression (plus) baseline (clean training) | 70.00 |" in report
     assert "| Whisper-base block 3 mean+std + logistic regression baseline (clean training) | 40.00 |" in report
+
+
+def test_a_model_fused_with_a_probe_or_a_seed_ensemble_is_no_baseline():
+    from copypaste_ser.experiments.grid_results import is_baseline
+
+    assert is_baseline("whisper-lr") and is_baseline("egemaps-svm") and is_baseline("plus:mfcc-lr")
+    assert not is_baseline("scratch+fused-mfcc-lr") and not is_baseline("scratch+seed-ensemble")
+    assert not is_baseline("whisper-attention") and not is_baseline("tuned:whisper-attention")

@@ -64,7 +64,10 @@ def as_number(text) -> float:
 
 
 def is_baseline(init: str) -> bool:
-    """Whether rows of ``init`` are a baseline (eGeMAPS + SVM, a linear probe), not a trained model."""
+    """Whether rows of ``init`` are a baseline (eGeMAPS + SVM, a linear probe), not a trained model
+    (nor a model fused with a probe, ``X+fused-whisper-lr``)."""
+    if scored_only(init):
+        return False
     return init.rpartition(":")[2] in BASELINES or init.endswith("-lr")
 
 
