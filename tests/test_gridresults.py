@@ -100,20 +100,22 @@ def test_a_grids_baseline_predictions_are_merged_for_its_report(tmp_path):
     assert merge_predictions([grid / "results.csv"]) == {key: {"u1": ("sad", "happy")}}
 
 
+def _probe(folder, f1, fold="loso-1"):
+    """A results.csv holding one Whisper probe row (a baseline: seed '-')."""
+    folder.mkdir()
+    row = {"fold": fold, "init": "whisper-lr", "training_data": "clean", "copypaste": "none", "seed": "-",
+           "test": "clean", "weighted_f1": f1, "uar": f1, "accuracy": f1, "best_epoch": "", "train_seconds": "0"}
+    with open(folder / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        w.writeheader()
+        w.writerow(row)
+    return folder / "results.csv"
+
+
 def test_a_label_on_a_file_of_baselines_keeps_them_apart_and_baselines(tmp_path, capsys):
     from copypaste_ser.experiments.grid_results import is_baseline, merge_results
 
-    def probe(folder, f1):
-        folder.mkdir()
-        row = {"fold": "cv-1", "init": "whisper-lr", "training_data": "clean", "copypaste": "none", "seed": "-",
-               "test": "clean", "weighted_f1": f1}
-        with open(folder / "results.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            w.writeheader()
-            w.writerow(row)
-        return folder / "results.csv"
-
-    own, plus = probe(tmp_path / "own", "0.8"), probe(tmp_path / "plus", "0.9")
+    own, plus = _probe(tmp_path / "own", "0.8", "cv-1"), _probe(tmp_path / "plus", "0.9", "cv-1")
     rows, _ = merge_results([own, f"plus={plus}"])
     assert {r["init"]: r["weighted_f1"] for r in rows} == {"whisper-lr": 0.8, "plus:whisper-lr": 0.9}
     assert is_baseline("plus:whisper-lr") and not is_baseline("plus")
@@ -122,16 +124,8 @@ def test_a_label_on_a_file_of_baselines_keeps_them_apart_and_baselines(tmp_path,
 
 def test_a_labelled_probe_is_reported_as_a_baseline_beside_the_plain_one(tmp_path):
     model = _slice(tmp_path / "model", 0, {"u1": ["neutral", "neutral"], "u2": ["angry", "neutral"]})
-    for name, f1 in (("own", "0.4"), ("plus", "0.7")):
-        (tmp_path / name).mkdir()
-        row = {"fold": "loso-1", "init": "whisper-lr", "training_data": "clean", "copypaste": "none", "seed": "-",
-               "test": "clean", "weighted_f1": f1, "uar": f1, "accuracy": f1, "best_epoch": "", "train_seconds": "0"}
-        with open(tmp_path / name / "results.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            w.writeheader()
-            w.writerow(row)
-    report = write_report([model, tmp_path / "own" / "results.csv", f"plus={tmp_path / 'plus' / 'results.csv'}"],
-                          tmp_path / "out", "probes").read_text()
+    own, plus = _probe(tmp_path / "own", "0.4"), _probe(tmp_path / "plus", "0.7")
+    report = write_report([model, own, f"plus={plus}"], tmp_path / "out", "probes").read_text()
     assert "## Init: plus" not in report and "## Init: scratch" in report
     assert "| Whisper-base block 3 mean+std + logistic regression (plus) baseline (clean training) | 70.00 |" in report
     assert "| Whisper-base block 3 mean+std + logistic regression baseline (clean training) | 40.00 |" in report

@@ -210,11 +210,12 @@ def score_baselines(grid, progress: bool = True) -> tuple[list[dict], dict]:
     data = Path(grid.data)
     manifest, protocol = load_corpus(data)
     conditions = grid_test_conditions(grid)
+    names = chosen_baselines(getattr(grid, "methods", None))  # a grid config scores them all
     rows, preds = [], {}
     for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
         fold = protocol.fold(fold_name)
         y_test = [manifest.label_index(manifest[i].emotion) for i in fold.test]
-        for name in chosen_baselines(getattr(grid, "methods", None)):
+        for name in names:
             clf, dev_f1 = fit_in_fold(name, manifest, fold, data, progress)
             for test_name, cond_name, transform in conditions:
                 x = baseline_features(name, manifest, fold.test, data, cond_name, transform, progress=progress)
