@@ -137,3 +137,14 @@ def test_a_model_fused_with_a_probe_or_a_seed_ensemble_is_no_baseline():
     assert is_baseline("whisper-lr") and is_baseline("egemaps-svm") and is_baseline("plus:mfcc-lr")
     assert not is_baseline("scratch+fused-mfcc-lr") and not is_baseline("scratch+seed-ensemble")
     assert not is_baseline("whisper-attention") and not is_baseline("tuned:whisper-attention")
+
+
+def test_report_and_against_baselines_name_the_baselines_in_one_order():
+    from copypaste_ser.experiments.grid_results import BASELINES, baseline_names
+
+    rows = [{"init": i} for i in ("plus:whisper-lr", "scratch", "whisper-lr", "egemaps-svm", "all:egemaps-svm")]
+    names = baseline_names(rows)
+    # the known baselines in their usual order, then the labelled ones as they came
+    assert list(names) == [b for b in BASELINES if b in ("whisper-lr", "egemaps-svm")] + ["plus:whisper-lr",
+                                                                                          "all:egemaps-svm"]
+    assert names["plus:whisper-lr"] == f"{BASELINES['whisper-lr']} (plus)" and "scratch" not in names

@@ -18,7 +18,7 @@ from copypaste_ser.evaluation.pooled import run_key
 from copypaste_ser.evaluation.stats import FoldTest, compare, fold_test, holm
 from copypaste_ser.experiments.grid_results import (
     as_number,
-    baseline_name,
+    baseline_names,
     is_baseline,
     labelled,
     merge_predictions,
@@ -155,7 +155,7 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
     if references:
         baselines = {ref: ref for ref in references}
     else:
-        baselines = {b: baseline_name(b) for b in sorted(names) if is_baseline(b)}
+        baselines = baseline_names(rows)
     trained = {n for n in names if not is_baseline(n)}  # a probe is never a model, referenced or not
     models = sorted(trained - set(baselines) - scored) + sorted(scored)
     lines = against_baselines(rows, models, baselines, test, score, reference_scheme, merge_predictions(paths))

@@ -85,6 +85,11 @@ def baseline_name(init: str, short: dict[str, str] | None = None) -> str:
     return f"{name} ({label})" if label else name
 
 
+def baseline_names(rows: list[dict]) -> dict[str, str]:
+    """Each baseline of ``rows`` (in :func:`baselines_of`'s order) -> what a table calls it."""
+    return {b: baseline_name(b) for b in baselines_of(rows)}
+
+
 def labelled(arg: str | Path) -> tuple[str | None, Path]:
     """``LABEL=results.csv`` -> (LABEL, path): the models of that file go by LABEL (``LABEL:init``
     where it holds several), so two grids of one init (e.g. a frozen and a tuned encoder) are

@@ -30,6 +30,7 @@ from copypaste_ser.experiments.grid_log import machine_label
 from copypaste_ser.experiments.grid_log import read_logs as grid_log
 from copypaste_ser.experiments.grid_results import (
     baseline_name,
+    baseline_names,
     baselines_of,
     clean_confusions,
     is_baseline,
@@ -267,7 +268,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
         parts += lines
         tested += compared
     models = [i for i in inits if i not in finished and not scored_only(i)]
-    parts += against_baselines(rows, models, {**{b: baseline_name(b) for b in baselines_of(rows)}, **finished},
+    parts += against_baselines(rows, models, {**baseline_names(rows), **finished},
                                preds=preds)
     parts += against_finished_models(rows, preds, models, sorted(finished))  # per fold, e.g. per held-out corpus
     parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
