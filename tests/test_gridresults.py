@@ -139,7 +139,7 @@ def test_a_model_fused_with_a_probe_or_a_seed_ensemble_is_no_baseline():
     assert not is_baseline("whisper-attention") and not is_baseline("tuned:whisper-attention")
 
 
-def test_report_and_against_baselines_name_the_baselines_in_one_order():
+def test_baseline_names_list_the_known_baselines_first_then_labelled_ones():
     from copypaste_ser.experiments.grid_results import BASELINES, baseline_names
 
     rows = [{"init": i} for i in ("plus:whisper-lr", "scratch", "whisper-lr", "egemaps-svm", "all:egemaps-svm")]
