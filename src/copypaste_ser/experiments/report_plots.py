@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from copypaste_ser.experiments.grid_results import baseline_name, baselines_of, is_baseline
+from copypaste_ser.experiments.grid_results import baseline_name, baseline_names, baselines_of, is_baseline
 from copypaste_ser.experiments.paper import SCHEMES as PAPER_SCHEMES
 from copypaste_ser.experiments.paper import TABLES, table_number
 from copypaste_ser.metrics import draw_confusion
@@ -48,8 +48,7 @@ def baseline_levels(rows: list[dict], test: str = "clean") -> dict[str, float]:
     """{baseline label: weighted F1 (%) on ``test``} for every baseline in ``rows``: the mean of its
     rows (deterministic, one per fold, so no seeds to spread over)."""
     levels = {}
-    for name in baselines_of(rows):
-        label = baseline_name(name)
+    for name, label in baseline_names(rows).items():
         scores = [100 * float(r["weighted_f1"]) for r in rows if r["init"] == name and r["test"] == test]
         if scores:
             levels[label] = float(np.mean(scores))
