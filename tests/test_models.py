@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import pytest
 import torch
@@ -245,7 +246,8 @@ def test_channels_last_on_cpu_gives_the_same_scores_and_gradients():
 
     torch.manual_seed(0)
     standard = build_model(ModelConfig(num_classes=4, width=8, blocks=(1, 1, 1, 1), heads=4, embed_dim=32))
-    fast = place(build_model(ModelConfig(num_classes=4, width=8, blocks=(1, 1, 1, 1), heads=4, embed_dim=32)))
+    fast = place(build_model(ModelConfig(num_classes=4, width=8, blocks=(1, 1, 1, 1), heads=4, embed_dim=32)),
+                 channels_last=True)
     fast.load_state_dict(standard.state_dict())
     convs = [m.weight for m in fast.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
@@ -258,3 +260,38 @@ def test_channels_last_on_cpu_gives_the_same_scores_and_gradients():
         outs.append((model(x).detach(), [p.grad.clone() for p in model.parameters()]))
     assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(outs[0][1], outs[1][1]))  # gradients up to 1.8
+
+
+def test_channels_last_is_off_unless_the_user_turns_it_on(monkeypatch):
+    from copypaste_ser.models.placement import CHANNELS_LAST_ENV, place
+
+    def conv_weights(model):
+        return [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    cfg = ModelConfig(num_classes=4, width=8, blocks=(1, 1, 1, 1), heads=4, embed_dim=32)
+    monkeypatch.delenv(CHANNELS_LAST_ENV, raising=False)
+    assert all(w.is_contiguous() for w in conv_weights(place(build_model(cfg))))
+    monkeypatch.setenv(CHANNELS_LAST_ENV, "1")
+    assert any(not w.is_contiguous() for w in conv_weights(place(build_model(cfg))))
+
+
+def test_the_thin_resnet_trains_on_lengths_that_crashed_channels_last(tmp_path):
+    """On an AMD EPYC (Zen 4), torch 2.13's channels-last backward corrupted the heap for a
+    399-frame batch of the tiny model; the default placement must train it. In a child process,
+    as a crash would take pytest down with it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from copypaste_ser.models.classifier import ModelConfig, build_model\n"
+        "from copypaste_ser.models.placement import place\n"
+        "torch.manual_seed(0); torch.set_num_threads(1)\n"
+        "for frames in (380, 399, 400):\n"
+        "    model = place(build_model(ModelConfig.from_preset('tiny', 4)))\n"
+        "    model(torch.randn(4, frames, 23)).sum().backward()\n"
+        "    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())\n"
+        "print('trained')\n")
+    env = {k: v for k, v in os.environ.items() if k != "COPYPASTE_SER_CHANNELS_LAST"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "trained", done.stderr[-2000:]
