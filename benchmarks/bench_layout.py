@@ -25,7 +25,7 @@ def step_seconds(preset: str, width: int | None, frames: int, batch: int, steps:
     overrides = {"width": width} if width else {}
     model = build_model(ModelConfig(**{**PRESETS[preset], **overrides, "num_classes": 4, "feat_dim": 23}))
     if channels_last:
-        place(model, "cpu")
+        place(model, "cpu", channels_last=True)
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
     x, y = torch.randn(batch, frames, 23), torch.randint(0, 4, (batch,))
     times = []
