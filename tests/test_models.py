@@ -282,6 +282,8 @@ def test_the_thin_resnet_trains_on_lengths_that_crashed_channels_last(tmp_path):
     import subprocess
     import sys
 
+    from copypaste_ser.models.placement import CHANNELS_LAST_ENV
+
     script = (
         "import torch\n"
         "from copypaste_ser.models.classifier import ModelConfig, build_model\n"
@@ -292,6 +294,6 @@ def test_the_thin_resnet_trains_on_lengths_that_crashed_channels_last(tmp_path):
         "    model(torch.randn(4, frames, 23)).sum().backward()\n"
         "    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())\n"
         "print('trained')\n")
-    env = {k: v for k, v in os.environ.items() if k != "COPYPASTE_SER_CHANNELS_LAST"}
+    env = {k: v for k, v in os.environ.items() if k != CHANNELS_LAST_ENV}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "trained", done.stderr[-2000:]

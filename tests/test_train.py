@@ -150,10 +150,11 @@ def test_frozen_encoder_keeps_weights_and_norm_statistics(synthetic_corpus, tmp_
 def test_a_run_saves_its_weights_in_the_standard_layout(synthetic_corpus, tmp_path, monkeypatch):
     """Training may run channels-last on CPU (models/placement.py, COPYPASTE_SER_CHANNELS_LAST=1);
     model.pt keeps the usual layout, which safetensors (the shipped-model format) requires."""
+    from copypaste_ser.models.placement import CHANNELS_LAST_ENV
     from copypaste_ser.training.config import make_config
     from copypaste_ser.training.loop import train
 
-    monkeypatch.setenv("COPYPASTE_SER_CHANNELS_LAST", "1")
+    monkeypatch.setenv(CHANNELS_LAST_ENV, "1")
     train(make_config("tiny", data=str(synthetic_corpus), epochs=1, threads=1), tmp_path / "run", progress=False)
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["state_dict"]
     assert any(v.dim() == 4 for v in state.values())
