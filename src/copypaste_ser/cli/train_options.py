@@ -20,7 +20,6 @@ Preset = Annotated[Optional[str], typer.Option(
 ConfigFile = Annotated[Optional[Path], typer.Option(
     help="YAML of training options (over the preset), a grid config (its preset and train: mapping), or a "
          "shipped one by name: default-model, across-corpora")]
-Text = Annotated[Optional[str], typer.Option()]
 Int = Annotated[Optional[int], typer.Option()]
 Float = Annotated[Optional[float], typer.Option()]
 Flag = Annotated[bool, typer.Option()]
