@@ -108,14 +108,12 @@ def train(
     select: opt.Select = None, threads: opt.Threads = None, force: opt.Force = False, quiet: opt.Quiet = False,
 ) -> None:
     """Train an emotion model; with several seeds, report mean +- std."""
-    options = dict(locals())  # every parameter; those that are no config field are taken out below
+    options = dict(locals())  # every parameter, before any other name is bound here
     from copypaste_ser.experiments.cross_validation import is_fold_pattern, train_folds
     from copypaste_ser.training.config import check_applicable, make_config
     from copypaste_ser.training.loop import train_seeds
     from copypaste_ser.validation import check_seeds
 
-    for name in ("out", "seed", "force", "quiet"):
-        options.pop(name)
     check_seeds(seed)  # every option is checked before anything is read or written
     cfg = make_config(preset, config, **opt.config_overrides(options))
     check_applicable(cfg)  # before any folder is made

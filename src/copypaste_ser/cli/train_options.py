@@ -82,6 +82,8 @@ Threads = Annotated[Optional[int], typer.Option(help="torch threads per process"
 Force = Annotated[bool, typer.Option(help="Overwrite an existing run folder")]
 Quiet = Annotated[bool, typer.Option(help="No progress bars")]
 
+# Parameters of the command that set no config field (preset and config are make_config's own arguments).
+_NOT_CONFIG = ("preset", "config", "out", "seed", "force", "quiet")
 # CLI names that differ from the config field they set.
 _RENAMED = {"piece_seconds": "copypaste_piece_seconds"}
 # Flags whose False means "as the preset / config file says", not "off".
@@ -89,9 +91,8 @@ _FLAGS = ("noise_aug", "freeze_encoder", "encoder_mix", "spec_augment", "input_n
 
 
 def config_overrides(options: dict[str, Any]) -> dict[str, Any]:
-    """``make_config`` keyword arguments from the train command's parsed options (preset and config excluded)."""
-    given = {_RENAMED.get(name, name): value for name, value in options.items()
-             if name not in ("preset", "config")}
+    """``make_config`` keyword arguments from the train command's parsed parameters (all of them)."""
+    given = {_RENAMED.get(name, name): value for name, value in options.items() if name not in _NOT_CONFIG}
     for flag in _FLAGS:
         given[flag] = given[flag] or None
     given["data"] = str(Path(given["data"]).resolve())
