@@ -67,6 +67,26 @@ def test_states_epochs_and_time_left(tmp_path, synthetic_corpus):
     assert "4 runs: 1 done, 2 not started, 1 scoring" in text
 
 
+def test_time_left_counts_the_runs_running_in_other_processes(tmp_path, synthetic_corpus):
+    """Two slices of a one-worker grid, each run by its own process: the time left is shared by two."""
+    grid = GridConfig.load(_config(tmp_path, synthetic_corpus))
+    runs = [_run_folder(grid, "none", seed, "running", [6.0, 6.0]) for seed in (0, 1)]
+    fds = [os.open(run / LOCK, os.O_RDWR | os.O_CREAT) for run in runs]
+    try:
+        for fd in fds:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        states = grid_status(grid)
+        assert [s.state for s in states if s.cell.copypaste == "none"] == ["running", "running"]
+        text = format_status(states, 1)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    # none: 2 epochs left x 6 s, twice; n-cp not timed: the grid's 6 s x 4 epochs, twice; over two
+    assert "left: about 0 min of training with 2 worker(s)" in text
+    assert seconds_left(states, 2) == (12 + 12 + 24 + 24) / 2
+    assert "with 3 worker(s)" in format_status(states, 3)  # more workers configured than running
+
+
 def test_time_left_unknown_before_any_epoch(tmp_path, synthetic_corpus):
     grid = GridConfig.load(_config(tmp_path, synthetic_corpus))
     states = grid_status(grid)

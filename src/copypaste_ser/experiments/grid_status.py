@@ -6,7 +6,8 @@ A cell is "done" when trained and scored on every test condition, "scoring" when
 but not yet scored, "running" while a process holds its lock, and otherwise "interrupted",
 "failed" or "not started". The time left is training time only: epochs left times the
 cell's own seconds per epoch, or the mean of its scheme's other runs (the grid's for a
-scheme not yet run), divided by the grid's workers.
+scheme not yet run), divided by the grid's workers, or by the runs running now where more
+are (slices of one grid run by several processes, each with its own workers).
 """
 
 from __future__ import annotations
@@ -107,6 +108,11 @@ def seconds_left(states: list[CellState], workers: int = 1) -> float | None:
     return total / max(1, workers)
 
 
+def effective_workers(states: list[CellState], workers: int = 1) -> int:
+    """The grid's workers, or the runs that processes hold now where there are more."""
+    return max(1, workers, sum(s.state == "running" for s in states))
+
+
 def _duration(seconds: float) -> str:
     hours, rest = divmod(int(round(seconds)), 3600)
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
@@ -126,6 +132,7 @@ def format_status(states: list[CellState], workers: int = 1) -> str:
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
+    workers = effective_workers(states, workers)
     left = seconds_left(states, workers)
     summary = ", ".join(f"{n} {state}" for state, n in counts.items())
     eta = ("unknown until a run has timed an epoch" if left is None else
