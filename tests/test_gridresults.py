@@ -148,3 +148,53 @@ def test_baseline_names_list_the_known_baselines_first_then_labelled_ones():
     assert list(names) == [b for b in BASELINES if b in ("whisper-lr", "egemaps-svm")] + ["plus:whisper-lr",
                                                                                           "all:egemaps-svm"]
     assert names["plus:whisper-lr"] == f"{BASELINES['whisper-lr']} (plus)" and "scratch" not in names
+
+
+def _model_and_probe(folder):
+    """A results.csv holding a trained model's run (init plus) and a probe's row, with predictions."""
+    folder.mkdir()
+    rows = [{"fold": "cv-1", "init": "plus", "training_data": "clean", "copypaste": "none", "seed": "0",
+             "test": "clean", "weighted_f1": "0.9", "best_epoch": "3", "train_seconds": "5"},
+            {"fold": "cv-1", "init": "whisper-lr", "training_data": "clean", "copypaste": "none", "seed": "-",
+             "test": "clean", "weighted_f1": "0.7", "best_epoch": "", "train_seconds": "0"}]
+    with open(folder / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    keys = ["|".join(r[k] for k in ("fold", "init", "training_data", "copypaste", "seed", "test")) for r in rows]
+    (folder / "predictions.json").write_text(json.dumps({keys[0]: {"u1": ["sad", "sad"]},
+                                                         keys[1]: {"u1": ["sad", "happy"]}}))
+    return folder / "results.csv"
+
+
+def test_an_init_filter_takes_only_those_rows_and_their_predictions(tmp_path):
+    from copypaste_ser.experiments.grid_results import merge_predictions, merge_results
+
+    both = _model_and_probe(tmp_path / "both")
+    rows, _ = merge_results([f"block3={both}@plus"])
+    assert [(r["init"], r["weighted_f1"]) for r in rows] == [("block3", 0.9)]
+    assert merge_predictions([f"block3={both}@plus"]) == {"cv-1|block3|clean|none|0|clean": {"u1": ("sad", "sad")}}
+    rows, _ = merge_results([f"{both}@whisper-lr,plus"])  # several inits, no label: names kept
+    assert sorted(r["init"] for r in rows) == ["plus", "whisper-lr"]
+    assert [r["init"] for r in merge_results([f"{tmp_path / 'both'}@whisper-lr"])[0]] == ["whisper-lr"]  # a folder
+
+
+def test_an_init_the_file_lacks_or_an_empty_filter_is_a_one_line_error(tmp_path):
+    import pytest
+
+    from copypaste_ser.errors import UserError
+    from copypaste_ser.experiments.grid_results import merge_results
+
+    both = _model_and_probe(tmp_path / "both")
+    with pytest.raises(UserError, match=r"holds no rows of init 'mix'; it holds plus, whisper-lr"):
+        merge_results([f"{both}@mix"])
+    with pytest.raises(UserError, match="nothing after '@'"):
+        merge_results([f"{both}@"])
+
+
+def test_a_path_with_an_at_sign_that_exists_is_not_split(tmp_path):
+    from copypaste_ser.experiments.grid_results import merge_results, results_source
+
+    odd = _model_and_probe(tmp_path / "run@2")
+    assert results_source(odd) == (None, odd, None)
+    assert len(merge_results([odd])[0]) == 2

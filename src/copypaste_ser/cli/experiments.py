@@ -71,7 +71,8 @@ def report_cmd(
     results: list[Path] = typer.Argument(..., help="results.csv of a grid, or a folder holding one (a grid's "
                                          "out, or `train --fold all`'s OUT); several are merged (the last wins "
                                          "where they hold the same run); LABEL=FILE names that file's models "
-                                         "LABEL (two grids of one init, e.g. a frozen and a tuned encoder)"),
+                                         "LABEL (two grids of one init, e.g. a frozen and a tuned encoder); "
+                                         "FILE@INIT,... takes only those inits' rows"),
     out: Path = typer.Option(..., help="Folder for report.md, plots and the merged results.csv"),
     title: str = typer.Option("Results"),
     command: str = typer.Option("", help="The command that made the results, quoted in the report"),
@@ -184,7 +185,8 @@ def fuse(
 @app.command("against-baselines")
 def against_baselines_cmd(
     results: list[Path] = typer.Argument(..., help="results.csv files of grids, baselines or `score` (merged); "
-                                         "LABEL=FILE names that file's models LABEL"),
+                                         "LABEL=FILE names that file's models LABEL; FILE@INIT,... takes only "
+                                         "those inits' rows"),
     test: str = typer.Option("clean", help="The test condition: clean, 10dB, 0dB"),
     reference: Optional[list[str]] = typer.Option(None, help="Compare every other model with this init or LABEL "
                                                   "(e.g. the same model without speaker normalisation) instead of the "

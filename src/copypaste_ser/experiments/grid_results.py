@@ -90,16 +90,42 @@ def baseline_names(rows: list[dict]) -> dict[str, str]:
     return {b: baseline_name(b) for b in baselines_of(rows)}
 
 
-def labelled(arg: str | Path) -> tuple[str | None, Path]:
-    """``LABEL=results.csv`` -> (LABEL, path): the models of that file go by LABEL (``LABEL:init``
-    where it holds several), so two grids of one init (e.g. a frozen and a tuned encoder) are
-    told apart; a plain path -> (None, path); a folder stands for the results.csv in it."""
+def results_source(arg: str | Path) -> tuple[str | None, Path, frozenset[str] | None]:
+    """``[LABEL=]results.csv[@INIT,INIT...]`` -> (LABEL, path, the inits to take): the models of that
+    file go by LABEL (``LABEL:init`` where it holds several), so two grids of one init (e.g. a frozen
+    and a tuned encoder) are told apart; ``@INIT,...`` takes only those inits' rows (the block-3 runs
+    of a file that also holds others, say), named as in the file before LABEL renames them; a folder
+    stands for the results.csv in it. A path that exists as written is never split."""
     text = str(arg)
     label, sep, rest = text.partition("=")
     if not sep or Path(text).exists() or not label or "/" in label:
         label, rest = None, text
+    inits = None
+    if not Path(rest).exists() and "@" in rest:
+        rest, _, names = rest.rpartition("@")
+        inits = frozenset(n.strip() for n in names.split(",") if n.strip())
+        if not inits:
+            raise UserError(f"{text}: nothing after '@'; name the inits to take (FILE@plus,whisper-lr) or drop the '@'")
     path = Path(rest)
-    return label, path / "results.csv" if path.is_dir() else path
+    return label, path / "results.csv" if path.is_dir() else path, inits
+
+
+def labelled(arg: str | Path) -> tuple[str | None, Path]:
+    """(LABEL, path) of a ``[LABEL=]results.csv[@INIT,...]`` argument (:func:`results_source`)."""
+    return results_source(arg)[:2]
+
+
+def _rows_of(path: Path, inits: frozenset[str] | None, arg: str | Path) -> list[dict]:
+    """The rows of ``path`` whose init is in ``inits`` (all where None); naming an init the file
+    lacks is an error listing those it has."""
+    rows = load_rows(path)
+    if inits is None:
+        return rows
+    present = sorted({r["init"] for r in rows})
+    if inits - set(present):
+        raise UserError(f"{arg}: {path} holds no rows of init {sorted(inits - set(present))[0]!r}; "
+                        f"it holds {', '.join(present)}")
+    return [r for r in rows if r["init"] in inits]
 
 
 def model_renames(rows: list[dict], label: str | None) -> dict[str, str]:
@@ -115,8 +141,8 @@ def model_renames(rows: list[dict], label: str | None) -> dict[str, str]:
 
 
 def merge_results(results: list[str | Path]) -> tuple[list[dict], dict]:
-    """Rows and clean-test confusions of several grids' results (each a path or ``LABEL=path``,
-    :func:`labelled`); a run (fold, init, data, scheme, seed, test) or confusion key found in
+    """Rows and clean-test confusions of several grids' results (each a path, ``LABEL=path`` or
+    ``path@INIT,...``, :func:`results_source`); a run (fold, init, data, scheme, seed, test) or confusion key found in
     several files is taken from the last (:func:`clean_confusions` sums a key's runs again where
     their predictions exist)."""
     merged: dict[tuple, dict] = {}
@@ -124,8 +150,8 @@ def merge_results(results: list[str | Path]) -> tuple[list[dict], dict]:
     confusions: dict = {}
     clashes: list[tuple] = []
     for arg in results:
-        label, path = labelled(arg)
-        found = load_rows(path)
+        label, path, inits = results_source(arg)
+        found = _rows_of(path, inits, arg)
         rename = model_renames(found, label)
         for r in found:
             r["init"] = rename.get(r["init"], r["init"])
@@ -135,7 +161,8 @@ def merge_results(results: list[str | Path]) -> tuple[list[dict], dict]:
             merged[key], source[key] = r, path
         f = path.parent / "confusions.json"
         if f.is_file():
-            confusions.update({_renamed_key(k, rename, 0): v for k, v in json.loads(f.read_text()).items()})
+            confusions.update({_renamed_key(k, rename, 0): v for k, v in json.loads(f.read_text()).items()
+                               if _of_inits(k, inits, 0)})
     if clashes:  # the same run named in two files with other scores: two models under one name?
         key, first, second = clashes[0]
         print(f"warning: {second} and {first} both hold run {'/'.join(map(str, key))} with other scores "
@@ -172,6 +199,11 @@ def _run_predictions(results_csv: Path, r: dict) -> dict | None:
     return {p["id"]: (p["true"], p["pred"]) for p in preds} if preds else None
 
 
+def _of_inits(key: str, inits: frozenset[str] | None, position: int) -> bool:
+    """Whether a "|"-joined key's init (at ``position``) is one of ``inits`` (any where None)."""
+    return inits is None or key.split("|")[position] in inits
+
+
 def _renamed_key(key: str, rename: dict[str, str], position: int) -> str:
     """A "|"-joined key with its init (at ``position``) renamed."""
     parts = key.split("|")
@@ -188,16 +220,19 @@ def merge_predictions(results: list[str | Path]) -> dict[str, dict]:
     merged: dict[str, dict] = {}
     init_at = RUN_KEY.index("init")
     for arg in results:
-        label, path = labelled(arg)
+        label, path, inits = results_source(arg)
         f = path.parent / "predictions.json"
-        rows = load_rows(path) if label or not f.is_file() else []  # read only to rename or to find run folders
+        # rows are read only to rename, to filter or to find run folders
+        rows = _rows_of(path, inits, arg) if label or inits or not f.is_file() else []
         rename = model_renames(rows, label)
         if f.is_file():
-            merged.update({_renamed_key(k, rename, init_at): v for k, v in read_predictions(f).items()})
+            merged.update({_renamed_key(k, rename, init_at): v for k, v in read_predictions(f).items()
+                           if _of_inits(k, inits, init_at)})
             continue
         grid_baselines = path.parent / "baseline" / "predictions.json"  # grid.py's run_baseline
         if grid_baselines.is_file():
-            merged.update(read_predictions(grid_baselines))
+            merged.update({k: v for k, v in read_predictions(grid_baselines).items()
+                           if _of_inits(k, inits, init_at)})
         for r in rows:
             preds = None if is_baseline(r["init"]) else _run_predictions(path, r)
             if preds:
