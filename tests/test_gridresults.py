@@ -46,6 +46,10 @@ def test_clean_confusions_skip_noisy_tests_and_keep_the_label_order():
                                                                      "confusion": [[0, 1], [0, 1]]}}
     # without a known label order the labels are sorted
     assert clean_confusions(preds, {})["scratch|clean|n-cp"]["labels"] == ["happy", "sad"]
+    # another model's label order is used only where it holds every label this model's runs name
+    other = {"rz|clean|none": {"labels": ["neutral", "angry"], "confusion": [[1, 0], [0, 1]]}}
+    assert clean_confusions(preds, other)["scratch|clean|n-cp"] == {"labels": ["happy", "sad"],
+                                                                    "confusion": [[1, 0], [1, 0]]}
 
 
 def test_two_files_naming_one_run_with_other_scores_are_warned_about(tmp_path, capsys):
@@ -198,3 +202,19 @@ def test_a_path_with_an_at_sign_that_exists_is_not_split(tmp_path):
     odd = _model_and_probe(tmp_path / "run@2")
     assert results_source(odd) == (None, odd, None)
     assert len(merge_results([odd])[0]) == 2
+
+
+def test_a_file_taken_in_part_lends_its_rows_but_not_its_grid_log(tmp_path):
+    def log_line(seconds, runs):
+        return json.dumps({"started": f"2026-12-0{runs}T00:00:00", "seconds": seconds, "workers": 1,
+                           "runs_completed": runs}) + "\n"
+
+    own = _slice(tmp_path / "own", 0, {"u1": ["neutral", "neutral"]})
+    (tmp_path / "own" / "grid-log.jsonl").write_text(log_line(3600, 1))
+    other = _model_and_probe(tmp_path / "other")
+    (tmp_path / "other" / "grid-log.jsonl").write_text(log_line(7200, 2))
+    report = write_report([own, f"{other}@whisper-lr"], tmp_path / "out", "part").read_text()
+    assert "Wall time of the grid: 1.00 h in 1 invocation(s) that completed 1 runs" in report
+    assert "| Whisper-base block 3 mean+std + logistic regression baseline (clean training) | 70.00 |" in report
+    whole = write_report([own, other], tmp_path / "whole", "whole").read_text()  # the whole file: its log too
+    assert "Wall time of the grid: 3.00 h in 2 invocation(s) that completed 3 runs" in whole

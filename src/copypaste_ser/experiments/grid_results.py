@@ -251,7 +251,8 @@ def clean_confusions(preds: dict[str, dict], known: dict) -> dict:
     fallback = next((v["labels"] for v in known.values()), None)
     out = {}
     for key, p in pairs.items():
-        labels = known.get(key, {}).get("labels") or fallback or sorted({t for t, _ in p})
+        seen = sorted({x for pair in p for x in pair})
+        labels = known.get(key, {}).get("labels") or (fallback if set(seen) <= set(fallback or ()) else seen)
         out[key] = {"labels": labels, "confusion": count_confusion(p, labels)}
     return out
 

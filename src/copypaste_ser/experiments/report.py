@@ -34,10 +34,10 @@ from copypaste_ser.experiments.grid_results import (
     baselines_of,
     clean_confusions,
     is_baseline,
-    labelled,
     merge_predictions,
     merge_results,
     refuse_dropped_rows,
+    results_source,
     scored_only,
 )
 from copypaste_ser.experiments.model_comparison import against_finished_models
@@ -253,7 +253,8 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     ruled = rule_section(rows, rule, not_ruled) if rule is not None else []  # a bad rule file fails first
     preds = merge_predictions(sources)
     confusions.update(clean_confusions(preds, confusions))
-    log = grid_log([labelled(s)[1] for s in sources])
+    # a file taken in part (FILE@INIT) is a reference from another grid: its log is not this one's
+    log = grid_log([path for _, path, inits in map(results_source, sources) if inits is None])
     out_dir.mkdir(parents=True, exist_ok=True)
     inits = list(dict.fromkeys(r["init"] for r in rows if not is_baseline(r["init"])))
     tests = list(dict.fromkeys(r["test"] for r in rows))
