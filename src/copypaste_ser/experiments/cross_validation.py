@@ -20,6 +20,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.pooled import pooled_runs, run_key
 from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.augment.reencode import join_suffix
+from copypaste_ser.experiments.layer_weights import layer_weight_columns
 from copypaste_ser.features.speaker_norm import norm_suffix
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.training.config import TrainConfig
@@ -111,7 +112,7 @@ def _result_row(fold: str, seed: int, cfg: TrainConfig, m: dict) -> dict:
             "accuracy": m["accuracy"], "best_epoch": m.get("best_epoch"),
             "train_seconds": m.get("train_seconds"), "dev_weighted_f1": m.get("dev_weighted_f1"),
             "warnings": "; ".join(m.get("warnings", [])), "speaker_norm": cfg.speaker_norm,
-            **{f"f1_{k}": v for k, v in m["per_class_f1"].items()}}
+            **{f"f1_{k}": v for k, v in m["per_class_f1"].items()}, **layer_weight_columns(m)}
 
 
 def summarize_folds(rows: list[dict], preds: dict) -> dict:

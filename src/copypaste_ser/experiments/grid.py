@@ -41,6 +41,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid_log import Invocation
 from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
 from copypaste_ser.experiments.launchers import make_launcher
+from copypaste_ser.experiments.layer_weights import layer_weight_columns
 from copypaste_ser.features.speaker_norm import norm_suffix
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.textio import load_yaml
@@ -357,7 +358,7 @@ def collect(grid: GridConfig) -> list[dict]:
                    "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds"),
                    "dev_weighted_f1": dev_f1, "warnings": "; ".join(clean.get("warnings", [])) if cond == "clean" else "",
                    "speaker_norm": c.speaker_norm}
-            row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
+            row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()}, **layer_weight_columns(clean))
             if m.get("vad"):  # where a noisy test's VAD came from (report.py flags rows without it)
                 row["test_vad"] = m["vad"]
             if m.get("probe"):

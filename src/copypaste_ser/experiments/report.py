@@ -40,6 +40,7 @@ from copypaste_ser.experiments.grid_results import (
     results_source,
     scored_only,
 )
+from copypaste_ser.experiments.layer_weights import layer_weight_section, plot_layer_weights
 from copypaste_ser.experiments.model_comparison import against_finished_models
 from copypaste_ser.experiments.paper import CREMA_D_PER_CLASS, paper_row
 from copypaste_ser.experiments.paper import SCHEMES as PAPER_SCHEMES
@@ -230,7 +231,8 @@ def _paper_table(init: str, test: str) -> str:
 
 
 REPORT_FILES = ("report.md", "results.csv", "predictions.json", "confusions.json", "confusions.png",
-                "grid-log.jsonl", "scores_by_scheme.png", "score_vs_snr.png", "scores_by_fold.png")
+                "grid-log.jsonl", "scores_by_scheme.png", "score_vs_snr.png", "scores_by_fold.png",
+                "layer_weights.png")
 
 
 def write_report(results: Path | list[Path], out_dir: Path, title: str, command: str = "", notes: str = "",
@@ -273,9 +275,11 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
                                preds=preds)
     parts += against_finished_models(rows, preds, models, sorted(finished))  # per fold, e.g. per held-out corpus
     parts += pooled_section(rows, preds, SCHEME_NAMES)  # every utterance once, beside mean +- std over folds
+    parts += layer_weight_section(rows)
     parts += warnings_section(rows)
     parts += _statistics_section(tested)
     plots = plot_report(rows, out_dir, paper)
+    plots += [p for p in [plot_layer_weights(rows, out_dir / "layer_weights.png")] if p]
     if confusions:
         plots.append(plot_confusions(confusions, out_dir / "confusions.png"))
         atomic_write_text(out_dir / "confusions.json", json.dumps(confusions))

@@ -74,7 +74,7 @@ def plot_report(rows: list[dict], out_dir: Path, paper: str | None = None) -> li
 def plot_scores_by_scheme(rows: list[dict], idx: dict, path: Path, paper: str | None = None) -> Path:
     """One panel per init: each training data's clean-test score per scheme (mean, +- seed std),
     every baseline as a horizontal line, and the paper's Table 2 / 3 cell as a black diamond."""
-    plt = _pyplot()
+    plt = pyplot()
     inits = list(dict.fromkeys(k[0] for k in idx))
     fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.8), squeeze=False, sharey=True)
     schemes = [s for s in SCHEME_NAMES if any(k[2] == s for k in idx)]  # the same columns in every panel
@@ -97,7 +97,7 @@ def plot_scores_by_scheme(rows: list[dict], idx: dict, path: Path, paper: str | 
         ax.set_title(f"init {init}, clean test" + (f" (the paper: Table {table})" if table else ""))
     axes[0][0].set_ylabel("weighted F1 (%)")
     axes[0][0].legend(fontsize=7)  # the same entries in every panel
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_score_vs_snr(idx: dict, path: Path, paper: str | None = None) -> Path | None:
@@ -106,7 +106,7 @@ def plot_score_vs_snr(idx: dict, path: Path, paper: str | None = None) -> Path |
     tests = [t for t in ("clean", "10dB", "5dB", "0dB") if any(k[3] == t for k in idx)]
     if len(tests) < 2:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     inits = list(dict.fromkeys(k[0] for k in idx))
     fig, axes = plt.subplots(1, len(inits), figsize=(5 * len(inits), 3.8), squeeze=False)
     for ax, init in zip(axes[0], inits):
@@ -121,20 +121,22 @@ def plot_score_vs_snr(idx: dict, path: Path, paper: str | None = None) -> Path |
                         color=color, label=f"the paper, {SCHEME_NAMES[s]}, {DATA_NAMES[d]}")
         ax.set(title=f"init {init}", xlabel="test condition", ylabel="weighted F1 (%)")
         ax.legend(fontsize=6)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (reports are written where no display is)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` laid out tight, close it, and return ``path``."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -164,7 +166,7 @@ def plot_folds(rows: list[dict], path: Path) -> Path | None:
     panels = {i: s for i, s in scores.items() if len(s[1]) > 1}
     if not panels:
         return None
-    plt = _pyplot()
+    plt = pyplot()
 
     width = max(len(columns) for columns, _ in panels.values())
     fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * max(4.5, 1.5 + 0.8 * width), 3.8), squeeze=False)
@@ -186,7 +188,7 @@ def plot_folds(rows: list[dict], path: Path) -> Path | None:
 
 def plot_confusions(confusions: dict, path: Path) -> Path:
     """One row-normalised confusion matrix per init/data/scheme (clean test, summed over runs)."""
-    plt = _pyplot()
+    plt = pyplot()
 
     keys = sorted(confusions, key=lambda k: (k.split("|")[0], k.split("|")[1],
                                              list(SCHEME_NAMES).index(k.split("|")[2])))
