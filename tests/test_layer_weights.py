@@ -55,14 +55,12 @@ def test_the_plot_is_drawn_only_where_a_model_learned_a_mix(tmp_path):
 
 def test_a_report_of_a_mix_shows_its_weights_and_keeps_them_in_its_results(tmp_path):
     from copypaste_ser.experiments.report import write_report
+    from copypaste_ser.files.atomic import atomic_write_csv
 
     grid = tmp_path / "grid"
     grid.mkdir()
     rows = [_row("mix", s, {0: w, 1: 1 - w}, fold=f) for s, w in ((0, 0.3), (1, 0.5)) for f in ("cv-1", "cv-2")]
-    with open(grid / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    atomic_write_csv(grid / "results.csv", rows)
     report = write_report(grid / "results.csv", tmp_path / "out", "mix").read_text()
     assert "| mix | clean | No CP | 4 | 0.400 ± 0.115 | **0.600 ± 0.115** |" in report
     assert "![layer_weights](layer_weights.png)" in report and (tmp_path / "out" / "layer_weights.png").is_file()
