@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from copypaste_ser.experiments.grid_results import as_number, is_baseline
-from copypaste_ser.experiments.report_plots import pyplot, save_figure
+from copypaste_ser.experiments.report_plots import SCHEME_NAMES, pyplot, save_figure
 
 PREFIX = "layer_weight_"
-SCHEMES = {"none": "No CP", "se-cp": "SE-CP", "n-cp": "N-CP", "n+se-cp": "N+SE-CP"}
 
 
 def layer_weight_columns(metrics: dict) -> dict[str, float]:
@@ -29,11 +28,17 @@ def mean_layer_weights(rows: list[dict]) -> dict[tuple[str, str, str], dict[int,
     for r in rows:
         if r["test"] != "clean" or is_baseline(r["init"]):
             continue
-        weights = {int(k[len(PREFIX):]): as_number(v) for k, v in r.items() if k.startswith(PREFIX)}
+        weights = {int(k[len(PREFIX):]): as_number(v) for k, v in r.items()
+                   if k.startswith(PREFIX) and k[len(PREFIX):].isdigit()}
         weights = {b: w for b, w in weights.items() if not np.isnan(w)}
         for block, w in weights.items():
             found[(r["init"], r["training_data"], r["copypaste"])][block].append(w)
     return {key: {b: np.asarray(ws) for b, ws in sorted(blocks.items())} for key, blocks in found.items()}
+
+
+def _spread(values: np.ndarray) -> float:
+    """The standard deviation over runs (0 for one run)."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
 def layer_weight_section(rows: list[dict]) -> list[str]:
@@ -45,7 +50,7 @@ def layer_weight_section(rows: list[dict]) -> list[str]:
     blocks = sorted({b for weights in models.values() for b in weights})
     lines = ["## Learned block weights", "",
              "The weight each model's learned mix gives each encoder block (softmax, summing to 1; "
-             f"a flat mix of n blocks gives each 1/n): mean ± std over the runs' clean-test rows, "
+             "a flat mix of n blocks gives each 1/n): mean ± std over the runs' clean-test rows, "
              "the largest in bold.", "",
              "| Init | Training data | CopyPaste | Runs | " + " | ".join(f"block {b}" for b in blocks) + " |",
              "|---|---|---|---|" + "---|" * len(blocks)]
@@ -57,10 +62,10 @@ def layer_weight_section(rows: list[dict]) -> list[str]:
             if b not in weights:
                 cells.append("-")
                 continue
-            text = f"{means[b]:.3f} ± {weights[b].std(ddof=1) if len(weights[b]) > 1 else 0.0:.3f}"
+            text = f"{means[b]:.3f} ± {_spread(weights[b]):.3f}"
             cells.append(f"**{text}**" if b == top else text)
         runs = max(len(w) for w in weights.values())
-        lines.append(f"| {init} | {data} | {SCHEMES.get(scheme, scheme)} | {runs} | " + " | ".join(cells) + " |")
+        lines.append(f"| {init} | {data} | {SCHEME_NAMES.get(scheme, scheme)} | {runs} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -76,8 +81,8 @@ def plot_layer_weights(rows: list[dict], path: Path) -> Path | None:
     for i, ((init, data, scheme), weights) in enumerate(models.items()):
         blocks = list(weights)
         ax.bar(np.asarray(blocks) + (i - (len(models) - 1) / 2) * width, [weights[b].mean() for b in blocks],
-               width, yerr=[weights[b].std() for b in blocks], capsize=2,
-               label=f"{init}, {data}, {SCHEMES.get(scheme, scheme)}")
+               width, yerr=[_spread(weights[b]) for b in blocks], capsize=2,
+               label=f"{init}, {data}, {SCHEME_NAMES.get(scheme, scheme)}")
     n_blocks = max(len(w) for w in models.values())
     ax.axhline(1 / n_blocks, color="grey", linestyle="--", linewidth=1, label=f"flat mix (1/{n_blocks})")
     ax.set_xlabel("encoder block")
