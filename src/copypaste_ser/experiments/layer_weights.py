@@ -11,6 +11,7 @@ import numpy as np
 
 from copypaste_ser.experiments.grid_results import as_number, is_baseline
 from copypaste_ser.experiments.report_plots import SCHEME_NAMES, pyplot, save_figure
+from copypaste_ser.training.loop import summarize
 
 PREFIX = "layer_weight_"
 
@@ -36,11 +37,6 @@ def mean_layer_weights(rows: list[dict]) -> dict[tuple[str, str, str], dict[int,
     return {key: {b: np.asarray(ws) for b, ws in sorted(blocks.items())} for key, blocks in found.items()}
 
 
-def _spread(values: np.ndarray) -> float:
-    """The standard deviation over runs (0 for one run)."""
-    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
-
 def layer_weight_section(rows: list[dict]) -> list[str]:
     """A table of each learned mix's block weights (mean ± std over its runs, the largest in bold);
     nothing where no model learned a mix."""
@@ -62,7 +58,7 @@ def layer_weight_section(rows: list[dict]) -> list[str]:
             if b not in weights:
                 cells.append("-")
                 continue
-            text = f"{means[b]:.3f} ± {_spread(weights[b]):.3f}"
+            text = f"{means[b]:.3f} ± {summarize(weights[b])[1]:.3f}"
             cells.append(f"**{text}**" if b == top else text)
         runs = max(len(w) for w in weights.values())
         lines.append(f"| {init} | {data} | {SCHEME_NAMES.get(scheme, scheme)} | {runs} | " + " | ".join(cells) + " |")
@@ -81,7 +77,7 @@ def plot_layer_weights(rows: list[dict], path: Path) -> Path | None:
     for i, ((init, data, scheme), weights) in enumerate(models.items()):
         blocks = list(weights)
         ax.bar(np.asarray(blocks) + (i - (len(models) - 1) / 2) * width, [weights[b].mean() for b in blocks],
-               width, yerr=[_spread(weights[b]) for b in blocks], capsize=2,
+               width, yerr=[summarize(weights[b])[1] for b in blocks], capsize=2,
                label=f"{init}, {data}, {SCHEME_NAMES.get(scheme, scheme)}")
     n_blocks = max(len(w) for w in models.values())
     ax.axhline(1 / n_blocks, color="grey", linestyle="--", linewidth=1, label=f"flat mix (1/{n_blocks})")
