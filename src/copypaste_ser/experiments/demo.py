@@ -14,7 +14,8 @@ SCHEMES = ("none", "n-cp", "se-cp", "n+se-cp")
 
 def run_demo(out: str | Path = "demo-out", force: bool = False, epochs: int = 12,
              seeds: tuple[int, ...] = (0, 1), schemes: tuple[str, ...] = SCHEMES) -> dict:
-    """Returns {scheme: {"mean", "std", "probe"}}; finished runs in ``out`` are reused."""
+    """Returns {scheme: {"mean", "std", "probe"}}; runs go to ``out/runs/<scheme>/seed-<n>`` (one
+    seed too) and finished ones are reused, so an interrupted demo resumes."""
     from copypaste_ser.data.corpora.synthetic import generate
     from copypaste_ser.data.prepare import prepare_to_dir
     from copypaste_ser.evaluation.evaluate import evaluate_run
@@ -35,7 +36,7 @@ def run_demo(out: str | Path = "demo-out", force: bool = False, epochs: int = 12
     for scheme in schemes:
         print(f"\n== training {len(seeds)} seeds with copypaste={scheme}")
         cfg = make_config("tiny", data=str(data.resolve()), copypaste=scheme, epochs=epochs)
-        summary = train_seeds(cfg, out / "runs" / scheme, seeds=list(seeds), progress=True)
+        summary = train_seeds(cfg, out / "runs" / scheme, seeds=list(seeds), progress=True, seed_folders=True)
         probes = [evaluate_run(r, probe="concat", progress=False)["probe"]["emotion_kept_concat"]
                   for r in summary["runs"]]
         results[scheme] = {"mean": summary["mean"], "std": summary["std"], "probe": summarize(probes)}
