@@ -51,14 +51,14 @@ def layer_weight_section(rows: list[dict]) -> list[str]:
              "| Init | Training data | CopyPaste | Runs | " + " | ".join(f"block {b}" for b in blocks) + " |",
              "|---|---|---|---|" + "---|" * len(blocks)]
     for (init, data, scheme), weights in models.items():
-        means = {b: w.mean() for b, w in weights.items()}
-        top = max(means, key=means.get)
+        stats = {b: summarize(w) for b, w in weights.items()}  # (mean, sample std) over runs
+        top = max(stats, key=lambda b: stats[b][0])
         cells = []
         for b in blocks:
             if b not in weights:
                 cells.append("-")
                 continue
-            text = f"{means[b]:.3f} ± {summarize(weights[b])[1]:.3f}"
+            text = f"{stats[b][0]:.3f} ± {stats[b][1]:.3f}"
             cells.append(f"**{text}**" if b == top else text)
         runs = max(len(w) for w in weights.values())
         lines.append(f"| {init} | {data} | {SCHEME_NAMES.get(scheme, scheme)} | {runs} | " + " | ".join(cells) + " |")
@@ -76,8 +76,9 @@ def plot_layer_weights(rows: list[dict], path: Path) -> Path | None:
     width = 0.8 / len(models)
     for i, ((init, data, scheme), weights) in enumerate(models.items()):
         blocks = list(weights)
-        ax.bar(np.asarray(blocks) + (i - (len(models) - 1) / 2) * width, [weights[b].mean() for b in blocks],
-               width, yerr=[summarize(weights[b])[1] for b in blocks], capsize=2,
+        means, stds = zip(*(summarize(weights[b]) for b in blocks))
+        ax.bar(np.asarray(blocks) + (i - (len(models) - 1) / 2) * width, means,
+               width, yerr=stds, capsize=2,
                label=f"{init}, {data}, {SCHEME_NAMES.get(scheme, scheme)}")
     n_blocks = max(len(w) for w in models.values())
     ax.axhline(1 / n_blocks, color="grey", linestyle="--", linewidth=1, label=f"flat mix (1/{n_blocks})")
