@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from copypaste_ser.experiments.demo import run_demo
+from copypaste_ser.experiments.demo import concat_probe_score, run_demo
 
 
 @pytest.mark.slow
@@ -27,7 +28,28 @@ def test_demo_tabulates_its_runs_and_resumes_without_retraining(tmp_path, capsys
     delta = 100 * (first["n-cp"]["mean"] - first["none"]["mean"])
     assert f"| n-cp | {100 * first['n-cp']['mean']:.2f} +- 0.00 | {delta:+.2f} |" in printed
 
-    models = {s: (out / "runs" / s / "seed-0" / "model.pt").stat().st_mtime_ns for s in first}
+    def stamps(name: str) -> dict:
+        return {s: (out / "runs" / s / "seed-0" / name).stat().st_mtime_ns for s in first}
+
+    models, probes = stamps("model.pt"), stamps("eval/clean/metrics.json")
     again = run_demo(out, epochs=1, seeds=(0,), schemes=("none", "n-cp"))
-    assert [again[s]["mean"] for s in again] == [first[s]["mean"] for s in first]
-    assert {s: (out / "runs" / s / "seed-0" / "model.pt").stat().st_mtime_ns for s in again} == models
+    assert again == first
+    assert stamps("model.pt") == models  # nothing retrained
+    assert stamps("eval/clean/metrics.json") == probes  # nor re-scored: the stored probe is read back
+
+
+def test_demo_probe_is_measured_again_for_a_newer_model(tmp_path, monkeypatch):
+    import copypaste_ser.evaluation.evaluate as evaluate
+
+    run = tmp_path / "run"
+    (run / "eval" / "clean").mkdir(parents=True)
+    stored = run / "eval" / "clean" / "metrics.json"
+    stored.write_text(json.dumps({"probe": {"emotion_kept_concat": 0.25}}))
+    (run / "model.pt").write_bytes(b"")
+    calls = []
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda r, **kw: calls.append(r) or
+                        {"probe": {"emotion_kept_concat": 0.75}})
+    os.utime(run / "model.pt", ns=(stored.stat().st_mtime_ns - 10**9,) * 2)
+    assert concat_probe_score(run) == 0.25 and calls == []  # stored after the model: read back
+    os.utime(run / "model.pt", ns=(stored.stat().st_mtime_ns + 10**9,) * 2)
+    assert concat_probe_score(run) == 0.75 and calls == [run]  # model retrained since: measured
