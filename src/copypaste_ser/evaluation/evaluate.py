@@ -47,6 +47,12 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict, TrainConfig]:
     return place(model_from_file(obj, str(path))), obj, TrainConfig.from_dict(obj["train"], str(path))
 
 
+def evaluation_dir(run_dir: Path, name: str) -> Path:
+    """Where :func:`evaluate_run` writes one test's metrics.json, predictions and confusion plot
+    (``name``: the condition, prefixed by the split where it is not the test)."""
+    return run_dir / "eval" / name if run_dir.is_dir() else Path(str(run_dir) + ".eval") / name
+
+
 def evaluate_run(run_dir: str | Path, snr: float | None = None, noise_root: str | None = None,
                  seed: int = 0, split: str = "test", probe: str | None = None,
                  progress: bool = True) -> dict:
@@ -73,7 +79,7 @@ def evaluate_run(run_dir: str | Path, snr: float | None = None, noise_root: str 
     if probe == "concat":
         metrics["probe"] = concat_probe(model, manifest, ids, cfg, seed=seed)
     name = condition if split == "test" else f"{split}-{condition}"
-    out = run_dir / "eval" / name if run_dir.is_dir() else Path(str(run_dir) + ".eval") / name
+    out = evaluation_dir(run_dir, name)
     preds = metrics.pop("predictions")
     atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(p) + "\n" for p in preds))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
