@@ -27,6 +27,7 @@ from copypaste_ser.models.placement import place
 from copypaste_ser.models.scoring import model_from_file, predict_proba
 from copypaste_ser.training.config import TrainConfig
 from copypaste_ser.training.held_out import evaluate_ids, evaluate_speaker  # noqa: F401 (evaluate_speaker: API)
+from copypaste_ser.training.rundir import evaluation_dir
 from copypaste_ser.training.trainset import model_inputs
 from copypaste_ser.validation import SEED, SNR, OneOf, check
 
@@ -45,12 +46,6 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict, TrainConfig]:
     path = resolve_model_path(run_dir)
     obj = load_model_file(path, kind="emotion")
     return place(model_from_file(obj, str(path))), obj, TrainConfig.from_dict(obj["train"], str(path))
-
-
-def evaluation_dir(run_dir: Path, name: str) -> Path:
-    """Where :func:`evaluate_run` writes one test's metrics.json, predictions and confusion plot
-    (``name``: the condition, prefixed by the split where it is not the test)."""
-    return run_dir / "eval" / name if run_dir.is_dir() else Path(str(run_dir) + ".eval") / name
 
 
 def evaluate_run(run_dir: str | Path, snr: float | None = None, noise_root: str | None = None,

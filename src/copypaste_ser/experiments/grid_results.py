@@ -14,6 +14,7 @@ from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import RUN_KEY, run_key
 from copypaste_ser.evaluation.predictions_file import read_predictions
 from copypaste_ser.metrics import count_confusion
+from copypaste_ser.training.rundir import evaluation_dir
 from copypaste_ser.validation import check_name
 
 
@@ -185,7 +186,7 @@ def stored_test_predictions(run: Path) -> dict[str, list[dict]]:
     noisy: eval/<condition>/predictions.jsonl)."""
     scores = json.loads((run / "scores.json").read_text())
     return {name: s["predictions"] if name == "clean" else [
-        json.loads(x) for x in (run / "eval" / s["condition"] / "predictions.jsonl").read_text().splitlines() if x]
+        json.loads(x) for x in (evaluation_dir(run, s["condition"]) / "predictions.jsonl").read_text().splitlines() if x]
         for name, s in scores.items()}
 
 

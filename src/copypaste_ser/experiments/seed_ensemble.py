@@ -23,6 +23,7 @@ from copypaste_ser.evaluation.evaluate import evaluate_run
 from copypaste_ser.evaluation.pooled import run_key
 from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.evaluation.stats import fold_test
+from copypaste_ser.training.rundir import evaluation_dir
 from copypaste_ser.experiments.grid_results import ENSEMBLE_SUFFIX as SUFFIX
 from copypaste_ser.experiments.grid_results import stored_test_predictions
 from copypaste_ser.files.atomic import atomic_write_csv
@@ -46,7 +47,7 @@ def run_probabilities(run: Path, split: str = "test",
         raise UserError(f"{run}: no readable scores.json or noisy-test predictions (is the run finished?)") from None
     labels = next(iter(json.loads((run / "scores.json").read_text()).values()))["labels"]
     if split == "dev":
-        stored = run / "eval" / DEV_CONDITION / "predictions.jsonl"
+        stored = evaluation_dir(run, DEV_CONDITION) / "predictions.jsonl"
         if not stored.is_file():
             if evaluate is None:
                 raise UserError(f"{run}: not scored on its dev speakers; run `copypaste-ser evaluate {run} --split dev`")

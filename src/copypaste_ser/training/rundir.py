@@ -41,6 +41,13 @@ SEED_DIR = re.compile(r"seed-\d+")
 VALUE_NEUTRAL = ("noise_copies",)
 
 
+def evaluation_dir(run_dir: Path, name: str) -> Path:
+    """Where ``evaluate`` writes one test's metrics.json, predictions and confusion plot
+    (``name``: the condition, prefixed by the split where it is not the test; a model file
+    given instead of a run folder gets a ``<file>.eval`` folder beside it)."""
+    return run_dir / "eval" / name if run_dir.is_dir() else Path(str(run_dir) + ".eval") / name
+
+
 def run_status(run_dir: str | Path) -> str:
     f = Path(run_dir) / "run.json"
     return json.loads(f.read_text()).get("status", "unknown") if f.is_file() else "new"
