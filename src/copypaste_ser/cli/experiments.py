@@ -23,6 +23,9 @@ def grid(
     init: Optional[list[str]] = typer.Option(None, help="Run only these initialisations"),
     seeds: Optional[list[int]] = typer.Option(None, "--seed", help="Run only these seeds"),
     folds: Optional[list[str]] = typer.Option(None, "--fold", help="Run only these folds (names or patterns)"),
+    done: Optional[list[Path]] = typer.Option(None, "--done", help="results.csv (or its folder) of this grid's "
+                                              "runs finished on another machine: they are not run again, "
+                                              "and --report merges them (repeatable)"),
     no_run: bool = typer.Option(False, "--no-run", help="Only collect finished runs and report"),
     status: bool = typer.Option(False, "--status", help="Only show each run's state, epochs done and the "
                                 "training time left (reads the run folders; writes nothing)"),
@@ -37,15 +40,18 @@ def grid(
 ) -> None:
     """Run (or complete) the paper's experiment grid, then tabulate it."""
     from copypaste_ser.experiments.grid import GridConfig, collect, run_grid
+    from copypaste_ser.experiments.grid_done import done_elsewhere, results_file
     from copypaste_ser.experiments.grid_rules import check_slices
 
     check_slices(workers, seeds)
     g = GridConfig.load(config)
     g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds,
                      folds=folds)
+    done_files = [results_file(f) for f in done or []]
+    elsewhere = done_elsewhere(g, done_files) if done_files else {}
     if status:
         from copypaste_ser.experiments.grid_status import format_status, grid_status
-        typer.echo(format_status(grid_status(g), g.workers))
+        typer.echo(format_status(grid_status(g, elsewhere), g.workers))
         return
     if report is not None:  # the report's files are checked before the grid runs or rewrites its results
         from copypaste_ser.experiments.report import REPORT_FILES
@@ -56,14 +62,16 @@ def grid(
         results = Path(g.out) / "results.csv"
     else:
         from copypaste_ser.experiments.launchers import parse_options
-        results = run_grid(g, force=force, launcher=launcher, launcher_options=parse_options(launcher, slurm or []))
+        results = run_grid(g, force=force, launcher=launcher, launcher_options=parse_options(launcher, slurm or []),
+                           done_elsewhere=elsewhere)
     typer.echo(f"results: {results}")
     if report is not None:
         import shlex
 
         from copypaste_ser.experiments.report import write_report
         command = "copypaste-ser " + shlex.join(sys.argv[1:])
-        typer.echo(f"report: {write_report(results, report, title or config.stem, command, notes, update=True)}")
+        sources = [r for r in (results, *done_files) if r.is_file()]  # a grid with no run of its own yet: none
+        typer.echo(f"report: {write_report(sources, report, title or config.stem, command, notes, update=True)}")
 
 
 @app.command("report")

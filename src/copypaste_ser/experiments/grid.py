@@ -29,6 +29,7 @@ import fnmatch
 import itertools
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,10 +217,11 @@ def _worker(args: tuple) -> tuple[Cell, float]:
 
 
 def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launcher: str = "local",
-             launcher_options: dict | None = None) -> Path:
+             launcher_options: dict | None = None, done_elsewhere: Collection[Cell] = ()) -> Path:
     """Run every unfinished cell (``grid.workers`` at a time, through ``launcher``: local
     processes or a Slurm array, see launchers.py), then write results.csv; ``force`` trains
-    again the runs made with another config (gridrules.check_reuse)."""
+    again the runs made with another config (gridrules.check_reuse); ``done_elsewhere``: cells
+    not to run, finished on another machine (grid_done.py)."""
     for init in grid.init:
         if init not in NAMED_INITS and not Path(init).is_file():
             raise UserError(f"grid: init model {init} is missing; train it with "
@@ -237,10 +239,11 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launc
                                   completed=lambda: sum(cell_done(c.path(out), grid.snrs) for c in todo))
     try:
         atomic_write_text(out / "grid.yaml", yaml.safe_dump(dataclasses.asdict(grid.whole), sort_keys=False))
-        todo = [c for c in todo_all if c in stale or not cell_done(c.path(out), grid.snrs)]
+        todo = [c for c in todo_all if c not in done_elsewhere and (c in stale or not cell_done(c.path(out), grid.snrs))]
         if progress:
-            print(f"grid: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done, {len(todo)} to run "
-                  f"with {grid.workers} worker(s)")
+            elsewhere = sum(c in done_elsewhere for c in todo_all)
+            print(f"grid: {len(todo_all)} runs, {len(todo_all) - len(todo) - elsewhere} already done, "
+                  + (f"{elsewhere} done elsewhere, " if elsewhere else "") + f"{len(todo)} to run with {grid.workers} worker(s)")
         _prefill_features(grid, todo)
         _run_cells(grid, todo, progress, stale, launcher, launcher_options)
         if grid.baseline:

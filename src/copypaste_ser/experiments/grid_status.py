@@ -2,9 +2,10 @@
 
 Reads run folders only (never trains, never writes, never takes a lock from a live run):
 ``grid CONFIG --status`` prints it, for a grid running in another terminal or one to resume.
-A cell is "done" when trained and scored on every test condition, "scoring" when trained
-but not yet scored, "running" while a process holds its lock, and otherwise "interrupted",
-"failed" or "not started". The time left is training time only: epochs left times the
+A cell is "done" when trained and scored on every test condition, "done elsewhere" when a
+results.csv given with ``--done`` holds it (grid_done.py), "scoring" when trained but not yet
+scored, "running" while a process holds its lock, and otherwise "interrupted", "failed" or
+"not started". The time left is training time only: epochs left times the
 cell's own seconds per epoch, or the mean of its scheme's other runs (the grid's for a
 scheme not yet run), divided by the grid's workers, or by the runs running now where more
 are (slices of one grid run by several processes, each with its own workers).
@@ -16,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from copypaste_ser.training.rundir import LOCK, run_status
 class CellState:
     cell: Cell
     path: Path
-    state: str                        # done, scoring, running, interrupted, failed, not started
+    state: str                        # done, done elsewhere, scoring, running, interrupted, failed, not started
     epochs_done: int
     epochs: int
     seconds_per_epoch: float | None   # this run's mean, None before its first epoch
@@ -60,7 +62,7 @@ def _history(run: Path) -> list[dict]:
     return lines
 
 
-def cell_state(grid: GridConfig, cell: Cell) -> CellState:
+def cell_state(grid: GridConfig, cell: Cell, elsewhere: bool = False) -> CellState:
     run = cell.path(Path(grid.out))
     epochs = cell_config(grid, cell).epochs
     history = _history(run)
@@ -68,6 +70,8 @@ def cell_state(grid: GridConfig, cell: Cell) -> CellState:
     status = run_status(run)
     if cell_done(run, grid.snrs):
         state = "done"
+    elif elsewhere:
+        state = "done elsewhere"
     elif is_locked(run):
         state = "running"
     elif status == "complete":
@@ -85,9 +89,10 @@ def cell_state(grid: GridConfig, cell: Cell) -> CellState:
                      float(np.mean(seconds)) if seconds else None, f1)
 
 
-def grid_status(grid: GridConfig) -> list[CellState]:
-    """The state of every cell of ``grid`` (or of the slice it was restricted to)."""
-    return [cell_state(grid, c) for c in cells(grid)]
+def grid_status(grid: GridConfig, done_elsewhere: Collection[Cell] = ()) -> list[CellState]:
+    """The state of every cell of ``grid`` (or of the slice it was restricted to);
+    ``done_elsewhere``: the cells finished on another machine (grid_done.py)."""
+    return [cell_state(grid, c, c in done_elsewhere) for c in cells(grid)]
 
 
 def seconds_left(states: list[CellState], workers: int = 1) -> float | None:
@@ -99,7 +104,7 @@ def seconds_left(states: list[CellState], workers: int = 1) -> float | None:
     overall = float(np.mean([s.seconds_per_epoch for s in timed]))
     total = 0.0
     for s in states:
-        if s.state in ("done", "scoring"):
+        if s.state in ("done", "done elsewhere", "scoring"):
             continue
         same = [t.seconds_per_epoch for t in timed if t.cell.copypaste == s.cell.copypaste
                 and t.cell.training_data == s.cell.training_data]

@@ -1,0 +1,54 @@
+"""Runs of a grid finished elsewhere: ``grid CONFIG --done FILE`` runs none of the cells FILE holds.
+
+Run folders stay on the machine that trained them (a reset machine, a fresh clone, another
+cluster node has none); the rows of finished runs travel, in a committed results.csv. Given
+such files, the grid runs only the cells none of them holds, its own results.csv keeps only
+its own runs, and ``report`` merges the two. A row does not say how its run was made, so the
+files must come from this grid's config: the grid checks only that a cell's rows cover every
+test condition it scores (clean and each ``snrs`` level), and says how many cells it took.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from copypaste_ser.errors import UserError
+from copypaste_ser.experiments.grid import Cell, GridConfig, cells
+from copypaste_ser.experiments.grid_results import load_rows
+
+
+def _cell_key(cell: Cell) -> tuple:
+    return cell.fold, cell.init_name, cell.training_data, cell.copypaste, cell.seed
+
+
+def _row_key(row: dict, where: str) -> tuple:
+    try:
+        seed = int(float(row["seed"]))
+    except ValueError:
+        raise UserError(f"{where}: seed {row['seed']!r} is not a whole number; fix or drop that row") from None
+    return row["fold"], row["init"], row["training_data"], row["copypaste"], seed
+
+
+def results_file(path: Path) -> Path:
+    """A results.csv given as itself or as the folder holding it (a report's or a grid's)."""
+    path = Path(path)
+    found = path / "results.csv" if path.is_dir() else path
+    if not found.is_file():
+        raise UserError(f"--done {path}: no results.csv there; give the results.csv of this grid's runs "
+                        f"finished elsewhere (e.g. a committed report's)")
+    return found
+
+
+def done_elsewhere(grid: GridConfig, files: list[Path]) -> dict[Cell, Path]:
+    """{cell: the file holding it} for each cell of ``grid`` one of ``files`` holds on every
+    test condition the grid scores."""
+    wanted = {"clean", *(f"{s:g}dB" for s in grid.snrs)}
+    tests: dict[tuple, set[str]] = {}
+    source: dict[tuple, Path] = {}
+    for given in files:
+        path = results_file(given)
+        for line, row in enumerate(load_rows(path), 2):
+            key = _row_key(row, f"{path}:{line}")
+            tests.setdefault(key, set()).add(row["test"])
+            source.setdefault(key, path)
+    return {c: source[_cell_key(c)] for c in cells(grid) if wanted <= tests.get(_cell_key(c), set())}

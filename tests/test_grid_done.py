@@ -1,0 +1,87 @@
+"""grid --done: the runs a results.csv holds (finished on another machine) are not run again."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import yaml
+from test_bad_input import run_cli
+
+from copypaste_ser.experiments.grid import Cell, GridConfig, cells, run_grid
+from copypaste_ser.experiments.grid_done import done_elsewhere
+from copypaste_ser.experiments.grid_status import grid_status, seconds_left
+
+FIELDS = ["fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1"]
+
+
+def _config(tmp_path, synthetic_corpus, **kw):
+    raw = dict(data=str(synthetic_corpus), out=str(tmp_path / "grid"), preset="tiny",
+               train={"epochs": 1, "threads": 1}, copypaste=["none"], training_data=["clean"],
+               seeds=[0, 1], snrs=[], workers=1)
+    raw.update(kw)
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _results(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows({**dict(zip(FIELDS, r)), "weighted_f1": 0.5} for r in rows)
+    return path
+
+
+def test_only_cells_held_on_every_test_condition_count(tmp_path, synthetic_corpus):
+    grid = GridConfig.load(_config(tmp_path, synthetic_corpus, copypaste=["none", "n-cp"], snrs=[10],
+                                      noise_root=str(tmp_path)))
+    held = _results(tmp_path / "a" / "results.csv", [
+        ("default", "scratch", "clean", "none", 0, "clean"), ("default", "scratch", "clean", "none", 0, "10dB"),
+        ("default", "scratch", "clean", "n-cp", 0, "clean"),     # its 10 dB test is missing
+        ("default", "scratch", "clean+noise", "none", 1, "clean"), ("default", "scratch", "clean+noise", "none", 1, "10dB"),
+    ])
+    more = _results(tmp_path / "b" / "results.csv", [   # given as its folder
+        ("default", "scratch", "clean", "n-cp", 1, "clean"), ("default", "scratch", "clean", "n-cp", 1, "10dB")])
+    found = done_elsewhere(grid, [held, tmp_path / "b"])
+    assert found == {Cell("default", "scratch", "clean", "none", 0): held,
+                     Cell("default", "scratch", "clean", "n-cp", 1): more}
+    states = {(s.cell.copypaste, s.cell.seed): s.state for s in grid_status(grid, found)}
+    assert states == {("none", 0): "done elsewhere", ("none", 1): "not started",
+                      ("n-cp", 0): "not started", ("n-cp", 1): "done elsewhere"}
+    assert seconds_left(grid_status(grid, found)) is None  # no run timed here
+
+
+def test_a_grid_resumes_from_rows_when_its_run_folders_are_gone(tmp_path, synthetic_corpus, monkeypatch):
+    config = _config(tmp_path, synthetic_corpus)
+    grid = GridConfig.load(config)
+    first = run_grid(grid.restricted(seeds=[0]), progress=False)
+    kept = shutil.copy(first, tmp_path / "committed.csv")
+    shutil.rmtree(tmp_path / "grid")  # another machine: only the committed rows are left
+
+    import copypaste_ser.experiments.grid as grid_module
+    real, trained = grid_module.run_cell, []
+    monkeypatch.setattr(grid_module, "run_cell", lambda g, cell: trained.append(cell) or real(g, cell))
+    code, out = run_cli(["grid", str(config), "--done", str(kept), "--status"])
+    assert code == 0 and "2 runs: 1 done elsewhere, 1 not started" in out, out
+    code, out = run_cli(["grid", str(config), "--done", str(kept), "--report", str(tmp_path / "report")])
+    assert code == 0, out
+    assert "0 already done, 1 done elsewhere, 1 to run" in out
+    assert [c.seed for c in trained] == [1]
+    assert not Cell("default", "scratch", "clean", "none", 0).path(tmp_path / "grid").exists()
+    own = list(csv.DictReader(open(tmp_path / "grid" / "results.csv")))
+    assert [r["seed"] for r in own] == ["1"]  # the grid's file holds its own runs only
+    merged = list(csv.DictReader(open(tmp_path / "report" / "results.csv")))
+    assert sorted((r["seed"], r["weighted_f1"]) for r in merged) == sorted(
+        [(r["seed"], r["weighted_f1"]) for r in csv.DictReader(open(kept))] + [("1", own[0]["weighted_f1"])])
+    assert len(cells(grid)) == 2
+
+
+def test_a_missing_done_file_is_one_line_naming_it(tmp_path, synthetic_corpus):
+    config = _config(tmp_path, synthetic_corpus)
+    code, out = run_cli(["grid", str(config), "--done", str(tmp_path / "nope.csv")])
+    assert code == 2
+    assert out.strip().splitlines() == [f"error: --done {tmp_path / 'nope.csv'}: no results.csv there; give the "
+                                        "results.csv of this grid's runs finished elsewhere (e.g. a committed report's)"]
+    assert not (tmp_path / "grid").exists()
