@@ -48,8 +48,8 @@ def concat_probe_score(run: Path) -> float:
     """The run's concat probe: read back when a stored score is newer than its model file (an
     earlier demo measured this model), else measured now (and stored by ``evaluate_run``)."""
     from copypaste_ser.evaluation.evaluate import evaluate_run
-    from copypaste_ser.training.rundir import evaluation_dir
     from copypaste_ser.models.checkpoint import resolve_model_path
+    from copypaste_ser.training.rundir import evaluation_dir
 
     stored = evaluation_dir(run, "clean") / "metrics.json"
     if stored.is_file() and stored.stat().st_mtime_ns >= resolve_model_path(run).stat().st_mtime_ns:
