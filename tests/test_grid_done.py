@@ -25,31 +25,32 @@ def _config(tmp_path, synthetic_corpus, **kw):
     return path
 
 
-def _results(path, rows):
+def _results(path, rows, f1=0.5):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
-        writer.writerows({**dict(zip(FIELDS, r)), "weighted_f1": 0.5} for r in rows)
+        writer.writerows({**dict(zip(FIELDS, r)), "weighted_f1": f1} for r in rows)
     return path
 
 
 def test_only_cells_held_on_every_test_condition_count(tmp_path, synthetic_corpus):
     grid = GridConfig.load(_config(tmp_path, synthetic_corpus, copypaste=["none", "n-cp"], snrs=[10],
                                       noise_root=str(tmp_path)))
-    held = _results(tmp_path / "a" / "results.csv", [
+    _results(tmp_path / "a" / "results.csv", [
         ("default", "scratch", "clean", "none", 0, "clean"), ("default", "scratch", "clean", "none", 0, "10dB"),
         ("default", "scratch", "clean", "n-cp", 0, "clean"),     # its 10 dB test is missing
         ("default", "scratch", "clean+noise", "none", 1, "clean"), ("default", "scratch", "clean+noise", "none", 1, "10dB"),
     ])
-    more = _results(tmp_path / "b" / "results.csv", [   # given as its folder
-        ("default", "scratch", "clean", "n-cp", 1, "clean"), ("default", "scratch", "clean", "n-cp", 1, "10dB")])
-    found = done_elsewhere(grid, [held, tmp_path / "b"])
-    assert found == {Cell("default", "scratch", "clean", "none", 0): held,
-                     Cell("default", "scratch", "clean", "n-cp", 1): more}
-    states = {(s.cell.copypaste, s.cell.seed): s.state for s in grid_status(grid, found)}
-    assert states == {("none", 0): "done elsewhere", ("none", 1): "not started",
-                      ("n-cp", 0): "not started", ("n-cp", 1): "done elsewhere"}
+    _results(tmp_path / "b" / "results.csv", [   # given as its folder
+        ("default", "scratch", "clean", "n-cp", 1, "clean"), ("default", "scratch", "clean", "n-cp", 1, "10dB")], 0.75)
+    found = done_elsewhere(grid, [tmp_path / "a" / "results.csv", tmp_path / "b"])
+    assert {c: (r["seed"], r["test"], r["weighted_f1"]) for c, r in found.items()} == {
+        Cell("default", "scratch", "clean", "none", 0): ("0", "clean", 0.5),
+        Cell("default", "scratch", "clean", "n-cp", 1): ("1", "clean", 0.75)}
+    states = {(s.cell.copypaste, s.cell.seed): (s.state, s.weighted_f1) for s in grid_status(grid, found)}
+    assert states == {("none", 0): ("done elsewhere", 0.5), ("none", 1): ("not started", None),
+                      ("n-cp", 0): ("not started", None), ("n-cp", 1): ("done elsewhere", 0.75)}
     assert seconds_left(grid_status(grid, found)) is None  # no run timed here
 
 

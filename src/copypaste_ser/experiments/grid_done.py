@@ -39,16 +39,17 @@ def results_file(path: Path) -> Path:
     return found
 
 
-def done_elsewhere(grid: GridConfig, files: list[Path]) -> dict[Cell, Path]:
-    """{cell: the file holding it} for each cell of ``grid`` one of ``files`` holds on every
-    test condition the grid scores."""
+def done_elsewhere(grid: GridConfig, files: list[Path]) -> dict[Cell, dict]:
+    """{cell: its clean-test row} for each cell of ``grid`` one of ``files`` holds on every
+    test condition the grid scores (the first file holding a cell gives its row)."""
     wanted = {"clean", *(f"{s:g}dB" for s in grid.snrs)}
     tests: dict[tuple, set[str]] = {}
-    source: dict[tuple, Path] = {}
+    clean: dict[tuple, dict] = {}
     for given in files:
         path = results_file(given)
         for line, row in enumerate(load_rows(path), 2):
             key = _row_key(row, f"{path}:{line}")
             tests.setdefault(key, set()).add(row["test"])
-            source.setdefault(key, path)
-    return {c: source[_cell_key(c)] for c in cells(grid) if wanted <= tests.get(_cell_key(c), set())}
+            if row["test"] == "clean":
+                clean.setdefault(key, row)
+    return {c: clean[_cell_key(c)] for c in cells(grid) if wanted <= tests.get(_cell_key(c), set())}

@@ -17,7 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +62,8 @@ def _history(run: Path) -> list[dict]:
     return lines
 
 
-def cell_state(grid: GridConfig, cell: Cell, elsewhere: bool = False) -> CellState:
+def cell_state(grid: GridConfig, cell: Cell, elsewhere: dict | None = None) -> CellState:
+    """``elsewhere``: the cell's clean-test row from a ``--done`` file, if one holds it."""
     run = cell.path(Path(grid.out))
     epochs = cell_config(grid, cell).epochs
     history = _history(run)
@@ -70,7 +71,7 @@ def cell_state(grid: GridConfig, cell: Cell, elsewhere: bool = False) -> CellSta
     status = run_status(run)
     if cell_done(run, grid.snrs):
         state = "done"
-    elif elsewhere:
+    elif elsewhere is not None:
         state = "done elsewhere"
     elif is_locked(run):
         state = "running"
@@ -82,17 +83,18 @@ def cell_state(grid: GridConfig, cell: Cell, elsewhere: bool = False) -> CellSta
         state = "interrupted"
     else:
         state = "not started"
-    f1 = None
+    f1 = float(elsewhere["weighted_f1"]) if state == "done elsewhere" else None
     with contextlib.suppress(OSError, ValueError, KeyError):
         f1 = float(json.loads((run / "metrics.json").read_text())["weighted_f1"])
     return CellState(cell, run, state, epochs if status == "complete" else len(history), epochs,
                      float(np.mean(seconds)) if seconds else None, f1)
 
 
-def grid_status(grid: GridConfig, done_elsewhere: Collection[Cell] = ()) -> list[CellState]:
+def grid_status(grid: GridConfig, done_elsewhere: Mapping[Cell, dict] | None = None) -> list[CellState]:
     """The state of every cell of ``grid`` (or of the slice it was restricted to);
-    ``done_elsewhere``: the cells finished on another machine (grid_done.py)."""
-    return [cell_state(grid, c, c in done_elsewhere) for c in cells(grid)]
+    ``done_elsewhere``: {cell: its clean-test row} of the cells finished on another machine
+    (grid_done.py)."""
+    return [cell_state(grid, c, (done_elsewhere or {}).get(c)) for c in cells(grid)]
 
 
 def seconds_left(states: list[CellState], workers: int = 1) -> float | None:
