@@ -86,3 +86,19 @@ def test_a_missing_done_file_is_one_line_naming_it(tmp_path, synthetic_corpus):
     assert out.strip().splitlines() == [f"error: --done {tmp_path / 'nope.csv'}: no results.csv there; give the "
                                         "results.csv of this grid's runs finished elsewhere (e.g. a committed report's)"]
     assert not (tmp_path / "grid").exists()
+
+
+def test_a_done_file_of_another_grid_is_refused(tmp_path, synthetic_corpus):
+    config = _config(tmp_path, synthetic_corpus)
+    other = _results(tmp_path / "other.csv", [("kfold-1", "whisper-attention", "clean", "n-cp", 0, "clean")])
+    code, out = run_cli(["grid", str(config), "--done", str(other), "--seed", "1"])
+    assert code == 2
+    assert out.strip().splitlines() == [f"error: --done {other}: holds none of this grid's runs (its first row: "
+                                        "kfold-1, whisper-attention, clean, n-cp, 0); give the results.csv of "
+                                        "this grid's finished runs"]
+    assert not (tmp_path / "grid").exists()
+    # a slice's file may hold none of the slice, only other cells of the grid: taken, nothing skipped
+    ours = _results(tmp_path / "ours.csv", [("default", "scratch", "clean", "none", 0, "clean")])
+    grid = GridConfig.load(config)
+    assert done_elsewhere(grid.restricted(seeds=[1]), [ours]) == {}
+    assert list(done_elsewhere(grid, [ours])) == [Cell("default", "scratch", "clean", "none", 0)]

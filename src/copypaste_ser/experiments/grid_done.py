@@ -5,7 +5,8 @@ cluster node has none); the rows of finished runs travel, in a committed results
 such files, the grid runs only the cells none of them holds, its own results.csv keeps only
 its own runs, and ``report`` merges the two. A row does not say how its run was made, so the
 files must come from this grid's config: the grid checks only that a cell's rows cover every
-test condition it scores (clean and each ``snrs`` level), and says how many cells it took.
+test condition it scores (clean and each ``snrs`` level), refuses a file that holds none of its
+cells (another grid's), and says how many cells it took.
 """
 
 from __future__ import annotations
@@ -43,12 +44,17 @@ def done_elsewhere(grid: GridConfig, files: list[Path]) -> dict[Cell, dict]:
     """{cell: its clean-test row} for each cell of ``grid`` one of ``files`` holds on every
     test condition the grid scores (the first file holding a cell gives its row)."""
     wanted = {"clean", *(f"{s:g}dB" for s in grid.snrs)}
+    whole = {_cell_key(c) for c in cells(grid.whole)}
     tests: dict[tuple, set[str]] = {}
     clean: dict[tuple, dict] = {}
     for given in files:
         path = results_file(given)
-        for line, row in enumerate(load_rows(path), 2):
-            key = _row_key(row, f"{path}:{line}")
+        rows = load_rows(path)
+        keys = [_row_key(row, f"{path}:{line}") for line, row in enumerate(rows, 2)]
+        if not whole & set(keys):  # another grid's file: its rows would skip nothing
+            raise UserError(f"--done {given}: holds none of this grid's runs (its first row: "
+                            f"{', '.join(map(str, keys[0]))}); give the results.csv of this grid's finished runs")
+        for key, row in zip(keys, rows):
             tests.setdefault(key, set()).add(row["test"])
             if row["test"] == "clean":
                 clean.setdefault(key, row)
