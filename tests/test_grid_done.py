@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
 import yaml
 from test_bad_input import run_cli
@@ -12,6 +13,7 @@ from copypaste_ser.experiments.grid import Cell, GridConfig, cells, run_grid
 from copypaste_ser.experiments.grid_done import done_elsewhere
 from copypaste_ser.experiments.grid_status import grid_status, seconds_left
 
+RULE = Path(__file__).resolve().parents[1] / "docs" / "protocol" / "reporting-rule.yaml"
 FIELDS = ["fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1"]
 
 
@@ -66,8 +68,10 @@ def test_a_grid_resumes_from_rows_when_its_run_folders_are_gone(tmp_path, synthe
     monkeypatch.setattr(grid_module, "run_cell", lambda g, cell: trained.append(cell) or real(g, cell))
     code, out = run_cli(["grid", str(config), "--done", str(kept), "--status"])
     assert code == 0 and "2 runs: 1 done elsewhere, 1 not started" in out, out
-    code, out = run_cli(["grid", str(config), "--done", str(kept), "--report", str(tmp_path / "report")])
+    code, out = run_cli(["grid", str(config), "--done", str(kept), "--report", str(tmp_path / "report"),
+                         "--rule", str(RULE)])
     assert code == 0, out
+    assert "## Reporting rule" in (tmp_path / "report" / "report.md").read_text()
     assert "0 already done, 1 done elsewhere, 1 to run" in out
     assert [c.seed for c in trained] == [1]
     assert not Cell("default", "scratch", "clean", "none", 0).path(tmp_path / "grid").exists()
@@ -102,3 +106,14 @@ def test_a_done_file_of_another_grid_is_refused(tmp_path, synthetic_corpus):
     grid = GridConfig.load(config)
     assert done_elsewhere(grid.restricted(seeds=[1]), [ours]) == {}
     assert list(done_elsewhere(grid, [ours])) == [Cell("default", "scratch", "clean", "none", 0)]
+
+
+def test_grid_rule_needs_a_report_and_is_checked_before_any_run(tmp_path, synthetic_corpus):
+    config = _config(tmp_path, synthetic_corpus)
+    code, out = run_cli(["grid", str(config), "--rule", str(RULE)])
+    assert (code, out.strip()) == (2, "error: --rule: it governs the report; add --report DIR (or drop --rule)")
+    (tmp_path / "rule.yaml").write_text("form: {}\n")
+    code, out = run_cli(["grid", str(config), "--report", str(tmp_path / "r"), "--rule", str(tmp_path / "rule.yaml")])
+    assert code == 2 and out.strip().splitlines() == [
+        f"error: --rule: {tmp_path / 'rule.yaml'}: not a reporting rule (it needs the keys form, statistics, selection)"]
+    assert not (tmp_path / "grid").exists() and not (tmp_path / "r").exists()

@@ -30,6 +30,8 @@ def grid(
     status: bool = typer.Option(False, "--status", help="Only show each run's state, epochs done and the "
                                 "training time left (reads the run folders; writes nothing)"),
     report: Optional[Path] = typer.Option(None, help="Also write the Markdown report into this folder"),
+    rule: Optional[Path] = typer.Option(None, help="The report's reporting rule (docs/protocol/reporting-rule."
+                                        "yaml): stated, with the cells that fall short of it (with --report)"),
     title: str = typer.Option("", help="Report title"),
     notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
     force: bool = typer.Option(False, help="Train again the runs made with another config than the grid's"),
@@ -53,10 +55,15 @@ def grid(
         from copypaste_ser.experiments.grid_status import format_status, grid_status
         typer.echo(format_status(grid_status(g, elsewhere), g.workers))
         return
-    if report is not None:  # the report's files are checked before the grid runs or rewrites its results
+    if rule is not None and report is None:
+        raise UserError("--rule: it governs the report; add --report DIR (or drop --rule)")
+    if report is not None:  # the report's files and rule are checked before the grid runs or rewrites its results
         from copypaste_ser.experiments.report import REPORT_FILES
+        from copypaste_ser.experiments.reporting_rule import load_rule
         from copypaste_ser.files.outputs import check_outputs
         check_outputs([report / name for name in REPORT_FILES], True, "--report")
+        if rule is not None:
+            load_rule(rule)
     if no_run:
         collect(g.whole)
         results = Path(g.out) / "results.csv"
@@ -70,8 +77,11 @@ def grid(
 
         from copypaste_ser.experiments.report import write_report
         command = "copypaste-ser " + shlex.join(sys.argv[1:])
-        sources = [r for r in (results, *done_files) if r.is_file()]  # a grid with no run of its own yet: none
-        typer.echo(f"report: {write_report(sources, report, title or config.stem, command, notes, update=True)}")
+        # the --done rows first (their order kept, the grid's own rows after them); a grid with no
+        # run of its own yet has no results.csv
+        sources = [r for r in (*done_files, results) if r.is_file()]
+        made = write_report(sources, report, title or config.stem, command, notes, update=True, rule=rule)
+        typer.echo(f"report: {made}")
 
 
 @app.command("report")
