@@ -55,15 +55,8 @@ def grid(
         from copypaste_ser.experiments.grid_status import format_status, grid_status
         typer.echo(format_status(grid_status(g, elsewhere), g.workers))
         return
-    if rule is not None and report is None:
-        raise UserError("--rule: it governs the report; add --report DIR (or drop --rule)")
-    if report is not None:  # the report's files and rule are checked before the grid runs or rewrites its results
-        from copypaste_ser.experiments.report import REPORT_FILES
-        from copypaste_ser.experiments.reporting_rule import load_rule
-        from copypaste_ser.files.outputs import check_outputs
-        check_outputs([report / name for name in REPORT_FILES], True, "--report")
-        if rule is not None:
-            load_rule(rule)
+    if report is not None or rule is not None:  # checked before the grid runs or rewrites its results
+        _check_grid_report(report, rule)
     if no_run:
         collect(g.whole)
         results = Path(g.out) / "results.csv"
@@ -82,6 +75,20 @@ def grid(
         sources = [r for r in (*done_files, results) if r.is_file()]
         made = write_report(sources, report, title or config.stem, command, notes, update=True, rule=rule)
         typer.echo(f"report: {made}")
+
+
+def _check_grid_report(report: Path | None, rule: Path | None) -> None:
+    """``grid --report`` may replace only the report files the tool wrote; ``--rule`` needs a
+    report and must read as a reporting rule."""
+    from copypaste_ser.experiments.report import REPORT_FILES
+    from copypaste_ser.experiments.reporting_rule import load_rule
+    from copypaste_ser.files.outputs import check_outputs
+
+    if report is None:
+        raise UserError("--rule: it governs the report; add --report DIR (or drop --rule)")
+    check_outputs([report / name for name in REPORT_FILES], True, "--report")
+    if rule is not None:
+        load_rule(rule)
 
 
 @app.command("report")
