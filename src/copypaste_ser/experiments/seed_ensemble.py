@@ -23,12 +23,12 @@ from copypaste_ser.evaluation.evaluate import evaluate_run
 from copypaste_ser.evaluation.pooled import run_key
 from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.evaluation.stats import fold_test
-from copypaste_ser.training.rundir import evaluation_dir
 from copypaste_ser.experiments.grid_results import ENSEMBLE_SUFFIX as SUFFIX
 from copypaste_ser.experiments.grid_results import stored_test_predictions
 from copypaste_ser.files.atomic import atomic_write_csv
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 from copypaste_ser.metrics import score
+from copypaste_ser.training.rundir import evaluation_dir
 
 SPLITS = ("test", "dev")
 DEV_CONDITION = "dev-clean"
