@@ -184,3 +184,17 @@ def test_demo_force_clears_only_what_the_demo_wrote(tmp_path):
                     f"runs/none/{MARKER}", f"runs/none/seed-0/{MARKER}", f"runs/none/seed-0/{LOCK}"}
     with pytest.raises(UserError, match="is not a copypaste-ser run folder"):
         claim(_user_folder(tmp_path / "mine"), "demo", force=True)
+
+
+def test_a_grid_run_folder_is_one_layout_and_names_cannot_climb_out(tmp_path):
+    from copypaste_ser.experiments.grid import Cell
+    from copypaste_ser.training.rundir import grid_run_dir
+
+    cell = Cell("kfold-2", "whisper", "clean", "n-cp", 1)
+    assert cell.path(tmp_path) == tmp_path / "kfold-2" / "whisper" / "clean" / "n-cp" / "seed-1"
+    # a results row's names (strings, the init with its suffixes) find the same folder
+    assert grid_run_dir(tmp_path, "kfold-2", cell.init_name, "clean", "n-cp", "1") == cell.path(tmp_path)
+    for bad in (dict(fold=".."), dict(init="a/b"), dict(seed="1/../../x")):
+        names = dict(fold="kfold-2", init="whisper", data="clean", scheme="n-cp", seed=1) | bad
+        with pytest.raises(UserError, match="fold name|init name|seed"):
+            grid_run_dir(tmp_path, *names.values())

@@ -47,7 +47,7 @@ from copypaste_ser.features.speaker_norm import norm_suffix
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.textio import load_yaml
 from copypaste_ser.training.config import TrainConfig, check_applicable, make_config
-from copypaste_ser.validation import child_path
+from copypaste_ser.training.rundir import grid_run_dir
 
 
 @dataclass
@@ -143,7 +143,7 @@ class Cell:
         return name + norm_suffix(self.speaker_norm) + join_suffix(self.copypaste, self.copypaste_join)
 
     def path(self, out: Path) -> Path:
-        return child_path(out, self.fold, "fold name") / self.init_name / self.training_data / self.copypaste / f"seed-{self.seed}"
+        return grid_run_dir(out, self.fold, self.init_name, self.training_data, self.copypaste, self.seed)
 
 
 SLICE_KEYS = ("folds", "init", "training_data", "copypaste", "seeds")

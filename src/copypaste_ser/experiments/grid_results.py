@@ -14,7 +14,7 @@ from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import RUN_KEY, run_key
 from copypaste_ser.evaluation.predictions_file import read_predictions
 from copypaste_ser.metrics import count_confusion
-from copypaste_ser.training.rundir import evaluation_dir
+from copypaste_ser.training.rundir import evaluation_dir, grid_run_dir
 from copypaste_ser.validation import check_name
 
 
@@ -192,7 +192,7 @@ def stored_test_predictions(run: Path) -> dict[str, list[dict]]:
 
 def _run_predictions(results_csv: Path, r: dict) -> dict | None:
     """{utt id: (true, predicted)} of one row's run, from its grid run folder beside ``results_csv``."""
-    run = results_csv.parent / r["fold"] / r["init"] / r["training_data"] / r["copypaste"] / f"seed-{r['seed']}"
+    run = grid_run_dir(results_csv.parent, r["fold"], r["init"], r["training_data"], r["copypaste"], r["seed"])
     try:
         preds = stored_test_predictions(run)[r["test"]]
     except (OSError, KeyError, ValueError):

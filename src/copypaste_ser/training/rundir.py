@@ -27,6 +27,7 @@ import yaml
 from copypaste_ser.errors import UserError
 from copypaste_ser.files.atomic import atomic_write_text
 from copypaste_ser.training.config import TrainConfig, normalized
+from copypaste_ser.validation import child_path
 
 MARKER = ".copypaste-ser-run"
 LOCK = ".copypaste-ser.lock"
@@ -46,6 +47,16 @@ def evaluation_dir(run_dir: Path, name: str) -> Path:
     (``name``: the condition, prefixed by the split where it is not the test; a model file
     given instead of a run folder gets a ``<file>.eval`` folder beside it)."""
     return run_dir / "eval" / name if run_dir.is_dir() else Path(str(run_dir) + ".eval") / name
+
+
+def grid_run_dir(out: Path, fold: str, init: str, training_data: str, copypaste: str, seed: int | str) -> Path:
+    """A grid's run folder of one cell under the grid's ``out``: ``fold/init/data/scheme/seed-N``
+    (``init`` as results name it, suffixes included); each name must stay one folder inside."""
+    path = Path(out)
+    for name, what in ((fold, "fold name"), (init, "init name"), (training_data, "training data name"),
+                       (copypaste, "CopyPaste scheme name"), (f"seed-{seed}", "seed")):
+        path = child_path(path, name, what)
+    return path
 
 
 def run_status(run_dir: str | Path) -> str:
