@@ -68,6 +68,8 @@ def test_a_grid_resumes_from_rows_when_its_run_folders_are_gone(tmp_path, synthe
     monkeypatch.setattr(grid_module, "run_cell", lambda g, cell: trained.append(cell) or real(g, cell))
     code, out = run_cli(["grid", str(config), "--done", str(kept), "--status"])
     assert code == 0 and "2 runs: 1 done elsewhere, 1 not started" in out, out
+    elsewhere = next(line for line in out.splitlines() if "done elsewhere" in line and " 0 " in line)
+    assert elsewhere.split()[7:9] == ["-", "-"], elsewhere  # no local epochs or timing to show
     code, out = run_cli(["grid", str(config), "--done", str(kept), "--report", str(tmp_path / "report"),
                          "--rule", str(RULE)])
     assert code == 0, out

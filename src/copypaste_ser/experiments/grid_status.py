@@ -131,7 +131,7 @@ def format_status(states: list[CellState], workers: int = 1) -> str:
     for s in states:
         c = s.cell
         rows.append((c.fold, c.init_name, c.training_data, c.copypaste, str(c.seed), s.state,
-                     f"{s.epochs_done}/{s.epochs}",
+                     "-" if s.state == "done elsewhere" else f"{s.epochs_done}/{s.epochs}",  # no local run
                      f"{s.seconds_per_epoch:.0f}" if s.seconds_per_epoch is not None else "-",
                      f"{100 * s.weighted_f1:.2f}" if s.weighted_f1 is not None else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
