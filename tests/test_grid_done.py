@@ -99,7 +99,7 @@ def test_a_done_file_of_another_grid_is_refused(tmp_path, synthetic_corpus):
     other = _results(tmp_path / "other.csv", [("kfold-1", "whisper-attention", "clean", "n-cp", 0, "clean")])
     code, out = run_cli(["grid", str(config), "--done", str(other), "--seed", "1"])
     assert code == 2
-    assert out.strip().splitlines() == [f"error: --done {other}: holds none of this grid's runs (its first row: "
+    assert out.strip().splitlines() == [f"error: --done {other}: holds none of this grid's runs (its first run: "
                                         "kfold-1, whisper-attention, clean, n-cp, 0); give the results.csv of "
                                         "this grid's finished runs"]
     assert not (tmp_path / "grid").exists()
@@ -119,3 +119,19 @@ def test_grid_rule_needs_a_report_and_is_checked_before_any_run(tmp_path, synthe
     assert code == 2 and out.strip().splitlines() == [
         f"error: --rule: {tmp_path / 'rule.yaml'}: not a reporting rule (it needs the keys form, statistics, selection)"]
     assert not (tmp_path / "grid").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_reports_file_with_baseline_and_ensemble_rows_is_taken(tmp_path, synthetic_corpus):
+    grid = GridConfig.load(_config(tmp_path, synthetic_corpus))
+    report = _results(tmp_path / "report" / "results.csv", [
+        ("default", "egemaps-svm", "clean", "none", "-", "clean"),       # baselines and scored-only rows
+        ("default", "scratch+seed-ensemble", "clean", "none", "-", "clean"),  # have no seed
+        ("default", "scratch", "clean", "none", 1, "clean")])
+    assert list(done_elsewhere(grid, [report.parent])) == [Cell("default", "scratch", "clean", "none", 1)]
+    baselines_only = _results(tmp_path / "b.csv", [("default", "egemaps-svm", "clean", "none", "-", "clean")])
+    code, out = run_cli(["grid", str(tmp_path / "grid.yaml"), "--done", str(baselines_only)])
+    assert (code, out.strip()) == (2, f"error: --done {baselines_only}: holds none of this grid's runs (only "
+                                      "baselines); give the results.csv of this grid's finished runs")
+    bad = _results(tmp_path / "c.csv", [("default", "scratch", "clean", "none", "-", "clean")])
+    code, out = run_cli(["grid", str(tmp_path / "grid.yaml"), "--done", str(bad)])
+    assert (code, out.strip()) == (2, f"error: {bad}:2: seed '-' is not a whole number; fix or drop that row")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid import Cell, GridConfig, cells
-from copypaste_ser.experiments.grid_results import load_rows
+from copypaste_ser.experiments.grid_results import is_baseline, load_rows, scored_only
 
 
 def _cell_key(cell: Cell) -> tuple:
@@ -49,11 +49,13 @@ def done_elsewhere(grid: GridConfig, files: list[Path]) -> dict[Cell, dict]:
     clean: dict[tuple, dict] = {}
     for given in files:
         path = results_file(given)
-        rows = load_rows(path)
+        # a report's file also holds baselines and ensembles (seed "-"): scores, not runs to skip
+        rows = [r for r in load_rows(path) if not (is_baseline(r["init"]) or scored_only(r["init"]))]
         keys = [_row_key(row, f"{path}:{line}") for line, row in enumerate(rows, 2)]
         if not whole & set(keys):  # another grid's file: its rows would skip nothing
-            raise UserError(f"--done {given}: holds none of this grid's runs (its first row: "
-                            f"{', '.join(map(str, keys[0]))}); give the results.csv of this grid's finished runs")
+            first = f" (its first run: {', '.join(map(str, keys[0]))})" if keys else " (only baselines)"
+            raise UserError(f"--done {given}: holds none of this grid's runs{first}; "
+                            f"give the results.csv of this grid's finished runs")
         for key, row in zip(keys, rows):
             tests.setdefault(key, set()).add(row["test"])
             if row["test"] == "clean":
