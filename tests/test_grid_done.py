@@ -10,7 +10,7 @@ import yaml
 from test_bad_input import run_cli
 
 from copypaste_ser.experiments.grid import Cell, GridConfig, cells, run_grid
-from copypaste_ser.experiments.grid_done import done_elsewhere
+from copypaste_ser.experiments.grid_done import baselines_held, done_elsewhere
 from copypaste_ser.experiments.grid_status import grid_status, seconds_left
 
 RULE = Path(__file__).resolve().parents[1] / "docs" / "protocol" / "reporting-rule.yaml"
@@ -135,3 +135,22 @@ def test_a_reports_file_with_baseline_and_ensemble_rows_is_taken(tmp_path, synth
     bad = _results(tmp_path / "c.csv", [("default", "scratch", "clean", "none", "-", "clean")])
     code, out = run_cli(["grid", str(tmp_path / "grid.yaml"), "--done", str(bad)])
     assert (code, out.strip()) == (2, f"error: {bad}:2: seed '-' is not a whole number; fix or drop that row")
+
+
+def test_baselines_held_in_the_done_files_are_not_scored_again(tmp_path, synthetic_corpus, monkeypatch):
+    import copypaste_ser.evaluation.baselines as baselines
+
+    config = _config(tmp_path, synthetic_corpus, baseline=True)
+    names = baselines.chosen_baselines(None)
+    rows = [("default", name, "clean", "none", "-", "clean") for name in names]
+    held = _results(tmp_path / "held.csv", rows + [("default", "scratch", "clean", "none", 0, "clean")])
+    short = _results(tmp_path / "short.csv", rows[1:] + [("default", "scratch", "clean", "none", 0, "clean")])
+    grid = GridConfig.load(config)
+    assert baselines_held(grid, [held]) and not baselines_held(grid, [short])
+    scored = []
+    monkeypatch.setattr(baselines, "run_baseline", lambda g, progress=True: scored.append(g.out) or [])
+    code, out = run_cli(["grid", str(config), "--done", str(held)])
+    assert code == 0 and "baseline: every fold's scores are in the --done files; not scored again" in out, out
+    assert scored == []
+    code, out = run_cli(["grid", str(config), "--done", str(short)])
+    assert code == 0 and "not scored again" not in out and scored == [str(tmp_path / "grid")], out

@@ -42,7 +42,7 @@ def grid(
 ) -> None:
     """Run (or complete) the paper's experiment grid, then tabulate it."""
     from copypaste_ser.experiments.grid import GridConfig, collect, run_grid
-    from copypaste_ser.experiments.grid_done import done_elsewhere, results_file
+    from copypaste_ser.experiments.grid_done import baselines_held, done_elsewhere, results_file
     from copypaste_ser.experiments.grid_rules import check_slices
 
     check_slices(workers, seeds)
@@ -51,6 +51,9 @@ def grid(
                      folds=folds)
     done_files = [results_file(f) for f in done or []]
     elsewhere = done_elsewhere(g, done_files) if done_files else {}
+    if done_files and g.baseline and not status and baselines_held(g, done_files):
+        typer.echo("baseline: every fold's scores are in the --done files; not scored again")
+        g = g.restricted(baseline=False)
     if status:
         from copypaste_ser.experiments.grid_status import format_status, grid_status
         typer.echo(format_status(grid_status(g, elsewhere), g.workers))

@@ -40,7 +40,7 @@ from copypaste_ser.augment.reencode import join_suffix
 from copypaste_ser.data.manifest import expand_folds, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid_log import Invocation
-from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
+from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, test_names, validate_grid
 from copypaste_ser.experiments.launchers import make_launcher
 from copypaste_ser.experiments.layer_weights import layer_weight_columns
 from copypaste_ser.features.speaker_norm import norm_suffix
@@ -72,9 +72,10 @@ class GridConfig:
         describe it, so slices run one after the other add up instead of replacing each other."""
         return getattr(self, "_whole", None) or self
 
-    def restricted(self, workers: int | None = None, **subsets) -> GridConfig:
-        """A copy running a slice of the grid (same run folders, so slices add up)."""
-        changes: dict = {"workers": workers} if workers else {}
+    def restricted(self, workers: int | None = None, baseline: bool | None = None, **subsets) -> GridConfig:
+        """A copy running a slice of the grid (same run folders, so slices add up); ``baseline``
+        False: its baselines are not scored (held elsewhere, grid_done.baselines_held)."""
+        changes: dict = ({"workers": workers} if workers else {}) | ({} if baseline is None else {"baseline": baseline})
         for key, values in subsets.items():
             if values:
                 resolved = [str(Path(v).resolve()) if key == "init" and v not in NAMED_INITS
@@ -175,7 +176,7 @@ def cell_done(run: Path, snrs: list[float]) -> bool:
     if run_status(run) != "complete" or not (run / "scores.json").is_file():
         return False
     scores = json.loads((run / "scores.json").read_text())
-    return set(scores) == {"clean", *(f"{s:g}dB" for s in snrs)} and "probe" in scores["clean"]
+    return set(scores) == set(test_names(snrs)) and "probe" in scores["clean"]
 
 
 def run_cell(grid: GridConfig, cell: Cell, force: bool = False) -> dict:

@@ -3,7 +3,8 @@
 Run folders stay on the machine that trained them (a reset machine, a fresh clone, another
 cluster node has none); the rows of finished runs travel, in a committed results.csv. Given
 such files, the grid runs only the cells none of them holds, its own results.csv keeps only
-its own runs, and ``report`` merges the two. A row does not say how its run was made, so the
+its own runs, and ``report`` merges the two; where the files also hold every baseline's scores
+(a committed report's do), the baselines are not scored again. A row does not say how its run was made, so the
 files must come from this grid's config: the grid checks only that a cell's rows cover every
 test condition it scores (clean and each ``snrs`` level), refuses a file that holds none of its
 cells (another grid's), and says how many cells it took.
@@ -16,6 +17,7 @@ from pathlib import Path
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid import Cell, GridConfig, cells
 from copypaste_ser.experiments.grid_results import is_baseline, load_rows, scored_only
+from copypaste_ser.experiments.grid_rules import test_names
 
 
 def _cell_key(cell: Cell) -> tuple:
@@ -43,7 +45,7 @@ def results_file(path: Path) -> Path:
 def done_elsewhere(grid: GridConfig, files: list[Path]) -> dict[Cell, dict]:
     """{cell: its clean-test row} for each cell of ``grid`` one of ``files`` holds on every
     test condition the grid scores (the first file holding a cell gives its row)."""
-    wanted = {"clean", *(f"{s:g}dB" for s in grid.snrs)}
+    wanted = set(test_names(grid.snrs))
     whole = {_cell_key(c) for c in cells(grid.whole)}
     tests: dict[tuple, set[str]] = {}
     clean: dict[tuple, dict] = {}
@@ -61,3 +63,15 @@ def done_elsewhere(grid: GridConfig, files: list[Path]) -> dict[Cell, dict]:
             if row["test"] == "clean":
                 clean.setdefault(key, row)
     return {c: clean[_cell_key(c)] for c in cells(grid) if wanted <= tests.get(_cell_key(c), set())}
+
+
+def baselines_held(grid: GridConfig, files: list[Path]) -> bool:
+    """Whether ``files`` hold each baseline's score on every fold and test condition of the whole
+    grid (a baseline depends on the data and folds only, so a fresh machine need not score it)."""
+    from copypaste_ser.evaluation.baselines import chosen_baselines
+
+    whole = grid.whole
+    wanted = {(c.fold, name, test) for c in cells(whole) for name in chosen_baselines(None)
+              for test in test_names(whole.snrs)}
+    held = {(r["fold"], r["init"], r["test"]) for f in files for r in load_rows(results_file(f))}
+    return wanted <= held
