@@ -4,10 +4,10 @@ Run folders stay on the machine that trained them (a reset machine, a fresh clon
 cluster node has none); the rows of finished runs travel, in a committed results.csv. Given
 such files, the grid runs only the cells none of them holds, its own results.csv keeps only
 its own runs, and ``report`` merges the two; where the files also hold every baseline's scores
-(a committed report's do), the baselines are not scored again. A row does not say how its run was made, so the
-files must come from this grid's config: the grid checks only that a cell's rows cover every
-test condition it scores (clean and each ``snrs`` level), refuses a file that holds none of its
-cells (another grid's), and says how many cells it took.
+(a committed report's do), the baselines are not scored again. A row does not say how its run
+was made, so the files must come from this grid's config: the grid checks only that a cell's
+rows cover every test condition it scores (clean and each ``snrs`` level), refuses a file that
+holds none of its cells (another grid's), and says how many cells it took.
 """
 
 from __future__ import annotations
