@@ -10,7 +10,7 @@ import yaml
 from test_bad_input import run_cli
 
 from copypaste_ser.experiments.grid import Cell, GridConfig, cells, run_grid
-from copypaste_ser.experiments.grid_done import baselines_held, done_elsewhere
+from copypaste_ser.experiments.grid_done import read_done
 from copypaste_ser.experiments.grid_status import grid_status, seconds_left
 
 RULE = Path(__file__).resolve().parents[1] / "docs" / "protocol" / "reporting-rule.yaml"
@@ -46,7 +46,7 @@ def test_only_cells_held_on_every_test_condition_count(tmp_path, synthetic_corpu
     ])
     _results(tmp_path / "b" / "results.csv", [   # given as its folder
         ("default", "scratch", "clean", "n-cp", 1, "clean"), ("default", "scratch", "clean", "n-cp", 1, "10dB")], 0.75)
-    found = done_elsewhere(grid, [tmp_path / "a" / "results.csv", tmp_path / "b"])
+    found = read_done(grid, [tmp_path / "a" / "results.csv", tmp_path / "b"]).runs
     assert {c: (r["seed"], r["test"], r["weighted_f1"]) for c, r in found.items()} == {
         Cell("default", "scratch", "clean", "none", 0): ("0", "clean", 0.5),
         Cell("default", "scratch", "clean", "n-cp", 1): ("1", "clean", 0.75)}
@@ -106,8 +106,8 @@ def test_a_done_file_of_another_grid_is_refused(tmp_path, synthetic_corpus):
     # a slice's file may hold none of the slice, only other cells of the grid: taken, nothing skipped
     ours = _results(tmp_path / "ours.csv", [("default", "scratch", "clean", "none", 0, "clean")])
     grid = GridConfig.load(config)
-    assert done_elsewhere(grid.restricted(seeds=[1]), [ours]) == {}
-    assert list(done_elsewhere(grid, [ours])) == [Cell("default", "scratch", "clean", "none", 0)]
+    assert read_done(grid.restricted(seeds=[1]), [ours]).runs == {}
+    assert list(read_done(grid, [ours]).runs) == [Cell("default", "scratch", "clean", "none", 0)]
 
 
 def test_grid_rule_needs_a_report_and_is_checked_before_any_run(tmp_path, synthetic_corpus):
@@ -127,11 +127,11 @@ def test_a_reports_file_with_baseline_and_ensemble_rows_is_taken(tmp_path, synth
         ("default", "egemaps-svm", "clean", "none", "-", "clean"),       # baselines and scored-only rows
         ("default", "scratch+seed-ensemble", "clean", "none", "-", "clean"),  # have no seed
         ("default", "scratch", "clean", "none", 1, "clean")])
-    assert list(done_elsewhere(grid, [report.parent])) == [Cell("default", "scratch", "clean", "none", 1)]
+    assert list(read_done(grid, [report.parent]).runs) == [Cell("default", "scratch", "clean", "none", 1)]
     baselines_only = _results(tmp_path / "b.csv", [("default", "egemaps-svm", "clean", "none", "-", "clean")])
     code, out = run_cli(["grid", str(tmp_path / "grid.yaml"), "--done", str(baselines_only)])
     assert (code, out.strip()) == (2, f"error: --done {baselines_only}: holds none of this grid's runs (only "
-                                      "baselines); give the results.csv of this grid's finished runs")
+                                      "baselines or seed ensembles); give the results.csv of this grid's finished runs")
     bad = _results(tmp_path / "c.csv", [("default", "scratch", "clean", "none", "-", "clean")])
     code, out = run_cli(["grid", str(tmp_path / "grid.yaml"), "--done", str(bad)])
     assert (code, out.strip()) == (2, f"error: {bad}:2: seed '-' is not a whole number; fix or drop that row")
@@ -146,7 +146,7 @@ def test_baselines_held_in_the_done_files_are_not_scored_again(tmp_path, synthet
     held = _results(tmp_path / "held.csv", rows + [("default", "scratch", "clean", "none", 0, "clean")])
     short = _results(tmp_path / "short.csv", rows[1:] + [("default", "scratch", "clean", "none", 0, "clean")])
     grid = GridConfig.load(config)
-    assert baselines_held(grid, [held]) and not baselines_held(grid, [short])
+    assert read_done(grid, [held]).baselines_held and not read_done(grid, [short]).baselines_held
     scored = []
     monkeypatch.setattr(baselines, "run_baseline", lambda g, progress=True: scored.append(g.out) or [])
     code, out = run_cli(["grid", str(config), "--done", str(held)])

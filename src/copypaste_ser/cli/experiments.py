@@ -42,21 +42,20 @@ def grid(
 ) -> None:
     """Run (or complete) the paper's experiment grid, then tabulate it."""
     from copypaste_ser.experiments.grid import GridConfig, collect, run_grid
-    from copypaste_ser.experiments.grid_done import baselines_held, done_elsewhere, results_file
+    from copypaste_ser.experiments.grid_done import read_done
     from copypaste_ser.experiments.grid_rules import check_slices
 
     check_slices(workers, seeds)
     g = GridConfig.load(config)
     g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds,
                      folds=folds)
-    done_files = [results_file(f) for f in done or []]
-    elsewhere = done_elsewhere(g, done_files) if done_files else {}
-    if done_files and g.baseline and not status and baselines_held(g, done_files):
+    held = read_done(g, done or [])
+    if held.baselines_held and g.baseline and not status:
         typer.echo("baseline: every fold's scores are in the --done files; not scored again")
         g = g.restricted(baseline=False)
     if status:
         from copypaste_ser.experiments.grid_status import format_status, grid_status
-        typer.echo(format_status(grid_status(g, elsewhere), g.workers))
+        typer.echo(format_status(grid_status(g, held.runs), g.workers))
         return
     if report is not None or rule is not None:  # checked before the grid runs or rewrites its results
         _check_grid_report(report, rule)
@@ -66,7 +65,7 @@ def grid(
     else:
         from copypaste_ser.experiments.launchers import parse_options
         results = run_grid(g, force=force, launcher=launcher, launcher_options=parse_options(launcher, slurm or []),
-                           done_elsewhere=elsewhere)
+                           done_elsewhere=held.runs)
     typer.echo(f"results: {results}")
     if report is not None:
         import shlex
@@ -75,7 +74,7 @@ def grid(
         command = "copypaste-ser " + shlex.join(sys.argv[1:])
         # the --done rows first (their order kept, the grid's own rows after them); a grid with no
         # run of its own yet has no results.csv
-        sources = [r for r in (*done_files, results) if r.is_file()]
+        sources = [r for r in (*held.files, results) if r.is_file()]
         made = write_report(sources, report, title or config.stem, command, notes, update=True, rule=rule)
         typer.echo(f"report: {made}")
 

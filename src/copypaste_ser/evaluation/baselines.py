@@ -146,12 +146,12 @@ def chosen_baselines(methods: list[str] | None) -> list[str]:
 
 def grid_test_conditions(grid) -> list[tuple[str, str, WaveTransform | None]]:
     """(test name, feature-cache condition, transform) of a grid's tests: clean, then each SNR."""
-    from copypaste_ser.evaluation.evaluate import noisy_condition
+    from copypaste_ser.evaluation.conditions import noisy_condition, test_name
 
-    conditions: list[tuple[str, str, WaveTransform | None]] = [("clean", "clean", None)]
+    conditions: list[tuple[str, str, WaveTransform | None]] = [(test_name(None), "clean", None)]
     for snr in grid.snrs:
         prefix, cond = noisy_condition(grid.noise_root, Path(grid.data), snr)
-        conditions.append((f"{snr:g}dB", prefix + cond.name, cond))
+        conditions.append((test_name(snr), prefix + cond.name, cond))
     return conditions
 
 

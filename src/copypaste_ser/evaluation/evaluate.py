@@ -18,6 +18,7 @@ import torch
 
 from copypaste_ser.data.manifest import SPLITS, Manifest, load_corpus
 from copypaste_ser.errors import UserError
+from copypaste_ser.evaluation.conditions import noisy_condition
 from copypaste_ser.features.cache import extract_features
 from copypaste_ser.features.mfcc import FROZEN_KINDS, FeatureConfig, encode_inputs
 from copypaste_ser.files.atomic import atomic_write_text
@@ -30,16 +31,6 @@ from copypaste_ser.training.held_out import evaluate_ids, evaluate_speaker  # no
 from copypaste_ser.training.rundir import evaluation_dir
 from copypaste_ser.training.trainset import model_inputs
 from copypaste_ser.validation import SEED, SNR, OneOf, check
-
-
-def noisy_condition(noise_root: str | Path, corpus_dir: Path, snr_db: float, seed: int = 0):
-    """(cache-name prefix, transform): the test corruption at ``snr_db`` from the test pool."""
-    from copypaste_ser.augment.noise import test_condition
-    from copypaste_ser.augment.snr import MIXING_VERSION
-    from copypaste_ser.data.corpora.musan import noise_split_for
-
-    key, sets = noise_split_for(Path(noise_root), Path(corpus_dir))
-    return f"{key}-mix{MIXING_VERSION}-", test_condition(sets, snr_db, seed=seed)
 
 
 def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict, TrainConfig]:

@@ -39,15 +39,16 @@ from tqdm.auto import tqdm
 from copypaste_ser.augment.reencode import join_suffix
 from copypaste_ser.data.manifest import expand_folds, load_corpus
 from copypaste_ser.errors import UserError
+from copypaste_ser.evaluation.conditions import test_name, test_names
 from copypaste_ser.experiments.grid_log import Invocation
-from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, test_names, validate_grid
+from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
 from copypaste_ser.experiments.launchers import make_launcher
 from copypaste_ser.experiments.layer_weights import layer_weight_columns
 from copypaste_ser.features.speaker_norm import norm_suffix
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.textio import load_yaml
 from copypaste_ser.training.config import TrainConfig, check_applicable, make_config
-from copypaste_ser.training.rundir import grid_run_dir
+from copypaste_ser.training.rundir import grid_run_dir, run_status
 
 
 @dataclass
@@ -74,7 +75,7 @@ class GridConfig:
 
     def restricted(self, workers: int | None = None, baseline: bool | None = None, **subsets) -> GridConfig:
         """A copy running a slice of the grid (same run folders, so slices add up); ``baseline``
-        False: its baselines are not scored (held elsewhere, grid_done.baselines_held)."""
+        False: its baselines are not scored (held elsewhere: grid_done.read_done)."""
         changes: dict = ({"workers": workers} if workers else {}) | ({} if baseline is None else {"baseline": baseline})
         for key, values in subsets.items():
             if values:
@@ -172,7 +173,6 @@ def cell_config(grid: GridConfig, cell: Cell) -> TrainConfig:
 
 def cell_done(run: Path, snrs: list[float]) -> bool:
     """Trained, and scored on every test condition (plus the concat probe, if it applies)."""
-    from copypaste_ser.training.rundir import run_status
     if run_status(run) != "complete" or not (run / "scores.json").is_file():
         return False
     scores = json.loads((run / "scores.json").read_text())
@@ -201,7 +201,7 @@ def run_cell(grid: GridConfig, cell: Cell, force: bool = False) -> dict:
     scores["clean"]["probe"] = (concat_probe(load_run(run)[0], manifest, test, cfg)
                                 if has_probe_pair(manifest, test) and probe_applies(cfg) else None)
     for snr in grid.snrs:
-        scores[f"{snr:g}dB"] = evaluate_run(run, snr=snr, noise_root=grid.noise_root, progress=False)
+        scores[test_name(snr)] = evaluate_run(run, snr=snr, noise_root=grid.noise_root, progress=False)
     atomic_write_text(run / "scores.json", json.dumps(scores))
     return scores
 
@@ -308,7 +308,7 @@ def _prefill_features(grid: GridConfig, todo: list[Cell]) -> None:
         load_train_features(cfg, manifest, make_task(cfg, manifest, protocol), progress=False)
         extract_features(manifest.subset(fold.dev + fold.test), cfg.feature_config, Path(grid.data), progress=False)
         for snr in grid.snrs:
-            from copypaste_ser.evaluation.evaluate import noisy_condition
+            from copypaste_ser.evaluation.conditions import noisy_condition
             from copypaste_ser.training.held_out import TEST_VAD
             prefix, cond = noisy_condition(grid.noise_root, Path(grid.data), snr)
             extract_features(manifest.subset(fold.test), cfg.feature_config, Path(grid.data),

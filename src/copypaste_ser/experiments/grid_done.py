@@ -12,12 +12,13 @@ holds none of its cells (another grid's), and says how many cells it took.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from copypaste_ser.errors import UserError
+from copypaste_ser.evaluation.conditions import test_names
 from copypaste_ser.experiments.grid import Cell, GridConfig, cells
 from copypaste_ser.experiments.grid_results import is_baseline, load_rows, scored_only
-from copypaste_ser.experiments.grid_rules import test_names
 
 
 def _cell_key(cell: Cell) -> tuple:
@@ -42,36 +43,45 @@ def results_file(path: Path) -> Path:
     return found
 
 
-def done_elsewhere(grid: GridConfig, files: list[Path]) -> dict[Cell, dict]:
-    """{cell: its clean-test row} for each cell of ``grid`` one of ``files`` holds on every
-    test condition the grid scores (the first file holding a cell gives its row)."""
-    wanted = set(test_names(grid.snrs))
-    whole = {_cell_key(c) for c in cells(grid.whole)}
+@dataclass(frozen=True)
+class DoneElsewhere:
+    """What ``--done`` files hold for a grid, read in one pass."""
+
+    files: list[Path]  #: the results.csv files, resolved
+    runs: dict[Cell, dict]  #: {cell: its clean-test row}, for each cell held on every test condition
+    baselines_held: bool  #: each baseline scored on every fold and test condition of the whole grid
+
+
+def read_done(grid: GridConfig, given: list[Path]) -> DoneElsewhere:
+    """The cells of ``grid`` that ``given`` (results.csv files or their folders) hold on every
+    test condition the grid scores (the first file holding a cell gives its row), and whether
+    they hold every baseline (a baseline depends on the data and folds only, so a fresh machine
+    need not score it again)."""
+    from copypaste_ser.evaluation.baselines import chosen_baselines
+
+    wanted_tests = set(test_names(grid.snrs))
+    whole = grid.whole
+    whole_keys = {_cell_key(c) for c in cells(whole)}
     tests: dict[tuple, set[str]] = {}
     clean: dict[tuple, dict] = {}
-    for given in files:
-        path = results_file(given)
+    scored: set[tuple[str, str, str]] = set()
+    files = [results_file(f) for f in given]
+    for original, path in zip(given, files):
+        rows = load_rows(path)
+        scored |= {(r["fold"], r["init"], r["test"]) for r in rows}
         # a report's file also holds baselines and ensembles (seed "-"): scores, not runs to skip
-        rows = [r for r in load_rows(path) if not (is_baseline(r["init"]) or scored_only(r["init"]))]
-        keys = [_row_key(row, f"{path}:{line}") for line, row in enumerate(rows, 2)]
-        if not whole & set(keys):  # another grid's file: its rows would skip nothing
-            first = f" (its first run: {', '.join(map(str, keys[0]))})" if keys else " (only baselines)"
-            raise UserError(f"--done {given}: holds none of this grid's runs{first}; "
+        runs = [r for r in rows if not (is_baseline(r["init"]) or scored_only(r["init"]))]
+        keys = [_row_key(row, f"{path}:{line}") for line, row in enumerate(runs, 2)]
+        if not whole_keys & set(keys):  # another grid's file: its rows would skip nothing
+            first = (f" (its first run: {', '.join(map(str, keys[0]))})" if keys
+                     else " (only baselines or seed ensembles)")
+            raise UserError(f"--done {original}: holds none of this grid's runs{first}; "
                             f"give the results.csv of this grid's finished runs")
-        for key, row in zip(keys, rows):
+        for key, row in zip(keys, runs):
             tests.setdefault(key, set()).add(row["test"])
             if row["test"] == "clean":
                 clean.setdefault(key, row)
-    return {c: clean[_cell_key(c)] for c in cells(grid) if wanted <= tests.get(_cell_key(c), set())}
-
-
-def baselines_held(grid: GridConfig, files: list[Path]) -> bool:
-    """Whether ``files`` hold each baseline's score on every fold and test condition of the whole
-    grid (a baseline depends on the data and folds only, so a fresh machine need not score it)."""
-    from copypaste_ser.evaluation.baselines import chosen_baselines
-
-    whole = grid.whole
-    wanted = {(c.fold, name, test) for c in cells(whole) for name in chosen_baselines(None)
-              for test in test_names(whole.snrs)}
-    held = {(r["fold"], r["init"], r["test"]) for f in files for r in load_rows(results_file(f))}
-    return wanted <= held
+    held = {c: clean[_cell_key(c)] for c in cells(grid) if wanted_tests <= tests.get(_cell_key(c), set())}
+    baselines = {(c.fold, name, test) for c in cells(whole) for name in chosen_baselines(None)
+                 for test in test_names(whole.snrs)}
+    return DoneElsewhere(files, held, bool(files) and baselines <= scored)

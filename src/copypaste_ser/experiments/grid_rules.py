@@ -72,8 +72,3 @@ def check_reuse(runs: Mapping[Hashable, tuple[Path, TrainConfig]], force: bool) 
         if changes:
             stale.add(cell)
     return stale
-
-
-def test_names(snrs: list[float]) -> list[str]:
-    """A grid's tests as results.csv and scores.json name them: clean, then each SNR (``10dB``)."""
-    return ["clean", *(f"{s:g}dB" for s in snrs)]
