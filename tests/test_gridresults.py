@@ -29,13 +29,14 @@ def _slice(folder, seed, preds):
 
 
 def test_slices_with_other_seeds_add_their_confusions(tmp_path):
-    first = _slice(tmp_path / "seed0", 0, {"u1": ["neutral", "neutral"], "u2": ["angry", "neutral"]})
+    first = _slice(tmp_path / "seed0", 0, {"u1": ["neutral", "neutral"], "u2": ["angry", "neutral"],
+                                            "u3": ["angry", "angry"]})
     second = _slice(tmp_path / "seed1", 1, {"u1": ["neutral", "angry"], "u2": ["angry", "angry"],
                                              "u3": ["angry", "angry"]})
     write_report([first, second], tmp_path / "merged", "merged")
     merged = json.loads((tmp_path / "merged" / "confusions.json").read_text())
-    # seed 0: N->N, A->N; seed 1: N->A, A->A twice; the merged table counts all five utterances
-    assert merged == {"scratch|clean|none": {"labels": LABELS, "confusion": [[1, 1], [1, 2]]}}
+    # seed 0: N->N, A->N, A->A; seed 1: N->A, A->A twice; the merged table counts all six predictions
+    assert merged == {"scratch|clean|none": {"labels": LABELS, "confusion": [[1, 1], [1, 3]]}}
 
 
 def test_clean_confusions_skip_noisy_tests_and_keep_the_label_order():

@@ -13,6 +13,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import RUN_KEY, run_key
 from copypaste_ser.evaluation.predictions_file import read_predictions
+from copypaste_ser.evaluation.same_tests import check_same_tests
 from copypaste_ser.metrics import count_confusion
 from copypaste_ser.training.rundir import evaluation_dir, grid_run_dir
 from copypaste_ser.validation import check_name
@@ -217,28 +218,38 @@ def merge_predictions(results: list[str | Path]) -> dict[str, dict]:
     """Per-utterance predictions of the runs of several results.csv ("|"-joined run key ->
     {utt id: [true, predicted]}): ``predictions.json`` beside a results.csv, else the grid's
     run folders and its baselines' predictions (``baseline/predictions.json``) there; the last
-    file wins and labels rename, as in :func:`merge_results`."""
+    file wins and labels rename, as in :func:`merge_results`. Runs of one fold that test
+    different utterances (folds assigned differently) are refused (same_tests.py)."""
     merged: dict[str, dict] = {}
+    origin: dict[str, str] = {}
     init_at = RUN_KEY.index("init")
     for arg in results:
-        label, path, inits = results_source(arg)
-        f = path.parent / "predictions.json"
-        # rows are read only to rename, to filter or to find run folders
-        rows = _rows_of(path, inits, arg) if label or inits or not f.is_file() else []
-        rename = model_renames(rows, label)
-        if f.is_file():
-            merged.update({_renamed_key(k, rename, init_at): v for k, v in read_predictions(f).items()
-                           if _of_inits(k, inits, init_at)})
-            continue
-        grid_baselines = path.parent / "baseline" / "predictions.json"  # grid.py's run_baseline
-        if grid_baselines.is_file():
-            merged.update({k: v for k, v in read_predictions(grid_baselines).items()
-                           if _of_inits(k, inits, init_at)})
-        for r in rows:
-            preds = None if is_baseline(r["init"]) else _run_predictions(path, r)
-            if preds:
-                merged[_renamed_key(run_key(r), rename, init_at)] = preds
+        found = _file_predictions(arg, init_at)
+        merged.update(found)
+        origin.update(dict.fromkeys(found, str(arg)))
+    check_same_tests(merged, origin)
     return merged
+
+
+def _file_predictions(arg: str | Path, init_at: int) -> dict[str, dict]:
+    """One results file's run predictions, renamed and filtered as its argument says."""
+    label, path, inits = results_source(arg)
+    f = path.parent / "predictions.json"
+    # rows are read only to rename, to filter or to find run folders
+    rows = _rows_of(path, inits, arg) if label or inits or not f.is_file() else []
+    rename = model_renames(rows, label)
+    if f.is_file():
+        return {_renamed_key(k, rename, init_at): v for k, v in read_predictions(f).items()
+                if _of_inits(k, inits, init_at)}
+    found: dict[str, dict] = {}
+    grid_baselines = path.parent / "baseline" / "predictions.json"  # grid.py's run_baseline
+    if grid_baselines.is_file():
+        found.update({k: v for k, v in read_predictions(grid_baselines).items() if _of_inits(k, inits, init_at)})
+    for r in rows:
+        preds = None if is_baseline(r["init"]) else _run_predictions(path, r)
+        if preds:
+            found[_renamed_key(run_key(r), rename, init_at)] = preds
+    return found
 
 
 def clean_confusions(preds: dict[str, dict], known: dict) -> dict:
