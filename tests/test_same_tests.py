@@ -47,3 +47,83 @@ def test_a_report_merging_files_of_two_fold_assignments_is_one_line_naming_both(
     assert not (tmp_path / "report").exists()
     write_report([first], tmp_path / "one", "one")  # either file alone is fine
     assert (tmp_path / "one" / "report.md").is_file()
+
+
+def test_a_fold_fingerprint_names_its_utterances_by_their_own_corpus_ids(synthetic_corpus):
+    from dataclasses import replace
+
+    from copypaste_ser.data.manifest import Manifest, fold_test_fingerprint, load_corpus
+
+    manifest, protocol = load_corpus(synthetic_corpus)
+    fold = protocol.fold()
+    same = fold_test_fingerprint(manifest, fold.test)
+    assert fold_test_fingerprint(manifest, list(reversed(fold.test))) == same
+    assert fold_test_fingerprint(manifest, fold.dev) != same
+    assert len(same) == 12 and int(same, 16) >= 0
+    # combine names EmoDB's 03a01Fa "emodb-03a01Fa" and says so in extra["corpus"]
+    combined = Manifest("both", manifest.labels, [replace(u, id=f"syn-{u.id}", extra={"corpus": "syn"})
+                                                  for u in manifest])
+    assert fold_test_fingerprint(combined, [f"syn-{i}" for i in fold.test]) == same
+
+
+def test_report_refuses_rows_of_one_fold_with_other_test_sets(tmp_path):
+    import csv
+
+    def results(name, test_set, seed):
+        path = tmp_path / name / "results.csv"
+        path.parent.mkdir()
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, ["fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1",
+                                   "uar", "accuracy", "test_set"])
+            w.writeheader()
+            w.writerow({"fold": "kfold-1", "init": "scratch", "training_data": "clean", "copypaste": "none",
+                        "seed": seed, "test": "clean", "weighted_f1": 0.5, "uar": 0.5, "accuracy": 0.5,
+                        "test_set": test_set})
+        return path
+
+    old, new, same = results("old", "aaaaaaaaaaaa", 0), results("new", "bbbbbbbbbbbb", 1), results("same", "", 2)
+    code, out = run_cli(["report", str(old), str(same), "--out", str(tmp_path / "fine")])
+    assert code == 0, out  # a row without the column (written before it) is passed over
+    code, out = run_cli(["report", str(old), str(new), "--out", str(tmp_path / "r")])
+    assert code == 2
+    assert out.strip().splitlines() == [
+        f"error: fold kfold-1, test clean: kfold-1/scratch/clean/none/0/clean ({old}) and "
+        f"kfold-1/scratch/clean/none/1/clean ({new}) tested different utterances (test_set aaaaaaaaaaaa / "
+        "bbbbbbbbbbbb): their data folders assign speakers to folds differently; run (or score) both on one "
+        "prepared folder before comparing them"]
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_grid_does_not_reuse_runs_its_folds_no_longer_test(tmp_path, synthetic_corpus):
+    import csv
+    import shutil
+
+    import yaml
+
+    from copypaste_ser.data.manifest import fold_test_fingerprint, load_corpus, save_corpus
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_corpus, data)
+    config = tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(dict(data=str(data), out=str(tmp_path / "grid"), preset="tiny",
+                                          train={"epochs": 1, "threads": 1}, copypaste=["none"],
+                                          training_data=["clean"], seeds=[0], snrs=[], workers=1)))
+    assert run_cli(["grid", str(config)])[0] == 0
+    manifest, protocol = load_corpus(data)
+    fold = protocol.fold()
+    rows = list(csv.DictReader(open(tmp_path / "grid" / "results.csv")))
+    assert [r["test_set"] for r in rows] == [fold_test_fingerprint(manifest, fold.test)]
+
+    fold.test, fold.dev = fold.dev, fold.test  # prepared again, with another fold assignment
+    save_corpus(data, manifest, protocol)
+    run = tmp_path / "grid" / "default" / "scratch" / "clean" / "none" / "seed-0"
+    code, out = run_cli(["grid", str(config)])
+    assert code == 2
+    assert out.strip().splitlines() == [
+        f"error: grid: {run} was tested on other utterances than fold default of {data} holds now (the corpus "
+        "was prepared again, with another fold assignment); pass --force to train such runs again, or give the "
+        "grid a new out:"]
+    code, out = run_cli(["grid", str(config), "--force"])
+    assert code == 0, out
+    rows = list(csv.DictReader(open(tmp_path / "grid" / "results.csv")))
+    assert [r["test_set"] for r in rows] == [fold_test_fingerprint(manifest, fold.test)]

@@ -8,6 +8,7 @@ each a train/dev/test partition of utterance ids). Its files are written atomica
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -275,3 +276,13 @@ def expand_folds(patterns: list[str], names: list[str], default: str) -> list[st
             raise UserError(f"grid: fold {p!r} matches none of {', '.join(names)}")
         out += [h for h in hits if h not in out]
     return out
+
+
+def fold_test_fingerprint(manifest: Manifest, ids: Iterable[str]) -> str:
+    """12 hex digits naming a set of test utterances by their own corpus's ids (a combined
+    corpus's fold of EmoDB has EmoDB's fingerprint): results.csv's ``test_set``."""
+    own = []
+    for i in ids:
+        corpus = manifest[i].extra.get("corpus")
+        own.append(i[len(corpus) + 1:] if corpus and i.startswith(f"{corpus}-") else i)
+    return hashlib.sha1("\n".join(sorted(own)).encode()).hexdigest()[:12]

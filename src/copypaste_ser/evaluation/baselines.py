@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from copypaste_ser.data.audio import load_audio
-from copypaste_ser.data.manifest import Manifest, expand_folds, load_corpus
+from copypaste_ser.data.manifest import Manifest, expand_folds, fold_test_fingerprint, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.features.cache import extract_features
@@ -215,6 +215,7 @@ def score_baselines(grid, progress: bool = True) -> tuple[list[dict], dict]:
     for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
         fold = protocol.fold(fold_name)
         y_test = [manifest.label_index(manifest[i].emotion) for i in fold.test]
+        test_set = fold_test_fingerprint(manifest, fold.test)
         for name in names:
             clf, dev_f1 = fit_in_fold(name, manifest, fold, data, progress)
             for test_name, cond_name, transform in conditions:
@@ -223,7 +224,8 @@ def score_baselines(grid, progress: bool = True) -> tuple[list[dict], dict]:
                 m = score(y_test, predicted, manifest.labels)
                 row = {"fold": fold_name, "init": name, "training_data": "clean", "copypaste": "none",
                        "seed": "-", "test": test_name, "weighted_f1": m["weighted_f1"], "uar": m["uar"],
-                       "accuracy": m["accuracy"], "best_epoch": "", "train_seconds": 0.0, "dev_weighted_f1": dev_f1}
+                       "accuracy": m["accuracy"], "best_epoch": "", "train_seconds": 0.0, "dev_weighted_f1": dev_f1,
+                       "test_set": test_set}
                 row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
                 rows.append(row)
                 preds[run_key(row)] = {i: [manifest[i].emotion, manifest.labels[int(k)]]

@@ -3,17 +3,37 @@
 A fold is known by its name only (``kfold-1``), so runs made on two data folders prepared with
 different fold assignments share fold names but not test speakers; pairing them over folds
 compares different test sets without a word. Each run's predictions name its test utterances,
-so a report checks them before it compares anything.
+and its results.csv rows carry a fingerprint of them (``test_set``), so a report checks either
+before it compares anything, and a grid does not reuse a run its data folder's fold no longer tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.pooled import RUN_KEY
 
 _FOLD, _TEST = RUN_KEY.index("fold"), RUN_KEY.index("test")
+FIX = "run (or score) both on one prepared folder before comparing them"
+
+
+def check_rows_same_tests(rows: Iterable[Mapping], source: Mapping[int, Path] | None = None) -> None:
+    """Raise a one-line UserError where two rows of one fold and test carry different ``test_set``
+    fingerprints (rows written before the column have none and are passed over); ``source`` maps
+    ``id(row)`` to the file it came from."""
+    first: dict[tuple[str, str], Mapping] = {}
+    for row in rows:
+        if not row.get("test_set"):
+            continue
+        seen = first.setdefault((row["fold"], row["test"]), row)
+        if seen["test_set"] != row["test_set"]:
+            name = {id(r): "/".join(str(r[k]) for k in RUN_KEY) + (f" ({source[id(r)]})" if source and id(r) in source
+                                                                     else "") for r in (seen, row)}
+            raise UserError(f"fold {row['fold']}, test {row['test']}: {name[id(seen)]} and {name[id(row)]} tested "
+                            f"different utterances (test_set {seen['test_set']} / {row['test_set']}): their data "
+                            f"folders assign speakers to folds differently; {FIX}")
 
 
 def same_utterances(a: set[str], b: set[str]) -> bool:
@@ -48,4 +68,4 @@ def check_same_tests(preds: Mapping[str, Mapping[str, object]], origin: Mapping[
             raise UserError(
                 f"fold {group[0]}, test {group[1]}: {seen_key}{where[seen_key]} tested {len(seen)} utterances, "
                 f"{key}{where[key]} {len(ids)} ({len(seen & ids)} shared): their data folders assign speakers "
-                f"to folds differently; run (or score) both on one prepared folder before comparing them")
+                f"to folds differently; {FIX}")

@@ -112,6 +112,7 @@ def _result_row(fold: str, seed: int, cfg: TrainConfig, m: dict) -> dict:
             "accuracy": m["accuracy"], "best_epoch": m.get("best_epoch"),
             "train_seconds": m.get("train_seconds"), "dev_weighted_f1": m.get("dev_weighted_f1"),
             "warnings": "; ".join(m.get("warnings", [])), "speaker_norm": cfg.speaker_norm,
+            "test_set": m.get("test_set", ""),
             **{f"f1_{k}": v for k, v in m["per_class_f1"].items()}, **layer_weight_columns(m)}
 
 

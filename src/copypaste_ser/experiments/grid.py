@@ -41,7 +41,7 @@ from copypaste_ser.data.manifest import expand_folds, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.conditions import test_name, test_names
 from copypaste_ser.experiments.grid_log import Invocation
-from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
+from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, tested_elsewhere, validate_grid
 from copypaste_ser.experiments.launchers import make_launcher
 from copypaste_ser.experiments.layer_weights import layer_weight_columns
 from copypaste_ser.features.speaker_norm import norm_suffix
@@ -188,7 +188,7 @@ def run_cell(grid: GridConfig, cell: Cell, force: bool = False) -> dict:
 
     run = cell.path(Path(grid.out))
     cfg = cell_config(grid, cell)
-    stale = bool(config_changes(run, cfg, REUSE_IGNORES))
+    stale = bool(config_changes(run, cfg, REUSE_IGNORES)) or tested_elsewhere(run, cfg)
     if stale and not force:
         raise UserError(f"{run}: was trained with another config; pass --force to train it again")
     if stale or run_status(run) != "complete":
@@ -361,7 +361,7 @@ def collect(grid: GridConfig) -> list[dict]:
                    "weighted_f1": m["weighted_f1"], "uar": m["uar"], "accuracy": m["accuracy"],
                    "best_epoch": run_info.get("best_epoch"), "train_seconds": run_info.get("train_seconds"),
                    "dev_weighted_f1": dev_f1, "warnings": "; ".join(clean.get("warnings", [])) if cond == "clean" else "",
-                   "speaker_norm": c.speaker_norm}
+                   "speaker_norm": c.speaker_norm, "test_set": clean.get("test_set", "")}
             row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()}, **layer_weight_columns(clean))
             if m.get("vad"):  # where a noisy test's VAD came from (report.py flags rows without it)
                 row["test_vad"] = m["vad"]

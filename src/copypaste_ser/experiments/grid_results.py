@@ -13,7 +13,7 @@ from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.baselines import BASELINES
 from copypaste_ser.evaluation.pooled import RUN_KEY, run_key
 from copypaste_ser.evaluation.predictions_file import read_predictions
-from copypaste_ser.evaluation.same_tests import check_same_tests
+from copypaste_ser.evaluation.same_tests import check_rows_same_tests, check_same_tests
 from copypaste_ser.metrics import count_confusion
 from copypaste_ser.training.rundir import evaluation_dir, grid_run_dir
 from copypaste_ser.validation import check_name
@@ -165,6 +165,7 @@ def merge_results(results: list[str | Path]) -> tuple[list[dict], dict]:
         if f.is_file():
             confusions.update({_renamed_key(k, rename, 0): v for k, v in json.loads(f.read_text()).items()
                                if _of_inits(k, inits, 0)})
+    check_rows_same_tests(merged.values(), {id(r): source[k] for k, r in merged.items()})
     if clashes:  # the same run named in two files with other scores: two models under one name?
         key, first, second = clashes[0]
         print(f"warning: {second} and {first} both hold run {'/'.join(map(str, key))} with other scores "

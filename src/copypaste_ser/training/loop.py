@@ -38,7 +38,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from copypaste_ser.augment.pipeline import training_augmentation
-from copypaste_ser.data.manifest import Manifest, load_corpus
+from copypaste_ser.data.manifest import Manifest, fold_test_fingerprint, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.features.batches import TrainBatches
 from copypaste_ser.features.cache import extract_features
@@ -293,6 +293,7 @@ def finish_run(out: Path, cfg: TrainConfig, manifest: Manifest, task: Task, stat
         metrics = evaluate_speaker(best, manifest, task, cfg, device=device)
     else:
         metrics = evaluate_ids(best, manifest, task.test, cfg, device=device, progress=show)
+        metrics["test_set"] = fold_test_fingerprint(manifest, task.test)  # which fold assignment it tested
     metrics.update({"best_epoch": state["best_epoch"], f"dev_{task.metric}": state["best_score"],
                     "train_seconds": round(state["elapsed"], 1)})
     if getattr(best, "mix", None) is not None:  # which encoder depth the head learned to read
