@@ -127,3 +127,26 @@ def test_a_grid_does_not_reuse_runs_its_folds_no_longer_test(tmp_path, synthetic
     assert code == 0, out
     rows = list(csv.DictReader(open(tmp_path / "grid" / "results.csv")))
     assert [r["test_set"] for r in rows] == [fold_test_fingerprint(manifest, fold.test)]
+
+
+def test_train_fold_all_does_not_reuse_a_seed_its_fold_no_longer_tests(tmp_path, synthetic_corpus):
+    import shutil
+
+    from copypaste_ser.data.manifest import load_corpus, save_corpus
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_corpus, data)
+    train = ["train", "--data", str(data), "--fold", "all", "--seed", "0", "--preset", "tiny", "--epochs", "1",
+             "--threads", "1", "--quiet", "--out", str(tmp_path / "runs")]
+    assert run_cli(train)[0] == 0
+    assert run_cli(train)[0] == 0  # the same folds: the finished seed is reused
+    manifest, protocol = load_corpus(data)
+    fold = protocol.fold()
+    fold.test, fold.dev = fold.dev, fold.test
+    save_corpus(data, manifest, protocol)
+    code, out = run_cli(train)
+    run = tmp_path / "runs" / "default" / "seed-0"
+    assert code == 2
+    assert out.strip().splitlines()[-1] == (
+        f"error: {run}: was tested on other utterances than fold default of {data} holds now (the corpus was "
+        "prepared again); pass --force to train the seeds again")

@@ -41,7 +41,7 @@ from copypaste_ser.data.manifest import expand_folds, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.conditions import test_name, test_names
 from copypaste_ser.experiments.grid_log import Invocation
-from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, tested_elsewhere, validate_grid
+from copypaste_ser.experiments.grid_rules import NAMED_INITS, REUSE_IGNORES, check_reuse, validate_grid
 from copypaste_ser.experiments.launchers import make_launcher
 from copypaste_ser.experiments.layer_weights import layer_weight_columns
 from copypaste_ser.features.speaker_norm import norm_suffix
@@ -184,7 +184,7 @@ def run_cell(grid: GridConfig, cell: Cell, force: bool = False) -> dict:
     it again when its run was made with another config (see gridrules.check_reuse)."""
     from copypaste_ser.evaluation.evaluate import concat_probe, evaluate_run, has_probe_pair, load_run, probe_applies
     from copypaste_ser.training.loop import train
-    from copypaste_ser.training.rundir import config_changes, run_status
+    from copypaste_ser.training.rundir import config_changes, run_status, tested_elsewhere
 
     run = cell.path(Path(grid.out))
     cfg = cell_config(grid, cell)

@@ -4,17 +4,14 @@ patterns select (shared by the grid's runs and its baselines)."""
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
 from copypaste_ser.augment.copypaste import SCHEMES
-from copypaste_ser.data.manifest import fold_test_fingerprint, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.training.config import PRESETS, TRAIN_RULES, TrainConfig
-from copypaste_ser.training.rundir import VALUE_NEUTRAL, config_changes
+from copypaste_ser.training.rundir import VALUE_NEUTRAL, config_changes, tested_elsewhere
 from copypaste_ser.validation import (
     SEED,
     SNR,
@@ -81,21 +78,3 @@ def check_reuse(runs: Mapping[Hashable, tuple[Path, TrainConfig]], force: bool) 
         if changes:
             stale.add(cell)
     return stale
-
-
-def tested_elsewhere(run: Path, cfg: TrainConfig) -> bool:
-    """Whether the finished run in ``run`` tested other utterances than ``cfg``'s fold holds now
-    (its metrics.json's ``test_set``; runs made before that field are taken as they are)."""
-    metrics = Path(run) / "metrics.json"
-    tested = json.loads(metrics.read_text()).get("test_set") if metrics.is_file() else None
-    if not tested:
-        return False
-    data = Path(cfg.data).resolve()
-    stamp = tuple(f.stat().st_mtime_ns for f in sorted(data.glob("*.json*")))  # a folder prepared again: read again
-    return tested != _fold_fingerprint(str(data), cfg.fold, stamp)
-
-
-@functools.lru_cache(maxsize=64)
-def _fold_fingerprint(data: str, fold: str, stamp: tuple) -> str:
-    manifest, protocol = load_corpus(Path(data))
-    return fold_test_fingerprint(manifest, protocol.fold(fold).test)

@@ -70,6 +70,7 @@ from copypaste_ser.training.rundir import (
     mark_stopped,
     prepare_run_dir,
     run_status,
+    tested_elsewhere,
 )
 from copypaste_ser.training.task import Task, make_task
 from copypaste_ser.training.trainset import (
@@ -349,6 +350,9 @@ def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: list[int], force: 
         run = out / f"seed-{s}"
         scfg = dataclasses.replace(cfg, seed=s)
         if run_status(run) == "complete" and made_with(run, scfg):
+            if tested_elsewhere(run, scfg):
+                raise UserError(f"{run}: was tested on other utterances than fold {scfg.fold} of {scfg.data} holds "
+                                f"now (the corpus was prepared again); pass --force to train the seeds again")
             m = json.loads((run / "metrics.json").read_text())
         else:  # a cut run resumes; a finished run of another config needs --force (train's message)
             m = train(scfg, run, progress=progress)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from copypaste_ser.data.manifest import fold_test_fingerprint, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.files.atomic import atomic_write_text
 from copypaste_ser.training.config import TrainConfig, normalized
@@ -275,3 +277,21 @@ def made_with(out: str | Path, cfg: TrainConfig) -> bool:
 def _short(value: object) -> str:
     text = str(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def tested_elsewhere(run: Path, cfg: TrainConfig) -> bool:
+    """Whether the finished run in ``run`` tested other utterances than ``cfg``'s fold holds now
+    (its metrics.json's ``test_set``; runs made before that field are taken as they are)."""
+    metrics = Path(run) / "metrics.json"
+    tested = json.loads(metrics.read_text()).get("test_set") if metrics.is_file() else None
+    if not tested:
+        return False
+    data = Path(cfg.data).resolve()
+    stamp = tuple(f.stat().st_mtime_ns for f in sorted(data.glob("*.json*")))  # a folder prepared again: read again
+    return tested != _fold_fingerprint(str(data), cfg.fold, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _fold_fingerprint(data: str, fold: str, stamp: tuple) -> str:
+    manifest, protocol = load_corpus(Path(data))
+    return fold_test_fingerprint(manifest, protocol.fold(fold).test)
