@@ -29,11 +29,14 @@ def check_rows_same_tests(rows: Iterable[Mapping], source: Mapping[int, Path] | 
             continue
         seen = first.setdefault((row["fold"], row["test"]), row)
         if seen["test_set"] != row["test_set"]:
-            name = {id(r): "/".join(str(r[k]) for k in RUN_KEY) + (f" ({source[id(r)]})" if source and id(r) in source
-                                                                     else "") for r in (seen, row)}
-            raise UserError(f"fold {row['fold']}, test {row['test']}: {name[id(seen)]} and {name[id(row)]} tested "
-                            f"different utterances (test_set {seen['test_set']} / {row['test_set']}): their data "
-                            f"folders assign speakers to folds differently; {FIX}")
+            raise UserError(f"fold {row['fold']}, test {row['test']}: {_named(seen, source)} and "
+                            f"{_named(row, source)} tested different utterances (test_set {seen['test_set']} / "
+                            f"{row['test_set']}): their data folders assign speakers to folds differently; {FIX}")
+
+
+def _named(row: Mapping, source: Mapping[int, Path] | None) -> str:
+    where = f" ({source[id(row)]})" if source and id(row) in source else ""
+    return "/".join(str(row[k]) for k in RUN_KEY) + where
 
 
 def same_utterances(a: set[str], b: set[str]) -> bool:
