@@ -200,3 +200,47 @@ def test_an_extended_choice_reports_the_earlier_test_rows_where_that_choice_stan
                                  / "metrics.json").read_text())["weighted_f1"]) for fold in f[:2]}
     assert {k: float(v) for k, v in got.items()} == {**{k: float(before[k]) for k in f[2:]},
                                                      **{k: float(v) for k, v in mid.items()}}
+
+
+def test_a_candidate_whose_runs_are_rows_from_elsewhere_is_chosen_and_reported_from_them(corpus, tmp_path):
+    from copypaste_ser.experiments.choose import run_tests
+
+    f = _folds(corpus)
+    a = _candidate(tmp_path, corpus, "a", {(k, 0): (0.5, 0.9) for k in f})
+    b = _candidate(tmp_path, corpus, "b", {})  # its runs were made on another machine: rows only
+    done = tmp_path / "b-rows" / "results.csv"
+    done.parent.mkdir()
+    with open(done, "w", newline="") as fh:
+        w = csv.DictWriter(fh, ["fold", "init", "training_data", "copypaste", "seed", "test", "weighted_f1",
+                                "dev_weighted_f1"])
+        w.writeheader()
+        w.writerows({"fold": k, "init": "scratch", "training_data": "clean", "copypaste": "none", "seed": s,
+                     "test": "clean", "weighted_f1": 0.6, "dev_weighted_f1": 0.7 if s == 0 else 0.1}
+                    for k in f for s in (0, 1))
+    out = tmp_path / "choice"
+    choices, tests = write_choice([a, b], out, done={"b.yaml": [done]})
+    # compared on seed 0 alone (a has no seed 1): b's row 0.7 against a's run 0.5, in every fold
+    assert [(c.chosen, c.dev, c.runs) for c in choices] == [
+        ("b.yaml", {"a.yaml": 0.5, "b.yaml": 0.7}, [("clean", "none", 0)])] * len(f)
+    assert json.loads((out / "choice.json").read_text())["done"] == {"b.yaml": [str(done)]}
+    report = run_tests(choices, [a, b], tests, out, progress=False, done={"b.yaml": [done]})
+    rows = list(csv.DictReader(open(report.parent / "results.csv")))
+    assert sorted((r["fold"], r["seed"], float(r["weighted_f1"])) for r in rows) == sorted(
+        (k, str(s), 0.6) for k in f for s in (0, 1))
+    assert not any((tmp_path / "runs-b.test-choice").rglob("model.pt"))  # nothing trained
+
+    from test_bad_input import run_cli
+
+    other = tmp_path / "other.csv"
+    other.write_text("fold,init,training_data,copypaste,seed,test,weighted_f1\nkfold-1,whisper-attention,clean,"
+                     "none,0,clean,0.5\n")
+    refusals = {f"b.yaml={other}": f"error: --done {other}: holds none of this grid's runs (its first run: kfold-1, "
+                                   "whisper-attention, clean, none, 0); give the results.csv of this grid's finished runs",
+                f"c.yaml={done}": "error: --done c.yaml=...: not one of the candidates (a.yaml, b.yaml); write "
+                                  "--done CANDIDATE=FILE with the candidate's config file name",
+                str(done): f"error: --done {done}: write CANDIDATE=FILE (the candidate's config file name, then the "
+                           "results.csv of its runs finished elsewhere)"}
+    for given, line in refusals.items():
+        code, printed = run_cli(["choose", str(a), str(b), "--done", given, "--out", str(tmp_path / "refused")])
+        assert (code, printed.strip().splitlines()) == (2, [line])
+    assert not (tmp_path / "refused").exists()

@@ -160,15 +160,27 @@ def choose(
     earlier: Optional[Path] = typer.Option(None, help="The OUT folder of an earlier choice for CONFIGS to join: "
                                            "its candidates keep their recorded dev scores and test rows, so "
                                            "their run folders are not needed"),
+    done: Optional[list[str]] = typer.Option(None, help="CANDIDATE=FILE: the results.csv (or its folder) of a "
+                                             "candidate's runs finished elsewhere (CANDIDATE: its config file "
+                                             "name); their rows' dev scores stand in for the run folders and "
+                                             "their test rows join the report (repeatable)"),
 ) -> None:
     """Choose per fold on dev speakers only (nested selection), then optionally run the test grids."""
     from copypaste_ser.experiments.choose import describe, run_tests, write_choice
+    from copypaste_ser.experiments.grid_done import results_file
 
-    choices, tests = write_choice(configs, out, force=force, earlier=earlier)
+    done_files: dict[str, list[Path]] = {}
+    for given in done or []:
+        name, sep, path = given.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--done {given}: write CANDIDATE=FILE (the candidate's config file name, then "
+                            f"the results.csv of its runs finished elsewhere)")
+        done_files.setdefault(Path(name).name, []).append(results_file(Path(path)))
+    choices, tests = write_choice(configs, out, force=force, earlier=earlier, done=done_files)
     typer.echo(describe(choices))
     typer.echo(f"-> {out / 'choice.json'}; test grids: {', '.join(str(t) for t in tests) or 'none'}")
     if run:
-        typer.echo(f"report: {run_tests(choices, configs, tests, out, earlier=earlier)}")
+        typer.echo(f"report: {run_tests(choices, configs, tests, out, earlier=earlier, done=done_files)}")
 
 
 @app.command()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,8 @@ import numpy as np
 import yaml
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.experiments.grid import GridConfig, cells
+from copypaste_ser.experiments.grid import Cell, GridConfig, cells
+from copypaste_ser.experiments.grid_done import held_rows, read_done
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 
@@ -73,35 +75,49 @@ def load_earlier(folder: Path) -> EarlierChoice:
     return EarlierChoice(Path(folder), candidates, folds)
 
 
-def dev_scores(grid: GridConfig) -> dict[str, dict[RunKey, float]]:
+def dev_scores(grid: GridConfig, held: Mapping[Cell, dict] | None = None) -> dict[str, dict[RunKey, float]]:
     """{fold: {(training data, scheme, seed): dev weighted F1}} of the grid's finished runs.
-    Reads only the dev score of each run's ``metrics.json``."""
+    Reads only the dev score of each run's ``metrics.json``, or, for a run finished elsewhere,
+    of its row in ``held`` (grid_done.read_done)."""
     from copypaste_ser.training.rundir import run_status
 
     out: dict[str, dict[RunKey, float]] = defaultdict(dict)
     for cell in cells(grid):
         run = cell.path(Path(grid.out))
-        if run_status(run) != "complete":
+        if run_status(run) == "complete":
+            dev = json.loads((run / "metrics.json").read_text()).get("dev_weighted_f1")
+        elif cell in (held or {}):
+            dev = _number(held[cell].get("dev_weighted_f1"))
+        else:
             continue
-        dev = json.loads((run / "metrics.json").read_text()).get("dev_weighted_f1")
         if dev is not None:
             out[cell.fold][(cell.training_data, cell.copypaste, cell.seed)] = float(dev)
     return dict(out)
 
 
-def choose_per_fold(candidates: dict[str, GridConfig], earlier: EarlierChoice | None = None) -> list[FoldChoice]:
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
+
+
+def choose_per_fold(candidates: dict[str, GridConfig], earlier: EarlierChoice | None = None,
+                    held: Mapping[str, Mapping[Cell, dict]] | None = None) -> list[FoldChoice]:
     """One :class:`FoldChoice` per fold that every candidate has matched runs in; ties go to
     the candidate listed first. A fold without matched runs is a one-line error. With ``earlier``
     (an earlier choice over other candidates, :func:`load_earlier`) its folds are the folds, its
     candidates come first with their recorded dev scores, and the new candidates are scored on
-    the same runs that choice compared, so the result is the choice over all of them at once."""
+    the same runs that choice compared, so the result is the choice over all of them at once.
+    ``held``: {candidate: its runs finished elsewhere, with their rows} (``choose --done``)."""
     if len(candidates) < 1:
         raise UserError("choose: give at least one dev grid config")
     data = {str(Path(g.data).resolve()) for g in candidates.values()}
     if len(data) > 1:
         raise UserError(f"choose: the candidates use different corpora ({', '.join(sorted(data))}); "
                         f"compare configs of one corpus")
-    scores = {name: dev_scores(g) for name, g in candidates.items()}
+    scores = {name: dev_scores(g, (held or {}).get(name)) for name, g in candidates.items()}
     if earlier is not None:
         return [_extend(before, scores) for before in earlier.folds]
     folds = sorted(set().union(*(s.keys() for s in scores.values())))
@@ -169,11 +185,13 @@ def _relative_to(folder: Path, path: Path) -> str:
     return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
 
 
-def write_choice(configs: list[Path], out_dir: Path, force: bool = False,
-                 earlier: Path | None = None) -> tuple[list[FoldChoice], list[Path]]:
+def write_choice(configs: list[Path], out_dir: Path, force: bool = False, earlier: Path | None = None,
+                 done: Mapping[str, list[Path]] | None = None) -> tuple[list[FoldChoice], list[Path]]:
     """Choose per fold and write ``choice.json`` and the test grid configs into ``out_dir``.
     ``earlier``: the folder of an earlier choice that ``configs`` join (:func:`choose_per_fold`);
-    test grids are written only for the new candidates, where they win."""
+    test grids are written only for the new candidates, where they win. ``done``: {candidate file
+    name: results.csv files of its runs finished elsewhere} (their rows' dev scores stand in for
+    run folders; a row does not say which config made it, so each file is given to one candidate)."""
     before = load_earlier(earlier) if earlier is not None else None
     if len(configs) < (1 if before else 2):  # one candidate leaves nothing to choose
         raise UserError(f"choose: {len(configs)} candidate config given; give two or more dev grid configs to "
@@ -189,12 +207,13 @@ def write_choice(configs: list[Path], out_dir: Path, force: bool = False,
             raise UserError(f"--out {out_dir}: that is the --earlier folder; give the extended choice a folder "
                             f"of its own so the earlier one stays as it was")
         _check_same_corpus(before, candidates)
-    choices = choose_per_fold(candidates, before)
+    choices = choose_per_fold(candidates, before, held_elsewhere(candidates, done or {}))
     tests = test_configs([c for c in choices if c.chosen in named], named, out_dir)
     files = check_outputs([out_dir / "choice.json", *(out_dir / n for n in tests)], force, "--out")
     record = {"rule": "per outer fold, the best mean dev weighted F1 over the runs every candidate finished",
               "candidates": {**(before.candidates if before else {}), **{n: str(p) for n, p in named.items()}},
               **({"earlier": str(before.folder)} if before else {}),
+              **({"done": {n: [str(f) for f in files] for n, files in done.items()}} if done else {}),
               "folds": [{"fold": c.fold, "chosen": c.chosen, "dev_weighted_f1": c.dev,
                          "runs": [list(k) for k in c.runs]} for c in choices]}
     atomic_write_text(out_dir / "choice.json", json.dumps(record, indent=1))
@@ -202,6 +221,16 @@ def write_choice(configs: list[Path], out_dir: Path, force: bool = False,
         atomic_write_text(out_dir / name, text)
     record_outputs(files)
     return choices, [out_dir / n for n in tests]
+
+
+def held_elsewhere(candidates: dict[str, GridConfig], done: Mapping[str, list[Path]]) -> dict[str, dict[Cell, dict]]:
+    """{candidate: {cell: clean-test row}} of the runs ``done`` gives each candidate (a file
+    holding none of its candidate's runs is refused, as ``grid --done`` refuses it)."""
+    unknown = sorted(set(done) - set(candidates))
+    if unknown:
+        raise UserError(f"--done {unknown[0]}=...: not one of the candidates ({', '.join(candidates)}); write "
+                        f"--done CANDIDATE=FILE with the candidate's config file name")
+    return {name: read_done(candidates[name], files).runs for name, files in done.items()}
 
 
 def _check_same_corpus(before: EarlierChoice, candidates: dict[str, GridConfig]) -> None:
@@ -214,10 +243,11 @@ def _check_same_corpus(before: EarlierChoice, candidates: dict[str, GridConfig])
 
 
 def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[Path], out_dir: Path,
-              progress: bool = True, earlier: Path | None = None) -> Path:
+              progress: bool = True, earlier: Path | None = None, done: Mapping[str, list[Path]] | None = None) -> Path:
     """Link each chosen candidate's finished runs of its folds into the test grid's folder, run
     the test grids (finishing any cell the dev round lacked) and write one report from them.
-    ``earlier``: the folds where an earlier choice stands keep the test rows of its report."""
+    ``earlier``: the folds where an earlier choice stands keep the test rows of its report;
+    ``done`` (as :func:`write_choice`): the runs held there are not run, their rows join the report."""
     from copypaste_ser.experiments.grid import claim_grid_folder, run_grid
     from copypaste_ser.experiments.report import write_report
 
@@ -228,13 +258,19 @@ def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[P
         results.append(standing_results(Path(earlier), standing, {c.fold for c in choices}, out_dir / "earlier"))
     for test_file in test_files:
         test = GridConfig.load(test_file)
-        source = GridConfig.load(named[next(n for n in named if f"test-{Path(n).stem}.yaml" == test_file.name)])
+        name = next(n for n in named if f"test-{Path(n).stem}.yaml" == test_file.name)
+        source = GridConfig.load(named[name])
         claim_grid_folder(Path(test.out))  # before the links: a folder that is not a grid's is refused
         for fold in test.folds:
             _link_tree(Path(source.out) / fold, Path(test.out) / fold)
-        run_grid(test, progress=progress)
-        results.append(Path(test.out) / "results.csv")
-    extra = f" --earlier {earlier}" if earlier is not None else ""
+        held = read_done(test, (done or {}).get(name, []), require_match=False)
+        run_grid(test, progress=progress, done_elsewhere=held.runs)
+        if held.runs:
+            results.append(_held_results(test, held, out_dir / "done" / test_file.stem))
+        if (Path(test.out) / "results.csv").is_file():
+            results.append(Path(test.out) / "results.csv")
+    extra = (f" --earlier {earlier}" if earlier is not None else "") + "".join(
+        f" --done {n}={f}" for n, files in (done or {}).items() for f in files)
     return write_report(results, out_dir / "report", "Test runs of the configs chosen on dev speakers",
                         command="copypaste-ser choose " + " ".join(str(p) for p in configs) + f"{extra} --out {out_dir} --run",
                         notes="Per fold, the config was chosen on that fold's dev speakers only (choice.json).",
@@ -265,6 +301,20 @@ def standing_results(earlier: Path, standing: set[str], folds: set[str], out: Pa
         write_predictions(out / "predictions.json",
                           {k: v for k, v in preds.items() if kept(dict(zip(RUN_KEY, k.split("|"))))})
     atomic_write_csv(out / "results.csv", rows)
+    record_outputs(files)
+    return out / "results.csv"
+
+
+def _held_results(test: GridConfig, held, out: Path) -> Path:
+    """``out``/results.csv (+ predictions.json): the rows of the test grid's runs held elsewhere."""
+    from copypaste_ser.evaluation.predictions_file import write_predictions
+
+    rows, preds = held_rows(test, held)
+    files = check_outputs([out / "results.csv", *([out / "predictions.json"] if preds else [])], True, "--out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_csv(out / "results.csv", rows)
+    if preds:
+        write_predictions(out / "predictions.json", preds)
     record_outputs(files)
     return out / "results.csv"
 

@@ -52,11 +52,12 @@ class DoneElsewhere:
     baselines_held: bool  #: each baseline scored on every fold and test condition of the whole grid
 
 
-def read_done(grid: GridConfig, given: list[Path]) -> DoneElsewhere:
+def read_done(grid: GridConfig, given: list[Path], require_match: bool = True) -> DoneElsewhere:
     """The cells of ``grid`` that ``given`` (results.csv files or their folders) hold on every
     test condition the grid scores (the first file holding a cell gives its row), and whether
     they hold every baseline (a baseline depends on the data and folds only, so a fresh machine
-    need not score it again)."""
+    need not score it again). A file holding none of the grid's runs is refused unless not
+    ``require_match`` (``choose`` hands every candidate all its files)."""
     from copypaste_ser.evaluation.baselines import chosen_baselines
 
     wanted_tests = set(test_names(grid.snrs))
@@ -72,7 +73,7 @@ def read_done(grid: GridConfig, given: list[Path]) -> DoneElsewhere:
         # a report's file also holds baselines and ensembles (seed "-"): scores, not runs to skip
         runs = [r for r in rows if not (is_baseline(r["init"]) or scored_only(r["init"]))]
         keys = [_row_key(row, f"{path}:{line}") for line, row in enumerate(runs, 2)]
-        if not whole_keys & set(keys):  # another grid's file: its rows would skip nothing
+        if require_match and not whole_keys & set(keys):  # another grid's file: its rows would skip nothing
             first = (f" (its first run: {', '.join(map(str, keys[0]))})" if keys
                      else " (only baselines or seed ensembles)")
             raise UserError(f"--done {original}: holds none of this grid's runs{first}; "
@@ -85,3 +86,23 @@ def read_done(grid: GridConfig, given: list[Path]) -> DoneElsewhere:
     baselines = {(c.fold, name, test) for c in cells(whole) for name in chosen_baselines(None)
                  for test in test_names(whole.snrs)}
     return DoneElsewhere(files, held, bool(files) and baselines <= scored)
+
+
+def held_rows(grid: GridConfig, done: DoneElsewhere) -> tuple[list[dict], dict[str, dict]]:
+    """The rows (every test condition) and predictions of the cells of ``grid`` that ``done``
+    holds, from its files: what a report of ``grid`` merges for the runs it did not make."""
+    from copypaste_ser.evaluation.pooled import run_key
+    from copypaste_ser.evaluation.predictions_file import read_predictions
+
+    wanted = {_cell_key(c) for c in done.runs}
+    rows, preds, taken = [], {}, set()
+    for path in done.files:
+        found = [r for r in load_rows(path) if not (is_baseline(r["init"]) or scored_only(r["init"]))
+                 and (key := _row_key(r, str(path))) in wanted and (key, r["test"]) not in taken]
+        taken |= {(_row_key(r, str(path)), r["test"]) for r in found}
+        rows += found
+        beside = path.parent / "predictions.json"
+        if beside.is_file():
+            stored = read_predictions(beside)
+            preds.update({run_key(r): stored[run_key(r)] for r in found if run_key(r) in stored})
+    return rows, preds
