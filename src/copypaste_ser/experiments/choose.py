@@ -23,7 +23,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -250,6 +250,7 @@ def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[P
     ``done`` (as :func:`write_choice`): the runs held there are not run, their rows join the report."""
     from copypaste_ser.experiments.grid import claim_grid_folder, run_grid
     from copypaste_ser.experiments.report import write_report
+    from copypaste_ser.training.rundir import run_status
 
     named = {p.name: p for p in configs}
     results = []
@@ -264,6 +265,9 @@ def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[P
         for fold in test.folds:
             _link_tree(Path(source.out) / fold, Path(test.out) / fold)
         held = read_done(test, (done or {}).get(name, []), require_match=False)
+        # a run made here (linked from the dev round) is its own row; the files stand in for the rest
+        held = replace(held, runs={c: r for c, r in held.runs.items()
+                                   if run_status(c.path(Path(test.out))) != "complete"})
         run_grid(test, progress=progress, done_elsewhere=held.runs)
         if held.runs:
             results.append(_held_results(test, held, out_dir / "done" / test_file.stem))
