@@ -132,9 +132,10 @@ def test_a_reports_file_with_baseline_and_ensemble_rows_is_taken(tmp_path, synth
     code, out = run_cli(["grid", str(tmp_path / "grid.yaml"), "--done", str(baselines_only)])
     assert (code, out.strip()) == (2, f"error: --done {baselines_only}: holds none of this grid's runs (only "
                                       "baselines or seed ensembles); give the results.csv of this grid's finished runs")
-    bad = _results(tmp_path / "c.csv", [("default", "scratch", "clean", "none", "-", "clean")])
+    bad = _results(tmp_path / "c.csv", [("default", "egemaps-svm", "clean", "none", "-", "clean"),
+                                        ("default", "scratch", "clean", "none", "-", "clean")])
     code, out = run_cli(["grid", str(tmp_path / "grid.yaml"), "--done", str(bad)])
-    assert (code, out.strip()) == (2, f"error: {bad}:2: seed '-' is not a whole number; fix or drop that row")
+    assert (code, out.strip()) == (2, f"error: {bad}:3: seed '-' is not a whole number; fix or drop that row")
 
 
 def test_baselines_held_in_the_done_files_are_not_scored_again(tmp_path, synthetic_corpus, monkeypatch):

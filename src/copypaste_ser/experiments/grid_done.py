@@ -71,8 +71,9 @@ def read_done(grid: GridConfig, given: list[Path], require_match: bool = True) -
         rows = load_rows(path)
         scored |= {(r["fold"], r["init"], r["test"]) for r in rows}
         # a report's file also holds baselines and ensembles (seed "-"): scores, not runs to skip
-        runs = [r for r in rows if not (is_baseline(r["init"]) or scored_only(r["init"]))]
-        keys = [_row_key(row, f"{path}:{line}") for line, row in enumerate(runs, 2)]
+        numbered = [(line, r) for line, r in enumerate(rows, 2) if not (is_baseline(r["init"]) or scored_only(r["init"]))]
+        runs = [r for _, r in numbered]
+        keys = [_row_key(row, f"{path}:{line}") for line, row in numbered]  # the file's own line numbers
         if require_match and not whole_keys & set(keys):  # another grid's file: its rows would skip nothing
             first = (f" (its first run: {', '.join(map(str, keys[0]))})" if keys
                      else " (only baselines or seed ensembles)")
