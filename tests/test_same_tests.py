@@ -150,3 +150,22 @@ def test_train_fold_all_does_not_reuse_a_seed_its_fold_no_longer_tests(tmp_path,
     assert out.strip().splitlines()[-1] == (
         f"error: {run}: was tested on other utterances than fold default of {data} holds now (the corpus was "
         "prepared again); pass --force to train the seeds again")
+
+
+def test_a_finished_models_scores_carry_the_folds_fingerprint(tmp_path, synthetic_corpus):
+    import csv
+
+    import torch
+    from test_predict_stream import save_resnet_file
+
+    from copypaste_ser.data.manifest import fold_test_fingerprint, load_corpus
+    from copypaste_ser.experiments.score_model import score_model
+    from copypaste_ser.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = save_resnet_file(build_model(ModelConfig.from_preset("tiny", 4)).eval(), tmp_path / "model.pt")
+    results = score_model(model, synthetic_corpus, tmp_path / "scored", progress=False)
+    manifest, protocol = load_corpus(synthetic_corpus)
+    rows = list(csv.DictReader(open(results)))
+    assert [(r["fold"], r["test_set"]) for r in rows] == [
+        (f.name, fold_test_fingerprint(manifest, f.test)) for f in protocol.folds]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from copypaste_ser.data.manifest import load_corpus
+from copypaste_ser.data.manifest import fold_test_fingerprint, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.predictions_file import write_predictions
 from copypaste_ser.features.cache import extract_features
@@ -56,7 +56,8 @@ def score_model(model: str | Path | None, data: str | Path, out: str | Path, fol
         m = score([manifest.label_index(manifest[i].emotion) for i in ids], predicted, manifest.labels)
         row = {"fold": fold_name, "init": name, "training_data": "-", "copypaste": "none", "seed": "-",
                "test": "clean", "weighted_f1": m["weighted_f1"], "uar": m["uar"], "accuracy": m["accuracy"],
-               "best_epoch": "", "train_seconds": 0.0, "dev_weighted_f1": ""}
+               "best_epoch": "", "train_seconds": 0.0, "dev_weighted_f1": "",
+               "test_set": fold_test_fingerprint(manifest, ids)}
         row.update({f"f1_{k}": v for k, v in m["per_class_f1"].items()})
         rows.append(row)
         preds[run_key(row)] = {i: [manifest[i].emotion, manifest.labels[k]] for i, k in zip(ids, predicted)}
