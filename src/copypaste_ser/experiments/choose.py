@@ -32,6 +32,7 @@ import yaml
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid import Cell, GridConfig, cells
 from copypaste_ser.experiments.grid_done import held_rows, read_done
+from copypaste_ser.experiments.grid_results import as_number
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text
 from copypaste_ser.files.outputs import check_outputs, record_outputs
 
@@ -87,20 +88,13 @@ def dev_scores(grid: GridConfig, held: Mapping[Cell, dict] | None = None) -> dic
         if run_status(run) == "complete":
             dev = json.loads((run / "metrics.json").read_text()).get("dev_weighted_f1")
         elif cell in (held or {}):
-            dev = _number(held[cell].get("dev_weighted_f1"))
+            dev = as_number(held[cell].get("dev_weighted_f1"))
+            dev = None if dev != dev else dev  # NaN: a row without a dev score
         else:
             continue
         if dev is not None:
             out[cell.fold][(cell.training_data, cell.copypaste, cell.seed)] = float(dev)
     return dict(out)
-
-
-def _number(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return None if number != number else number
 
 
 def choose_per_fold(candidates: dict[str, GridConfig], earlier: EarlierChoice | None = None,
