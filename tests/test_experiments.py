@@ -395,7 +395,7 @@ def test_baseline_scores_are_reused_only_for_the_same_corpus_folds_and_tests(tmp
 
     calls = []
 
-    def fake_scores(grid, progress=True):
+    def fake_scores(grid, progress=True, names=None):
         calls.append(list(grid.snrs))
         return [{"fold": "default", "init": "egemaps-svm", "test": "clean", "weighted_f1": 0.5}], {}
 
@@ -410,6 +410,8 @@ def test_baseline_scores_are_reused_only_for_the_same_corpus_folds_and_tests(tmp
     (tmp_path / "grid" / "baseline" / "key.json").unlink()  # a grid made before the key: scored again
     baselines.run_baseline(grid, progress=False)
     assert calls == [[10], [10, 0], [10]]
+    baselines.run_baseline(grid, progress=False, names=["mfcc-lr"])  # fewer baselines (others held elsewhere)
+    assert calls == [[10], [10, 0], [10], [10]]
 
 
 def test_a_grid_slice_scores_the_baselines_of_the_whole_grid(tmp_path, synthetic_corpus, fake_musan, monkeypatch):
@@ -417,7 +419,7 @@ def test_a_grid_slice_scores_the_baselines_of_the_whole_grid(tmp_path, synthetic
     from copypaste_ser.experiments import grid as grid_module
 
     scored = []
-    monkeypatch.setattr(baselines, "run_baseline", lambda g, progress=True: scored.append(g))
+    monkeypatch.setattr(baselines, "run_baseline", lambda g, progress=True, names=None: scored.append(g))
     for name in ("_prefill_features", "_run_cells", "collect"):  # no training: only the baseline call matters
         monkeypatch.setattr(grid_module, name, lambda *a, **k: None)
     whole = _grid(tmp_path, synthetic_corpus, fake_musan, seeds=[0, 1], baseline=True)

@@ -148,10 +148,29 @@ def test_baselines_held_in_the_done_files_are_not_scored_again(tmp_path, synthet
     short = _results(tmp_path / "short.csv", rows[1:] + [("default", "scratch", "clean", "none", 0, "clean")])
     grid = GridConfig.load(config)
     assert read_done(grid, [held]).baselines_held and not read_done(grid, [short]).baselines_held
+    assert read_done(grid, [short]).baselines_missing == (names[0],)
+    assert read_done(grid, []).baselines_missing == tuple(names)  # no files: every baseline is scored here
     scored = []
-    monkeypatch.setattr(baselines, "run_baseline", lambda g, progress=True: scored.append(g.out) or [])
+    monkeypatch.setattr(baselines, "run_baseline", lambda g, progress=True, names=None: scored.append(names) or [])
     code, out = run_cli(["grid", str(config), "--done", str(held)])
     assert code == 0 and "baseline: every fold's scores are in the --done files; not scored again" in out, out
     assert scored == []
     code, out = run_cli(["grid", str(config), "--done", str(short)])
-    assert code == 0 and "not scored again" not in out and scored == [str(tmp_path / "grid")], out
+    # only the baseline the file lacks is scored; the report takes the others from the file
+    assert code == 0 and f"baseline: scoring {names[0]} (the others' scores" in out and scored == [(names[0],)], out
+    code, out = run_cli(["grid", str(config)])
+    assert code == 0 and scored[-1] is None, out  # no --done: every installed baseline
+
+
+def test_held_rows_come_from_the_first_file_holding_each_test(tmp_path, synthetic_corpus):
+    from copypaste_ser.experiments.grid_done import held_rows
+
+    config = _config(tmp_path, synthetic_corpus, snrs=[10], noise_root=str(tmp_path))
+    run = ("default", "scratch", "clean", "none", 0)
+    first = _results(tmp_path / "a" / "results.csv", [(*run, "clean")])
+    second = _results(tmp_path / "b" / "results.csv", [(*run, "clean"), (*run, "10dB")])
+    done = read_done(GridConfig.load(config), [first, second])
+    rows, _ = held_rows(done)
+    assert sorted(r["test"] for r in rows) == ["10dB", "clean"]
+    assert [p for p, r in done.rows[Cell(*run)] if r["test"] == "clean"] == [first]
+    assert held_rows(done.only(lambda cell: False)) == ([], {})

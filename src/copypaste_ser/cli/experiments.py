@@ -50,9 +50,10 @@ def grid(
     g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds,
                      folds=folds)
     held = read_done(g, done or [])
-    if held.baselines_held and g.baseline and not status:
-        typer.echo("baseline: every fold's scores are in the --done files; not scored again")
-        g = g.restricted(baseline=False)
+    baselines = held.baselines_missing if held.files else None  # the others are in the --done files
+    if held.files and g.baseline and not status:
+        typer.echo("baseline: every fold's scores are in the --done files; not scored again" if not baselines else
+                   f"baseline: scoring {', '.join(baselines)} (the others' scores are in the --done files)")
     if status:
         from copypaste_ser.experiments.grid_status import format_status, grid_status
         typer.echo(format_status(grid_status(g, held.runs), g.workers))
@@ -65,7 +66,7 @@ def grid(
     else:
         from copypaste_ser.experiments.launchers import parse_options
         results = run_grid(g, force=force, launcher=launcher, launcher_options=parse_options(launcher, slurm or []),
-                           done_elsewhere=held.runs)
+                           done_elsewhere=held.runs, baselines=baselines)
     typer.echo(f"results: {results}")
     if report is not None:
         import shlex

@@ -19,6 +19,7 @@ audio as the neural models, with the VAD decided on the noisy audio.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -167,9 +168,9 @@ def fit_in_fold(name: str, manifest: Manifest, fold, corpus_dir: Path, progress:
 BASELINE_VERSION = 1
 
 
-def baseline_key(grid) -> dict:
+def baseline_key(grid, names: list[str]) -> dict:
     """What a grid's baseline scores depend on: the corpus's manifest and protocol (by content),
-    the folds, the test conditions and the baselines installed."""
+    the folds, the test conditions and the baselines scored."""
     import hashlib
 
     data = Path(grid.data)
@@ -178,16 +179,17 @@ def baseline_key(grid) -> dict:
               for name in ("manifest.jsonl", "protocol.json") if (data / name).is_file()}
     return {"version": BASELINE_VERSION, "corpus": digest,
             "folds": expand_folds(grid.folds, protocol.names, protocol.default),
-            "tests": [[t, c] for t, c, _ in grid_test_conditions(grid)], "baselines": available_baselines()}
+            "tests": [[t, c] for t, c, _ in grid_test_conditions(grid)], "baselines": names}
 
 
-def run_baseline(grid, progress: bool = True) -> list[dict]:
-    """Score the baseline on every fold of a grid, clean and at each SNR; rows like the grid's
-    in ``out/baseline/results.json``, test predictions in ``out/baseline/predictions.json``.
-    Scores made for the same corpus, folds, tests and baselines (``key.json``) are reused, and
-    that is said, so a grid run slice by slice scores them once."""
+def run_baseline(grid, progress: bool = True, names: Sequence[str] | None = None) -> list[dict]:
+    """Score the baselines ``names`` (all installed ones when None) on every fold of a grid, clean
+    and at each SNR; rows like the grid's in ``out/baseline/results.json``, test predictions in
+    ``out/baseline/predictions.json``. Scores made for the same corpus, folds, tests and baselines
+    (``key.json``) are reused, and that is said, so a grid run slice by slice scores them once."""
     folder = Path(grid.out) / "baseline"
-    key = baseline_key(grid)
+    names = chosen_baselines(list(names) if names is not None else None)
+    key = baseline_key(grid, names)
     try:
         if json.loads((folder / "key.json").read_text()) == key:
             if progress:
@@ -195,22 +197,23 @@ def run_baseline(grid, progress: bool = True) -> list[dict]:
             return json.loads((folder / "results.json").read_text())
     except (OSError, ValueError):
         pass  # no key (older grids) or an unreadable one: score again
-    rows, preds = score_baselines(grid, progress)
+    rows, preds = score_baselines(grid, progress, names)
     atomic_write_text(folder / "results.json", json.dumps(rows, indent=1))
     write_predictions(folder / "predictions.json", preds)
     atomic_write_text(folder / "key.json", json.dumps(key))  # last: the scores above are complete
     return rows
 
 
-def score_baselines(grid, progress: bool = True) -> tuple[list[dict], dict]:
-    """(rows like the grid's, {run key: {utt id: [true, predicted]}}) of every baseline on every
-    fold of ``grid`` (anything with data, folds, snrs, noise_root), clean and at each SNR."""
+def score_baselines(grid, progress: bool = True, names: Sequence[str] | None = None) -> tuple[list[dict], dict]:
+    """(rows like the grid's, {run key: {utt id: [true, predicted]}}) of the baselines ``names``
+    (else ``grid.methods``, else every installed one) on every fold of ``grid`` (anything with
+    data, folds, snrs, noise_root), clean and at each SNR."""
     from copypaste_ser.evaluation.pooled import run_key
 
     data = Path(grid.data)
     manifest, protocol = load_corpus(data)
     conditions = grid_test_conditions(grid)
-    names = chosen_baselines(getattr(grid, "methods", None))  # a grid config scores them all
+    names = chosen_baselines(list(names) if names is not None else getattr(grid, "methods", None))
     rows, preds = [], {}
     for fold_name in expand_folds(grid.folds, protocol.names, protocol.default):
         fold = protocol.fold(fold_name)

@@ -23,7 +23,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -260,9 +260,8 @@ def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[P
             _link_tree(Path(source.out) / fold, Path(test.out) / fold)
         held = read_done(test, (done or {}).get(name, []), require_match=False)
         # a run made here (linked from the dev round) is its own row; the files stand in for the rest
-        held = replace(held, runs={c: r for c, r in held.runs.items()
-                                   if run_status(c.path(Path(test.out))) != "complete"})
-        run_grid(test, progress=progress, done_elsewhere=held.runs)
+        held = held.only(lambda c: run_status(c.path(Path(test.out))) != "complete")
+        run_grid(test, progress=progress, done_elsewhere=held.runs, baselines=held.baselines_missing if held.files else None)
         if held.runs:
             results.append(_held_results(test, held, out_dir / "done" / test_file.stem))
         if (Path(test.out) / "results.csv").is_file():
@@ -307,7 +306,7 @@ def _held_results(test: GridConfig, held, out: Path) -> Path:
     """``out``/results.csv (+ predictions.json): the rows of the test grid's runs held elsewhere."""
     from copypaste_ser.evaluation.predictions_file import write_predictions
 
-    rows, preds = held_rows(test, held)
+    rows, preds = held_rows(held)
     files = check_outputs([out / "results.csv", *([out / "predictions.json"] if preds else [])], True, "--out")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(out / "results.csv", rows)

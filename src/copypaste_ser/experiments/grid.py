@@ -29,7 +29,7 @@ import fnmatch
 import itertools
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,10 +73,9 @@ class GridConfig:
         describe it, so slices run one after the other add up instead of replacing each other."""
         return getattr(self, "_whole", None) or self
 
-    def restricted(self, workers: int | None = None, baseline: bool | None = None, **subsets) -> GridConfig:
-        """A copy running a slice of the grid (same run folders, so slices add up); ``baseline``
-        False: its baselines are not scored (held elsewhere: grid_done.read_done)."""
-        changes: dict = ({"workers": workers} if workers else {}) | ({} if baseline is None else {"baseline": baseline})
+    def restricted(self, workers: int | None = None, **subsets) -> GridConfig:
+        """A copy running a slice of the grid (same run folders, so slices add up)."""
+        changes: dict = {"workers": workers} if workers else {}
         for key, values in subsets.items():
             if values:
                 resolved = [str(Path(v).resolve()) if key == "init" and v not in NAMED_INITS
@@ -218,11 +217,13 @@ def _worker(args: tuple) -> tuple[Cell, float]:
 
 
 def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launcher: str = "local",
-             launcher_options: dict | None = None, done_elsewhere: Collection[Cell] = ()) -> Path:
+             launcher_options: dict | None = None, done_elsewhere: Collection[Cell] = (),
+             baselines: Sequence[str] | None = None) -> Path:
     """Run every unfinished cell (``grid.workers`` at a time, through ``launcher``: local
     processes or a Slurm array, see launchers.py), then write results.csv; ``force`` trains
     again the runs made with another config (gridrules.check_reuse); ``done_elsewhere``: cells
-    not to run, finished on another machine (grid_done.py)."""
+    not to run, finished on another machine (grid_done.py); ``baselines``: the ones to score
+    where ``grid.baseline`` (all installed ones when None; the others are held elsewhere)."""
     for init in grid.init:
         if init not in NAMED_INITS and not Path(init).is_file():
             raise UserError(f"grid: init model {init} is missing; train it with "
@@ -247,9 +248,9 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launc
                   + (f"{elsewhere} done elsewhere, " if elsewhere else "") + f"{len(todo)} to run with {grid.workers} worker(s)")
         _prefill_features(grid, todo)
         _run_cells(grid, todo, progress, stale, launcher, launcher_options)
-        if grid.baseline:
+        if grid.baseline and (baselines is None or baselines):
             from copypaste_ser.evaluation.baselines import run_baseline
-            run_baseline(grid.whole, progress=progress)  # every fold, whatever the slice
+            run_baseline(grid.whole, progress=progress, names=baselines)  # every fold, whatever the slice
         collect(grid.whole)
         status = "complete"
     except KeyboardInterrupt:

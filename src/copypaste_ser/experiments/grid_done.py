@@ -3,8 +3,8 @@
 Run folders stay on the machine that trained them (a reset machine, a fresh clone, another
 cluster node has none); the rows of finished runs travel, in a committed results.csv. Given
 such files, the grid runs only the cells none of them holds, its own results.csv keeps only
-its own runs, and ``report`` merges the two; where the files also hold every baseline's scores
-(a committed report's do), the baselines are not scored again. A row does not say how its run
+its own runs, and ``report`` merges the two; the baselines are scored only where the files
+lack them (a committed report's hold them all). A row does not say how its run
 was made, so the files must come from this grid's config: the grid checks only that a cell's
 rows cover every test condition it scores (clean and each ``snrs`` level), refuses a file that
 holds none of its cells (another grid's), and says how many cells it took.
@@ -12,7 +12,7 @@ holds none of its cells (another grid's), and says how many cells it took.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from copypaste_ser.errors import UserError
@@ -49,22 +49,34 @@ class DoneElsewhere:
 
     files: list[Path]  #: the results.csv files, resolved
     runs: dict[Cell, dict]  #: {cell: its clean-test row}, for each cell held on every test condition
-    baselines_held: bool  #: each baseline scored on every fold and test condition of the whole grid
+    #: the baselines some fold or test condition of the whole grid lacks in the files (all where no files)
+    baselines_missing: tuple[str, ...]
+    #: {cell: [(file, row)] one per test condition}: the rows of ``runs`` (the first file holding each)
+    rows: dict[Cell, list[tuple[Path, dict]]] = field(default_factory=dict)
+
+    @property
+    def baselines_held(self) -> bool:
+        """Each baseline scored on every fold and test condition of the whole grid."""
+        return bool(self.files) and not self.baselines_missing
+
+    def only(self, keep) -> DoneElsewhere:
+        """The same files holding only the cells for which ``keep(cell)`` is true."""
+        runs = {c: r for c, r in self.runs.items() if keep(c)}
+        return replace(self, runs=runs, rows={c: self.rows[c] for c in runs})
 
 
 def read_done(grid: GridConfig, given: list[Path], require_match: bool = True) -> DoneElsewhere:
     """The cells of ``grid`` that ``given`` (results.csv files or their folders) hold on every
-    test condition the grid scores (the first file holding a cell gives its row), and whether
-    they hold every baseline (a baseline depends on the data and folds only, so a fresh machine
-    need not score it again). A file holding none of the grid's runs is refused unless not
-    ``require_match`` (``choose`` hands every candidate all its files)."""
+    test condition the grid scores (the first file holding a cell's test gives its row), and the
+    baselines they lack (a baseline depends on the data and folds only, so a fresh machine scores
+    only those). A file holding none of the grid's runs is refused unless not ``require_match``
+    (``choose`` hands every candidate all its files)."""
     from copypaste_ser.evaluation.baselines import chosen_baselines
 
     wanted_tests = set(test_names(grid.snrs))
     whole = grid.whole
     whole_keys = {_cell_key(c) for c in cells(whole)}
-    tests: dict[tuple, set[str]] = {}
-    clean: dict[tuple, dict] = {}
+    found: dict[tuple, dict[str, tuple[Path, dict]]] = {}  # {cell key: {test: (file, row)}}
     scored: set[tuple[str, str, str]] = set()
     files = [results_file(f) for f in given]
     for original, path in zip(given, files):
@@ -72,38 +84,33 @@ def read_done(grid: GridConfig, given: list[Path], require_match: bool = True) -
         scored |= {(r["fold"], r["init"], r["test"]) for r in rows}
         # a report's file also holds baselines and ensembles (seed "-"): scores, not runs to skip
         numbered = [(line, r) for line, r in enumerate(rows, 2) if not (is_baseline(r["init"]) or scored_only(r["init"]))]
-        runs = [r for _, r in numbered]
         keys = [_row_key(row, f"{path}:{line}") for line, row in numbered]  # the file's own line numbers
         if require_match and not whole_keys & set(keys):  # another grid's file: its rows would skip nothing
             first = (f" (its first run: {', '.join(map(str, keys[0]))})" if keys
                      else " (only baselines or seed ensembles)")
             raise UserError(f"--done {original}: holds none of this grid's runs{first}; "
                             f"give the results.csv of this grid's finished runs")
-        for key, row in zip(keys, runs):
-            tests.setdefault(key, set()).add(row["test"])
-            if row["test"] == "clean":
-                clean.setdefault(key, row)
-    held = {c: clean[_cell_key(c)] for c in cells(grid) if wanted_tests <= tests.get(_cell_key(c), set())}
-    baselines = {(c.fold, name, test) for c in cells(whole) for name in chosen_baselines(None)
-                 for test in test_names(whole.snrs)}
-    return DoneElsewhere(files, held, bool(files) and baselines <= scored)
+        for key, (_, row) in zip(keys, numbered):
+            found.setdefault(key, {}).setdefault(row["test"], (path, row))
+    held = [c for c in cells(grid) if wanted_tests <= set(found.get(_cell_key(c), {}))]
+    names = chosen_baselines(None)
+    missing = [name for name in names if not files or any(
+        (c.fold, name, test) not in scored for c in cells(whole) for test in test_names(whole.snrs))]
+    return DoneElsewhere(files, {c: found[_cell_key(c)]["clean"][1] for c in held}, tuple(missing),
+                         {c: list(found[_cell_key(c)].values()) for c in held})
 
 
-def held_rows(grid: GridConfig, done: DoneElsewhere) -> tuple[list[dict], dict[str, dict]]:
-    """The rows (every test condition) and predictions of the cells of ``grid`` that ``done``
-    holds, from its files: what a report of ``grid`` merges for the runs it did not make."""
+def held_rows(done: DoneElsewhere) -> tuple[list[dict], dict[str, dict]]:
+    """The rows (every test condition) and predictions of the cells ``done`` holds, from its
+    files: what a report of the grid merges for the runs it did not make."""
     from copypaste_ser.evaluation.pooled import run_key
     from copypaste_ser.evaluation.predictions_file import read_predictions
 
-    wanted = {_cell_key(c) for c in done.runs}
-    rows, preds, taken = [], {}, set()
-    for path in done.files:
-        found = [r for r in load_rows(path) if not (is_baseline(r["init"]) or scored_only(r["init"]))
-                 and (key := _row_key(r, str(path))) in wanted and (key, r["test"]) not in taken]
-        taken |= {(_row_key(r, str(path)), r["test"]) for r in found}
-        rows += found
+    taken = [pair for c in done.runs for pair in done.rows[c]]
+    preds: dict[str, dict] = {}
+    for path in dict.fromkeys(p for p, _ in taken):
         beside = path.parent / "predictions.json"
         if beside.is_file():
             stored = read_predictions(beside)
-            preds.update({run_key(r): stored[run_key(r)] for r in found if run_key(r) in stored})
-    return rows, preds
+            preds.update({run_key(r): stored[run_key(r)] for p, r in taken if p == path and run_key(r) in stored})
+    return [r for _, r in taken], preds
