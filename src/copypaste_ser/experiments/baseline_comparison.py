@@ -23,6 +23,7 @@ from copypaste_ser.experiments.grid_results import (
     labelled,
     merge_predictions,
     merge_results,
+    read_sources,
 )
 
 SCHEMES = ("none", "se-cp", "n-cp", "n+se-cp")
@@ -142,7 +143,8 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
         path = labelled(arg)[1]
         if not path.is_file():
             raise UserError(f"{path}: no such results file; give a results.csv that a grid or report wrote")
-    rows = merge_results(paths)[0]
+    sources = read_sources(paths)  # each file read once
+    rows = merge_results(sources)[0]
     tests = sorted({r["test"] for r in rows})
     if test not in tests:
         raise UserError(f"--test {test!r}: the results hold no such test; choose one of {', '.join(tests)}")
@@ -158,7 +160,7 @@ def compare_with_baselines(paths: list[Path], test: str = "clean", reference: st
         baselines = baseline_names(rows)
     trained = {n for n in names if not is_baseline(n)}  # a probe is never a model, referenced or not
     models = sorted(trained - set(baselines) - scored) + sorted(scored)
-    lines = against_baselines(rows, models, baselines, test, score, reference_scheme, merge_predictions(paths))
+    lines = against_baselines(rows, models, baselines, test, score, reference_scheme, merge_predictions(sources))
     if not lines:
         raise UserError(f"{', '.join(map(str, paths))}: no model and baseline share two folds (or one, with "
                         f"per-utterance predictions); run the baselines in the same folds (copypaste-ser "

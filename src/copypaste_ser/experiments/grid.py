@@ -222,8 +222,7 @@ def run_grid(grid: GridConfig, progress: bool = True, force: bool = False, launc
     """Run every unfinished cell (``grid.workers`` at a time, through ``launcher``: local
     processes or a Slurm array, see launchers.py), then write results.csv; ``force`` trains
     again the runs made with another config (gridrules.check_reuse); ``done_elsewhere``: cells
-    not to run, finished on another machine (grid_done.py); ``baselines``: the ones to score
-    where ``grid.baseline`` (all installed ones when None; the others are held elsewhere)."""
+    not to run, finished on another machine (grid_done.py); ``baselines``: those to score (None: all)."""
     for init in grid.init:
         if init not in NAMED_INITS and not Path(init).is_file():
             raise UserError(f"grid: init model {init} is missing; train it with "

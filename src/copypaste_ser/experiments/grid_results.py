@@ -7,6 +7,8 @@ import csv
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from copypaste_ser.errors import UserError
@@ -117,6 +119,29 @@ def labelled(arg: str | Path) -> tuple[str | None, Path]:
     return results_source(arg)[:2]
 
 
+@dataclass(frozen=True)
+class ResultsSource:
+    """One ``[LABEL=]results.csv[@INIT,...]`` argument, its file read once."""
+
+    arg: str
+    label: str | None
+    path: Path  #: the results.csv
+    inits: frozenset[str] | None  #: the inits taken (all where None)
+    rows: list[dict]  #: the file's rows of those inits, as read (not renamed)
+
+    @classmethod
+    def read(cls, arg: str | Path | ResultsSource) -> ResultsSource:
+        if isinstance(arg, ResultsSource):
+            return arg
+        label, path, inits = results_source(arg)
+        return cls(str(arg), label, path, inits, _rows_of(path, inits, arg))
+
+
+def read_sources(results: Iterable[str | Path | ResultsSource]) -> list[ResultsSource]:
+    """Each results argument read once, for :func:`merge_results` and :func:`merge_predictions`."""
+    return [ResultsSource.read(a) for a in results]
+
+
 def _rows_of(path: Path, inits: frozenset[str] | None, arg: str | Path) -> list[dict]:
     """The rows of ``path`` whose init is in ``inits`` (all where None); naming an init the file
     lacks is an error listing those it has."""
@@ -142,7 +167,7 @@ def model_renames(rows: list[dict], label: str | None) -> dict[str, str]:
     return {m: label if len(models) == 1 else f"{label}:{m}" for m in models}
 
 
-def merge_results(results: list[str | Path]) -> tuple[list[dict], dict]:
+def merge_results(results: Iterable[str | Path | ResultsSource]) -> tuple[list[dict], dict]:
     """Rows and clean-test confusions of several grids' results (each a path, ``LABEL=path`` or
     ``path@INIT,...``, :func:`results_source`); a run (fold, init, data, scheme, seed, test) or confusion key found in
     several files is taken from the last (:func:`clean_confusions` sums a key's runs again where
@@ -151,12 +176,11 @@ def merge_results(results: list[str | Path]) -> tuple[list[dict], dict]:
     source: dict[tuple, Path] = {}
     confusions: dict = {}
     clashes: list[tuple] = []
-    for arg in results:
-        label, path, inits = results_source(arg)
-        found = _rows_of(path, inits, arg)
-        rename = model_renames(found, label)
-        for r in found:
-            r["init"] = rename.get(r["init"], r["init"])
+    for source_file in read_sources(results):
+        label, path, inits = source_file.label, source_file.path, source_file.inits
+        rename = model_renames(source_file.rows, label)
+        for read in source_file.rows:
+            r = {**read, "init": rename.get(read["init"], read["init"])}
             key = tuple(r[k] for k in RUN_KEY)
             if key in merged and source[key] != path and merged[key]["weighted_f1"] != r["weighted_f1"]:
                 clashes.append((key, source[key], path))
@@ -215,7 +239,7 @@ def _renamed_key(key: str, rename: dict[str, str], position: int) -> str:
     return "|".join(parts)
 
 
-def merge_predictions(results: list[str | Path]) -> dict[str, dict]:
+def merge_predictions(results: Iterable[str | Path | ResultsSource]) -> dict[str, dict]:
     """Per-utterance predictions of the runs of several results.csv ("|"-joined run key ->
     {utt id: [true, predicted]}): ``predictions.json`` beside a results.csv, else the grid's
     run folders and its baselines' predictions (``baseline/predictions.json``) there; the last
@@ -224,20 +248,18 @@ def merge_predictions(results: list[str | Path]) -> dict[str, dict]:
     merged: dict[str, dict] = {}
     origin: dict[str, str] = {}
     init_at = RUN_KEY.index("init")
-    for arg in results:
-        found = _file_predictions(arg, init_at)
+    for source_file in read_sources(results):
+        found = _file_predictions(source_file, init_at)
         merged.update(found)
-        origin.update(dict.fromkeys(found, str(arg)))
+        origin.update(dict.fromkeys(found, source_file.arg))
     check_same_tests(merged, origin)
     return merged
 
 
-def _file_predictions(arg: str | Path, init_at: int) -> dict[str, dict]:
+def _file_predictions(source_file: ResultsSource, init_at: int) -> dict[str, dict]:
     """One results file's run predictions, renamed and filtered as its argument says."""
-    label, path, inits = results_source(arg)
+    label, path, inits, rows = source_file.label, source_file.path, source_file.inits, source_file.rows
     f = path.parent / "predictions.json"
-    # rows are read only to rename, to filter or to find run folders
-    rows = _rows_of(path, inits, arg) if label or inits or not f.is_file() else []
     rename = model_renames(rows, label)
     if f.is_file():
         return {_renamed_key(k, rename, init_at): v for k, v in read_predictions(f).items()

@@ -37,7 +37,7 @@ from copypaste_ser.experiments.grid_results import (
     merge_predictions,
     merge_results,
     refuse_dropped_rows,
-    results_source,
+    read_sources,
     scored_only,
 )
 from copypaste_ser.experiments.layer_weights import layer_weight_section, plot_layer_weights
@@ -244,7 +244,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     Existing report files are replaced only with ``force`` (or ``update``: a grid refreshing its
     own report) and only where the tool wrote them (outputs.py); a results.csv that would lose
     rows the existing one holds needs ``force``."""
-    sources = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
+    sources = read_sources([results] if isinstance(results, (str, Path)) else results)
     rows, confusions = merge_results(sources)
     out_dir = Path(out_dir)
     check_outputs([out_dir / name for name in REPORT_FILES], force or update, "--out")
@@ -256,7 +256,7 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     preds = merge_predictions(sources)
     confusions.update(clean_confusions(preds, confusions))
     # a file taken in part (FILE@INIT) is a reference from another grid: its log is not this one's
-    log = grid_log([path for _, path, inits in map(results_source, sources) if inits is None])
+    log = grid_log([source.path for source in sources if source.inits is None])
     out_dir.mkdir(parents=True, exist_ok=True)
     inits = list(dict.fromkeys(r["init"] for r in rows if not is_baseline(r["init"])))
     tests = list(dict.fromkeys(r["test"] for r in rows))
