@@ -19,6 +19,7 @@ def test_ids_match_as_they_are_or_with_the_prefix_combine_gives_them():
     assert not same_utterances({"emodb-03a01Fa", "other-03a01Nc"}, {"03a01Fa", "03a01Nc"})
     assert not same_utterances({"x03a01Fa", "x03a01Nc"}, {"03a01Fa", "03a01Nc"})  # not a corpus prefix
     assert not same_utterances({"a", "b"}, {"a", "b", "c"})
+    assert not same_utterances({"emodb-03a01Fa", "03a01Nc"}, {"03a01Fa", "03a01Nc"})  # one id without the prefix
 
 
 def test_runs_of_one_fold_and_test_on_other_utterances_are_refused():
@@ -64,6 +65,25 @@ def test_a_fold_fingerprint_names_its_utterances_by_their_own_corpus_ids(synthet
     combined = Manifest("both", manifest.labels, [replace(u, id=f"syn-{u.id}", extra={"corpus": "syn"})
                                                   for u in manifest])
     assert fold_test_fingerprint(combined, [f"syn-{i}" for i in fold.test]) == same
+
+
+def test_the_fingerprint_and_the_predictions_check_equate_a_combined_fold_with_its_source(tmp_path, synthetic_corpus):
+    import shutil
+
+    from copypaste_ser.data.combine import combine_corpora
+    from copypaste_ser.data.manifest import fold_test_fingerprint, load_corpus
+
+    other = tmp_path / "other"
+    shutil.copytree(synthetic_corpus, other)
+    manifest, protocol = load_corpus(synthetic_corpus)
+    combined, folds = combine_corpora([synthetic_corpus, other], within=synthetic_corpus.name)
+    own, joined = protocol.fold().test, folds.fold(protocol.default).test
+    assert set(joined) != set(own) and len(joined) == len(own)  # prefixed ids in the combined corpus
+    assert fold_test_fingerprint(combined, joined) == fold_test_fingerprint(manifest, own)
+    assert same_utterances(set(joined), set(own))
+    shifted = protocol.fold().dev  # as many utterances, other speakers
+    assert fold_test_fingerprint(combined, joined) != fold_test_fingerprint(manifest, shifted)
+    assert not same_utterances(set(joined), set(shifted))
 
 
 def test_report_refuses_rows_of_one_fold_with_other_test_sets(tmp_path):

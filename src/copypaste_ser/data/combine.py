@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from copypaste_ser.data.manifest import Fold, Manifest, Protocol, load_corpus
+from copypaste_ser.data.manifest import Fold, Manifest, Protocol, combined_id, load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.validation import SEED, check
 
@@ -85,7 +85,7 @@ def combine_corpora(folders: list[str | Path], labels: list[str] | None = None, 
             if u.emotion not in keep:
                 continue
             speaker = u.speaker if u.speaker.startswith(f"{m.name}-") else f"{m.name}-{u.speaker}"
-            utterances.append(replace(u, id=f"{m.name}-{u.id}", speaker=speaker,
+            utterances.append(replace(u, id=combined_id(m.name, u.id), speaker=speaker,
                                       extra={**u.extra, "corpus": m.name}))
     neutral = "neutral" if "neutral" in keep else None
     combined = Manifest(name, keep, utterances, neutral=neutral)
@@ -123,7 +123,7 @@ def within_protocol(manifest: Manifest, within: str, own: Protocol) -> Protocol:
     present = {u.id for u in manifest}
 
     def ids(own_ids: list[str]) -> list[str]:  # the combined ids of kept labels, in the fold's order
-        return [f"{within}-{i}" for i in own_ids if f"{within}-{i}" in present]
+        return [combined_id(within, i) for i in own_ids if combined_id(within, i) in present]
 
     others = [u.id for u in manifest if u.extra["corpus"] != within]
     folds = [Fold(f.name, ids(f.train) + others, ids(f.dev), ids(f.test)) for f in own.folds]

@@ -278,11 +278,20 @@ def expand_folds(patterns: list[str], names: list[str], default: str) -> list[st
     return out
 
 
+def combined_id(corpus: str, own_id: str) -> str:
+    """An utterance's id in a combined corpus (`combine`): its corpus's name, a dash, its own id."""
+    return f"{corpus}-{own_id}"
+
+
+def own_id(utterance_id: str, corpus: str | None) -> str:
+    """The id ``corpus`` gives an utterance that a combined corpus calls ``utterance_id``
+    (unchanged where it does not carry that corpus's prefix): :func:`combined_id` undone."""
+    prefix = combined_id(corpus, "") if corpus else None
+    return utterance_id[len(prefix):] if prefix and utterance_id.startswith(prefix) else utterance_id
+
+
 def fold_test_fingerprint(manifest: Manifest, ids: Iterable[str]) -> str:
     """12 hex digits naming a set of test utterances by their own corpus's ids (a combined
     corpus's fold of EmoDB has EmoDB's fingerprint): results.csv's ``test_set``."""
-    own = []
-    for i in ids:
-        corpus = manifest[i].extra.get("corpus")
-        own.append(i[len(corpus) + 1:] if corpus and i.startswith(f"{corpus}-") else i)
+    own = [own_id(i, manifest[i].extra.get("corpus")) for i in ids]
     return hashlib.sha1("\n".join(sorted(own)).encode()).hexdigest()[:12]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from copypaste_ser.data.manifest import combined_id, own_id
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.pooled import RUN_KEY
 
@@ -40,16 +41,18 @@ def _named(row: Mapping, source: Mapping[int, Path] | None) -> str:
 
 
 def same_utterances(a: set[str], b: set[str]) -> bool:
-    """Equal, or equal up to the corpus prefix `combine` gives each id (``emodb-03a01Fa`` is
-    EmoDB's ``03a01Fa`` in a combined corpus)."""
+    """Equal, or equal once the corpus prefix `combine` gives each id is taken off one of them
+    (``emodb-03a01Fa`` is EmoDB's ``03a01Fa`` in a combined corpus: data.manifest.own_id, as the
+    ``test_set`` fingerprint sees it). Predictions do not name their corpus, so it is read off the ids."""
     if a == b:
         return True
     if len(a) != len(b) or not a:
         return False
     for longer, shorter in ((a, b), (b, a)):
         first, other = min(longer), min(shorter)  # a prefix common to all keeps the sort order
-        prefix = first[: len(first) - len(other)]
-        if prefix.endswith("-") and first.endswith(other) and {prefix + i for i in shorter} == longer:
+        corpus = first[: len(first) - len(other)].removesuffix("-")
+        stripped = {own_id(i, corpus) for i in longer} if corpus else longer
+        if len(stripped & shorter) == len(shorter) and all(i.startswith(combined_id(corpus, "")) for i in longer):
             return True
     return False
 
