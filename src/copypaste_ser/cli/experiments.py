@@ -69,15 +69,19 @@ def grid(
                            done_elsewhere=held.runs, baselines=baselines)
     typer.echo(f"results: {results}")
     if report is not None:
-        import shlex
-
-        from copypaste_ser.experiments.report import write_report
-        command = "copypaste-ser " + shlex.join(sys.argv[1:])
         # the --done rows first (their order kept, the grid's own rows after them); a grid with no
         # run of its own yet has no results.csv
-        sources = [r for r in (*held.files, results) if r.is_file()]
-        made = write_report(sources, report, title or config.stem, command, notes, update=True, rule=rule)
-        typer.echo(f"report: {made}")
+        _write_grid_report([r for r in (*held.files, results) if r.is_file()], report, title or config.stem,
+                           notes, rule)
+
+
+def _write_grid_report(sources: list[Path], report: Path, title: str, notes: str, rule: Path | None) -> None:
+    import shlex
+
+    from copypaste_ser.experiments.report import write_report
+    command = "copypaste-ser " + shlex.join(sys.argv[1:])
+    made = write_report(sources, report, title, command, notes, update=True, rule=rule)
+    typer.echo(f"report: {made}")
 
 
 def _check_grid_report(report: Path | None, rule: Path | None) -> None:
