@@ -6,9 +6,11 @@ import csv
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from test_bad_input import run_cli
 
+from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.grid import Cell, GridConfig, cells, run_grid
 from copypaste_ser.experiments.grid_done import read_done
 from copypaste_ser.experiments.grid_status import grid_status, seconds_left
@@ -174,3 +176,32 @@ def test_held_rows_come_from_the_first_file_holding_each_test(tmp_path, syntheti
     assert sorted(r["test"] for r in rows) == ["10dB", "clean"]
     assert [p for p, r in done.rows[Cell(*run)] if r["test"] == "clean"] == [first]
     assert held_rows(done.only(lambda cell: False)) == ([], {})
+
+
+def test_rows_of_another_fold_assignment_are_refused(tmp_path, synthetic_corpus):
+    from copypaste_ser.data.manifest import fold_test_fingerprint, load_corpus
+    from copypaste_ser.evaluation.predictions_file import write_predictions
+
+    grid = GridConfig.load(_config(tmp_path, synthetic_corpus, seeds=[0]))
+    manifest, protocol = load_corpus(synthetic_corpus)
+    run = ("default", "scratch", "clean", "none", 0, "clean")
+
+    def held(name, test_set="", tested=None):
+        path = tmp_path / name / "results.csv"
+        path.parent.mkdir()
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, FIELDS + ["test_set"])
+            writer.writeheader()
+            writer.writerow({**dict(zip(FIELDS, run)), "weighted_f1": 0.5, "test_set": test_set})
+        if tested is not None:
+            write_predictions(path.parent / "predictions.json", {"|".join(map(str, run)): {i: ["a", "a"] for i in tested}})
+        return path
+
+    fold = protocol.fold()
+    assert list(read_done(grid, [held("same", fold_test_fingerprint(manifest, fold.test))]).runs) == [Cell(*run[:5])]
+    assert list(read_done(grid, [held("same-predictions", tested=fold.test)]).runs) == [Cell(*run[:5])]
+    for name, path in [("fingerprint", held("other", fold_test_fingerprint(manifest, fold.dev))),
+                       ("predictions", held("other-predictions", tested=fold.dev))]:
+        with pytest.raises(UserError, match=f"--done {path}: run default/scratch/clean/none/0 tested other utterances "
+                                            f"than fold default of .* holds now"):
+            read_done(grid, [path])

@@ -93,11 +93,41 @@ def read_done(grid: GridConfig, given: list[Path], require_match: bool = True) -
         for key, (_, row) in zip(keys, numbered):
             found.setdefault(key, {}).setdefault(row["test"], (path, row))
     held = [c for c in cells(grid) if wanted_tests <= set(found.get(_cell_key(c), {}))]
+    _check_same_folds(grid, {c: list(found[_cell_key(c)].values()) for c in held})
     names = chosen_baselines(None)
     missing = [name for name in names if not files or any(
         (c.fold, name, test) not in scored for c in cells(whole) for test in test_names(whole.snrs))]
     return DoneElsewhere(files, {c: found[_cell_key(c)]["clean"][1] for c in held}, tuple(missing),
                          {c: list(found[_cell_key(c)].values()) for c in held})
+
+
+def _check_same_folds(grid: GridConfig, held: dict[Cell, list[tuple[Path, dict]]]) -> None:
+    """A one-line error where a held run tested other utterances than its fold of ``grid.data``
+    holds now (rows of another fold assignment would stand in for runs never made on this one):
+    its row's ``test_set``, else the ids in the predictions.json beside its file."""
+    from copypaste_ser.data.manifest import load_corpus
+    from copypaste_ser.evaluation.pooled import run_key
+    from copypaste_ser.evaluation.predictions_file import read_predictions
+    from copypaste_ser.evaluation.same_tests import same_utterances
+    from copypaste_ser.training.rundir import fold_fingerprint
+
+    protocol, stored = None, {}
+    for cell, pairs in held.items():
+        for path, row in pairs:
+            if row.get("test_set"):
+                differs = row["test_set"] != fold_fingerprint(grid.data, cell.fold)
+            else:  # rows written before the column: the predictions say which utterances were tested
+                if path not in stored:
+                    beside = path.parent / "predictions.json"
+                    stored[path] = read_predictions(beside) if beside.is_file() else {}
+                tested = stored[path].get(run_key(row))
+                protocol = protocol or load_corpus(Path(grid.data))[1]
+                differs = tested is not None and not same_utterances(set(tested), set(protocol.fold(cell.fold).test))
+            if differs:
+                run = "/".join(map(str, _cell_key(cell)))
+                raise UserError(f"--done {path}: run {run} tested other utterances than fold {cell.fold} of "
+                                f"{grid.data} holds now (another fold assignment); give rows made on this "
+                                f"data folder, or leave that file out")
 
 
 def held_rows(done: DoneElsewhere) -> tuple[list[dict], dict[str, dict]]:

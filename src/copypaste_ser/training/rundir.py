@@ -286,9 +286,14 @@ def tested_elsewhere(run: Path, cfg: TrainConfig) -> bool:
     tested = json.loads(metrics.read_text()).get("test_set") if metrics.is_file() else None
     if not tested:
         return False
-    data = Path(cfg.data).resolve()
+    return tested != fold_fingerprint(cfg.data, cfg.fold)
+
+
+def fold_fingerprint(data: str | Path, fold: str) -> str:
+    """The ``test_set`` fingerprint of fold ``fold`` of the prepared corpus ``data`` as it is now."""
+    data = Path(data).resolve()
     stamp = tuple(f.stat().st_mtime_ns for f in sorted(data.glob("*.json*")))  # a folder prepared again: read again
-    return tested != _fold_fingerprint(str(data), cfg.fold, stamp)
+    return _fold_fingerprint(str(data), fold, stamp)
 
 
 @functools.lru_cache(maxsize=64)
