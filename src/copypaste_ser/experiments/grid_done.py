@@ -53,6 +53,17 @@ class DoneElsewhere:
     baselines_missing: tuple[str, ...]
     #: {cell: [(file, row)] one per test condition}: the rows of ``runs`` (the first file holding each)
     rows: dict[Cell, list[tuple[Path, dict]]] = field(default_factory=dict)
+    #: {file: the predictions.json beside it} as read so far (each read once)
+    beside: dict[Path, dict] = field(default_factory=dict, repr=False, compare=False)
+
+    def predictions_beside(self, path: Path) -> dict:
+        """The run predictions stored beside results file ``path`` ({} where none)."""
+        from copypaste_ser.evaluation.predictions_file import read_predictions
+
+        if path not in self.beside:
+            found = path.parent / "predictions.json"
+            self.beside[path] = read_predictions(found) if found.is_file() else {}
+        return self.beside[path]
 
     @property
     def baselines_held(self) -> bool:
@@ -93,34 +104,32 @@ def read_done(grid: GridConfig, given: list[Path], require_match: bool = True) -
         for key, (_, row) in zip(keys, numbered):
             found.setdefault(key, {}).setdefault(row["test"], (path, row))
     held = [c for c in cells(grid) if wanted_tests <= set(found.get(_cell_key(c), {}))]
-    _check_same_folds(grid, {c: list(found[_cell_key(c)].values()) for c in held})
+
     names = chosen_baselines(None)
     missing = [name for name in names if not files or any(
         (c.fold, name, test) not in scored for c in cells(whole) for test in test_names(whole.snrs))]
-    return DoneElsewhere(files, {c: found[_cell_key(c)]["clean"][1] for c in held}, tuple(missing),
+    done = DoneElsewhere(files, {c: found[_cell_key(c)]["clean"][1] for c in held}, tuple(missing),
                          {c: list(found[_cell_key(c)].values()) for c in held})
+    _check_same_folds(grid, done)
+    return done
 
 
-def _check_same_folds(grid: GridConfig, held: dict[Cell, list[tuple[Path, dict]]]) -> None:
+def _check_same_folds(grid: GridConfig, done: DoneElsewhere) -> None:
     """A one-line error where a held run tested other utterances than its fold of ``grid.data``
     holds now (rows of another fold assignment would stand in for runs never made on this one):
     its row's ``test_set``, else the ids in the predictions.json beside its file."""
     from copypaste_ser.data.manifest import load_corpus
     from copypaste_ser.evaluation.pooled import run_key
-    from copypaste_ser.evaluation.predictions_file import read_predictions
     from copypaste_ser.evaluation.same_tests import same_utterances
     from copypaste_ser.training.rundir import fold_fingerprint
 
-    protocol, stored = None, {}
-    for cell, pairs in held.items():
+    protocol = None
+    for cell, pairs in done.rows.items():
         for path, row in pairs:
             if row.get("test_set"):
                 differs = row["test_set"] != fold_fingerprint(grid.data, cell.fold)
             else:  # rows written before the column: the predictions say which utterances were tested
-                if path not in stored:
-                    beside = path.parent / "predictions.json"
-                    stored[path] = read_predictions(beside) if beside.is_file() else {}
-                tested = stored[path].get(run_key(row))
+                tested = done.predictions_beside(path).get(run_key(row))
                 protocol = protocol or load_corpus(Path(grid.data))[1]
                 differs = tested is not None and not same_utterances(set(tested), set(protocol.fold(cell.fold).test))
             if differs:
@@ -134,13 +143,11 @@ def held_rows(done: DoneElsewhere) -> tuple[list[dict], dict[str, dict]]:
     """The rows (every test condition) and predictions of the cells ``done`` holds, from its
     files: what a report of the grid merges for the runs it did not make."""
     from copypaste_ser.evaluation.pooled import run_key
-    from copypaste_ser.evaluation.predictions_file import read_predictions
 
     taken = [pair for c in done.runs for pair in done.rows[c]]
     preds: dict[str, dict] = {}
-    for path in dict.fromkeys(p for p, _ in taken):
-        beside = path.parent / "predictions.json"
-        if beside.is_file():
-            stored = read_predictions(beside)
-            preds.update({run_key(r): stored[run_key(r)] for p, r in taken if p == path and run_key(r) in stored})
+    for path, row in taken:
+        stored = done.predictions_beside(path)
+        if run_key(row) in stored:
+            preds[run_key(row)] = stored[run_key(row)]
     return [r for _, r in taken], preds
