@@ -50,7 +50,7 @@ def grid(
     g = g.restricted(workers=workers, copypaste=copypaste, training_data=training_data, init=init, seeds=seeds,
                      folds=folds)
     held = read_done(g, done or [])
-    baselines = held.baselines_missing if held.files else None  # the others are in the --done files
+    baselines = held.baselines_to_score  # the others are in the --done files
     if held.files and g.baseline and not status:
         typer.echo("baseline: every fold's scores are in the --done files; not scored again" if not baselines else
                    f"baseline: scoring {', '.join(baselines)} (the others' scores are in the --done files)")

@@ -261,7 +261,7 @@ def run_tests(choices: list[FoldChoice], configs: list[Path], test_files: list[P
         held = read_done(test, (done or {}).get(name, []), require_match=False)
         # a run made here (linked from the dev round) is its own row; the files stand in for the rest
         held = held.only(lambda c: run_status(c.path(Path(test.out))) != "complete")
-        run_grid(test, progress=progress, done_elsewhere=held.runs, baselines=held.baselines_missing if held.files else None)
+        run_grid(test, progress=progress, done_elsewhere=held.runs, baselines=held.baselines_to_score)
         if held.runs:
             results.append(_held_results(test, held, out_dir / "done" / test_file.stem))
         if (Path(test.out) / "results.csv").is_file():

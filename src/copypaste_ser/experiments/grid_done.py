@@ -66,6 +66,11 @@ class DoneElsewhere:
         return self.beside[path]
 
     @property
+    def baselines_to_score(self) -> tuple[str, ...] | None:
+        """What ``run_grid(baselines=...)`` takes: those the files lack, or None (all) without files."""
+        return self.baselines_missing if self.files else None
+
+    @property
     def baselines_held(self) -> bool:
         """Each baseline scored on every fold and test condition of the whole grid."""
         return bool(self.files) and not self.baselines_missing
