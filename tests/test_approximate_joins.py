@@ -49,7 +49,7 @@ def test_approximate_joins_are_the_pieces_cached_rows_side_by_side(tiny_whisper)
 
 
 def test_approximate_joins_are_named_in_run_folders_and_no_cp_cells_stay_exact(tmp_path, synthetic_corpus):
-    from copypaste_ser.experiments.grid import GridConfig, cell_config, cells
+    from copypaste_ser.experiments.grid_config import GridConfig, cell_config, cells
 
     def grid(join: str):
         cfg = tmp_path / f"{join}.yaml"

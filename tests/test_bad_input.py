@@ -662,7 +662,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
     damaged corpora and a noise folder in MUSAN layout."""
     from copypaste_ser.data.corpora.synthetic import generate
     from copypaste_ser.data.prepare import prepare_to_dir
-    from copypaste_ser.experiments.grid import GridConfig, run_grid
+    from copypaste_ser.experiments.grid import run_grid
+    from copypaste_ser.experiments.grid_config import GridConfig
     from copypaste_ser.training.config import make_config
     from copypaste_ser.training.loop import train
 

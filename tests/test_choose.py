@@ -11,7 +11,7 @@ import yaml
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.experiments.choose import choose_per_fold, write_choice
-from copypaste_ser.experiments.grid import GridConfig
+from copypaste_ser.experiments.grid_config import GridConfig
 
 
 @pytest.fixture(scope="module")

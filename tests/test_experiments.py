@@ -12,7 +12,8 @@ from conftest import weighted_f1_from_confusion
 
 from copypaste_ser.data.audio import write_audio
 from copypaste_ser.errors import UserError
-from copypaste_ser.experiments.grid import GridConfig, cells, run_grid
+from copypaste_ser.experiments.grid import run_grid
+from copypaste_ser.experiments.grid_config import GridConfig, cells
 from copypaste_ser.experiments.report import score_table, write_report
 from copypaste_ser.training.config import make_config
 

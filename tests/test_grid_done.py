@@ -11,7 +11,8 @@ import yaml
 from test_bad_input import run_cli
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.experiments.grid import Cell, GridConfig, cells, run_grid
+from copypaste_ser.experiments.grid import run_grid
+from copypaste_ser.experiments.grid_config import Cell, GridConfig, cells
 from copypaste_ser.experiments.grid_done import read_done
 from copypaste_ser.experiments.grid_status import grid_status, seconds_left
 

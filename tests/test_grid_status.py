@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from copypaste_ser.cli.main import app
-from copypaste_ser.experiments.grid import Cell, GridConfig
+from copypaste_ser.experiments.grid_config import Cell, GridConfig
 from copypaste_ser.experiments.grid_status import format_status, grid_status, seconds_left
 from copypaste_ser.training.rundir import LOCK
 

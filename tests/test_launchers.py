@@ -10,7 +10,8 @@ pytest.importorskip("submitit")
 from test_experiments import _grid, fake_musan  # noqa: F401 - the fixture is used by name
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.experiments.grid import cell_done, cells, run_grid
+from copypaste_ser.experiments.grid import cell_done, run_grid
+from copypaste_ser.experiments.grid_config import cells
 from copypaste_ser.experiments.launchers import LocalLauncher, parse_options
 
 

@@ -11,7 +11,7 @@ from sklearn.metrics import f1_score
 from copypaste_ser.data.manifest import load_corpus
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.baselines import baseline_features, fit_in_fold
-from copypaste_ser.experiments.grid import GridConfig
+from copypaste_ser.experiments.grid_config import GridConfig
 from copypaste_ser.experiments.probe_fusion import choose_weight, fuse_grid, mixed_score, write_fusion
 from copypaste_ser.experiments.report import write_report
 

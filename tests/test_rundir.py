@@ -187,7 +187,7 @@ def test_demo_force_clears_only_what_the_demo_wrote(tmp_path):
 
 
 def test_a_grid_run_folder_is_one_layout_and_names_cannot_climb_out(tmp_path):
-    from copypaste_ser.experiments.grid import Cell
+    from copypaste_ser.experiments.grid_config import Cell
     from copypaste_ser.training.rundir import grid_run_dir
 
     cell = Cell("kfold-2", "whisper", "clean", "n-cp", 1)

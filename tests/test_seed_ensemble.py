@@ -9,7 +9,8 @@ import yaml
 from sklearn.metrics import f1_score
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.experiments.grid import GridConfig, run_grid
+from copypaste_ser.experiments.grid import run_grid
+from copypaste_ser.experiments.grid_config import GridConfig
 from copypaste_ser.experiments.report import write_report
 from copypaste_ser.experiments.seed_ensemble import (
     SUFFIX,

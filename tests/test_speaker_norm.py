@@ -88,7 +88,7 @@ def test_reports_say_which_speaker_normalisation_each_model_used():
 
 
 def test_a_grid_names_speaker_normalised_runs_apart(tmp_path, synthetic_corpus):
-    from copypaste_ser.experiments.grid import GridConfig, cells
+    from copypaste_ser.experiments.grid_config import GridConfig, cells
 
     for norm, name in (("none", "scratch"), ("speaker", "scratch+speaker-norm"),
                        ("neutral-enrolment", "scratch+neutral-enrolment")):

@@ -41,7 +41,8 @@ def grid(
                                               "slurm_partition=gpu, gpus_per_node=1, timeout_min=600 (repeatable)"),
 ) -> None:
     """Run (or complete) the paper's experiment grid, then tabulate it."""
-    from copypaste_ser.experiments.grid import GridConfig, collect, run_grid
+    from copypaste_ser.experiments.grid import collect, run_grid
+    from copypaste_ser.experiments.grid_config import GridConfig
     from copypaste_ser.experiments.grid_done import read_done
     from copypaste_ser.experiments.grid_rules import check_slices
 

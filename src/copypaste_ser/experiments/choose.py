@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from copypaste_ser.errors import UserError
-from copypaste_ser.experiments.grid import Cell, GridConfig, cells
+from copypaste_ser.experiments.grid_config import Cell, GridConfig, cells
 from copypaste_ser.experiments.grid_done import held_rows, read_done
 from copypaste_ser.experiments.grid_results import as_number
 from copypaste_ser.files.atomic import atomic_write_csv, atomic_write_text

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from copypaste_ser.errors import UserError
 from copypaste_ser.evaluation.conditions import test_names
-from copypaste_ser.experiments.grid import Cell, GridConfig, cells
+from copypaste_ser.experiments.grid_config import Cell, GridConfig, cells
 from copypaste_ser.experiments.grid_results import is_baseline, load_rows, scored_only
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from copypaste_ser.experiments.grid import Cell, GridConfig, cell_config, cell_done, cells
+from copypaste_ser.experiments.grid import cell_done
+from copypaste_ser.experiments.grid_config import Cell, GridConfig, cell_config, cells
 from copypaste_ser.training.rundir import LOCK, run_status
 
 

@@ -23,7 +23,7 @@ from copypaste_ser.evaluation.baselines import baseline_features, fit_in_fold, g
 from copypaste_ser.evaluation.evaluate import evaluate_run
 from copypaste_ser.evaluation.pooled import run_key
 from copypaste_ser.evaluation.predictions_file import write_predictions
-from copypaste_ser.experiments.grid import GridConfig
+from copypaste_ser.experiments.grid_config import GridConfig
 from copypaste_ser.experiments.grid_results import FUSED_INFIX
 from copypaste_ser.experiments.seed_ensemble import Probabilities, ensemble_score, grid_runs, run_probabilities
 from copypaste_ser.files.atomic import atomic_write_csv
