@@ -210,6 +210,11 @@ def test_report_refuses_to_drop_rows_and_to_replace_without_force(tmp_path):
     with pytest.raises(UserError, match=r"would drop 6 of its rows \(e.g. kfold-1/scratch/clean/none/0/clean\)"):
         write_report([two], out, "t", update=True)  # a grid refreshing its report never loses rows
     assert tree_digest(tmp_path) == before
+    refused(["report", two, "--out", out, "--update"], "would drop 6 of its rows", tmp_path)
+    refused(["report", two, "--out", out, "--update", "--force"], "--force and --update: choose one", tmp_path)
+    more = _results(tmp_path / "c" / "results.csv", [3])
+    assert run_cli(["report", str(out), str(more), "--out", str(out), "--update"])[0] == 0  # its own rows + more
+    assert sorted({r["seed"] for r in csv.DictReader(open(out / "results.csv"))}) == ["0", "1", "2", "3"]
     assert run_cli(["report", str(two), "--out", str(out), "--force"])[0] == 0  # said plainly: drop them
     (out / "report.md").write_text("my notes\n")
     refused(["report", three, "--out", out, "--force"], "was not written by copypaste-ser", tmp_path)

@@ -111,6 +111,8 @@ def report_cmd(
     command: str = typer.Option("", help="The command that made the results, quoted in the report"),
     notes: str = typer.Option("", help="A paragraph for the report (how the runs were made, ...)"),
     force: bool = typer.Option(False, help="Replace an earlier report in OUT, even one with rows the new one lacks"),
+    update: bool = typer.Option(False, help="Refresh the report the tool wrote in OUT with more runs (give its "
+                                "results.csv among RESULTS); refused where the new one would lack any of its rows"),
     rule: Optional[Path] = typer.Option(None, help="A reporting rule (docs/protocol/reporting-rule.yaml): "
                                         "state it and list the cells that fall short of it"),
     paper: Optional[str] = typer.Option(None, help="Print the paper's numbers beside ours: crema-d, iemocap "
@@ -121,7 +123,11 @@ def report_cmd(
 
     if paper is not None and paper not in TABLES:
         raise UserError(f"--paper {paper!r}: choose one of {', '.join(TABLES)}")
-    typer.echo(str(write_report(results, out, title, command, notes, force=force, rule=rule, paper=paper)))
+    if force and update:
+        raise UserError("--force and --update: choose one (--update keeps every row of the earlier report, "
+                        "--force may drop them)")
+    made = write_report(results, out, title, command, notes, force=force, update=update, rule=rule, paper=paper)
+    typer.echo(str(made))
 
 
 @app.command()
