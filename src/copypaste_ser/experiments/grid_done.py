@@ -91,7 +91,8 @@ def read_done(grid: GridConfig, given: list[Path], require_match: bool = True) -
 
     wanted_tests = set(test_names(grid.snrs))
     whole = grid.whole
-    whole_keys = {_cell_key(c) for c in cells(whole)}
+    whole_cells = cells(whole)
+    whole_keys = {_cell_key(c) for c in whole_cells}
     found: dict[tuple, dict[str, tuple[Path, dict]]] = {}  # {cell key: {test: (file, row)}}
     scored: set[tuple[str, str, str]] = set()
     files = [results_file(f) for f in given]
@@ -109,10 +110,9 @@ def read_done(grid: GridConfig, given: list[Path], require_match: bool = True) -
         for key, (_, row) in zip(keys, numbered):
             found.setdefault(key, {}).setdefault(row["test"], (path, row))
     held = [c for c in cells(grid) if wanted_tests <= set(found.get(_cell_key(c), {}))]
-
-    names = chosen_baselines(None)
-    missing = [name for name in names if not files or any(
-        (c.fold, name, test) not in scored for c in cells(whole) for test in test_names(whole.snrs))]
+    folds = {c.fold for c in whole_cells}
+    missing = [name for name in chosen_baselines(None) if not files or any(
+        (fold, name, test) not in scored for fold in folds for test in test_names(whole.snrs))]
     done = DoneElsewhere(files, {c: found[_cell_key(c)]["clean"][1] for c in held}, tuple(missing),
                          {c: list(found[_cell_key(c)].values()) for c in held})
     _check_same_folds(grid, done)
