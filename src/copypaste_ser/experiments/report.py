@@ -241,8 +241,8 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     """report.md, plots, and the merged results.csv (+ confusions.json) in ``out_dir``, from
     one grid's results.csv or several (slices run apart, see :func:`merge_results`).
 
-    Existing report files are replaced only with ``force`` (or ``update``: a grid refreshing its
-    own report) and only where the tool wrote them (outputs.py); a results.csv that would lose
+    Existing report files are replaced only with ``force`` (or ``update``: a grid, or `report
+    --update`, refreshing its own report) and only where the tool wrote them (outputs.py); a results.csv that would lose
     rows the existing one holds needs ``force``."""
     sources = read_sources([results] if isinstance(results, (str, Path)) else results)
     rows, confusions = merge_results(sources)
