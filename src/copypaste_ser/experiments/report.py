@@ -242,8 +242,8 @@ def write_report(results: Path | list[Path], out_dir: Path, title: str, command:
     one grid's results.csv or several (slices run apart, see :func:`merge_results`).
 
     Existing report files are replaced only with ``force`` (or ``update``: a grid, or `report
-    --update`, refreshing its own report) and only where the tool wrote them (outputs.py); a results.csv that would lose
-    rows the existing one holds needs ``force``."""
+    --update`, refreshing its own report) and only where the tool wrote them (outputs.py); a
+    results.csv that would lose rows the existing one holds needs ``force``."""
     sources = read_sources([results] if isinstance(results, (str, Path)) else results)
     rows, confusions = merge_results(sources)
     out_dir = Path(out_dir)
