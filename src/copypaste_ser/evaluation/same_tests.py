@@ -51,8 +51,8 @@ def same_utterances(a: set[str], b: set[str]) -> bool:
     for longer, shorter in ((a, b), (b, a)):
         first, other = min(longer), min(shorter)  # a prefix common to all keeps the sort order
         corpus = first[: len(first) - len(other)].removesuffix("-")
-        stripped = {own_id(i, corpus) for i in longer} if corpus else longer
-        if len(stripped & shorter) == len(shorter) and all(i.startswith(combined_id(corpus, "")) for i in longer):
+        prefix = combined_id(corpus, "")
+        if corpus and all(i.startswith(prefix) for i in longer) and {own_id(i, corpus) for i in longer} == shorter:
             return True
     return False
 

@@ -128,15 +128,19 @@ def _check_same_folds(grid: GridConfig, done: DoneElsewhere) -> None:
     from copypaste_ser.evaluation.same_tests import same_utterances
     from copypaste_ser.training.rundir import fold_fingerprint
 
-    protocol = None
+    fingerprints: dict[str, str] = {}  # per fold, computed once
+    test_ids: dict[str, set[str]] = {}
     for cell, pairs in done.rows.items():
         for path, row in pairs:
             if row.get("test_set"):
-                differs = row["test_set"] != fold_fingerprint(grid.data, cell.fold)
+                if cell.fold not in fingerprints:
+                    fingerprints[cell.fold] = fold_fingerprint(grid.data, cell.fold)
+                differs = row["test_set"] != fingerprints[cell.fold]
             else:  # rows written before the column: the predictions say which utterances were tested
                 tested = done.predictions_beside(path).get(run_key(row))
-                protocol = protocol or load_corpus(Path(grid.data))[1]
-                differs = tested is not None and not same_utterances(set(tested), set(protocol.fold(cell.fold).test))
+                if tested is not None and cell.fold not in test_ids:
+                    test_ids[cell.fold] = set(load_corpus(Path(grid.data))[1].fold(cell.fold).test)
+                differs = tested is not None and not same_utterances(set(tested), test_ids[cell.fold])
             if differs:
                 run = "/".join(map(str, _cell_key(cell)))
                 raise UserError(f"--done {path}: run {run} tested other utterances than fold {cell.fold} of "
@@ -152,7 +156,7 @@ def held_rows(done: DoneElsewhere) -> tuple[list[dict], dict[str, dict]]:
     taken = [pair for c in done.runs for pair in done.rows[c]]
     preds: dict[str, dict] = {}
     for path, row in taken:
-        stored = done.predictions_beside(path)
-        if run_key(row) in stored:
-            preds[run_key(row)] = stored[run_key(row)]
+        key, stored = run_key(row), done.predictions_beside(path)
+        if key in stored:
+            preds[key] = stored[key]
     return [r for _, r in taken], preds
